@@ -1,0 +1,3 @@
+from aisp.cli.main import main
+
+main()

@@ -1,0 +1,45 @@
+"""Helpers shared by the CLI commands: the Rich consoles, settings access and error exits."""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+from rich.console import Console
+
+from aisp.errors import (
+    AISPError,
+    NotFoundError,
+    SourceError,
+    UnsupportedMediaError,
+    ValidationError,
+)
+
+console = Console()
+err_console = Console(stderr=True)
+
+#: Errors caused by what the user passed in: exit code 2, like a usage error.
+BAD_INPUT = (ValidationError, NotFoundError, UnsupportedMediaError)
+
+
+def exit_code_for(exc: BaseException) -> int:
+    if isinstance(exc, KeyboardInterrupt):
+        return 130
+    if isinstance(exc, BAD_INPUT):
+        return 2
+    if isinstance(exc, SourceError) and exc.details.get("phase") == "open":
+        return 2
+    return 1
+
+
+def fail(exc: AISPError) -> NoReturn:
+    """Print one line for an AISP error and exit, without a traceback."""
+    err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+    sys.exit(exit_code_for(exc))
+
+
+def settings_from_context():  # -> aisp.settings.Settings
+    """The settings the root callback loaded (``--config``), or the environment's."""
+    from aisp.settings import get_settings
+
+    return get_settings()

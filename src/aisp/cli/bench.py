@@ -1,0 +1,66 @@
+"""``aisp bench ...``: benchmarks that print one JSON object to stdout.
+
+Each area has a module ``aisp.bench.<area>`` with ``run(quick: bool = False) -> dict``.
+``aisp bench all`` runs every area and prints ``{"<area>": {...}, ...}``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from datetime import datetime, timezone
+
+import typer
+
+AREAS = ("cache", "models", "pipeline", "api")
+
+app = typer.Typer(help="Benchmarks; each prints JSON to stdout.", no_args_is_help=True)
+
+
+def _run_area(area: str, quick: bool) -> dict:
+    module = importlib.import_module(f"aisp.bench.{area}")
+    return module.run(quick=quick)
+
+
+def _emit(payload: dict) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def _meta() -> dict:
+    import os
+    import platform
+
+    return {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+    }
+
+
+def _make(area: str):
+    def command(
+        quick: bool = typer.Option(False, "--quick", help="Shorter run, for smoke tests."),
+    ) -> None:
+        _emit({"benchmark": area, **_meta(), "results": _run_area(area, quick)})
+
+    command.__doc__ = f"Benchmark the {area} area; JSON to stdout."
+    return command
+
+
+for _area in AREAS:
+    app.command(_area)(_make(_area))
+
+
+@app.command("all")
+def bench_all(quick: bool = typer.Option(False, "--quick", help="Shorter runs, for smoke tests.")) -> None:
+    """Run every benchmark; one JSON object with a key per area."""
+    results = {}
+    for area in AREAS:
+        try:
+            results[area] = _run_area(area, quick)
+        except Exception as exc:  # one failing area must not hide the others' figures
+            results[area] = {"error": f"{type(exc).__name__}: {exc}"}
+    _emit({"benchmark": "all", **_meta(), "results": results})

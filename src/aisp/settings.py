@@ -1,0 +1,306 @@
+"""AISP settings: one pydantic-settings object.
+
+Sources, highest priority first:
+
+1. keyword arguments to :func:`load_settings` (the CLI passes its flags here);
+2. environment variables ``AISP_<FIELD>`` (``AISP_PORT=9000``; lists are comma separated:
+   ``AISP_PREWARM=face_detection,selfie_segmentation``);
+3. an optional TOML file (``aisp --config PATH`` or ``AISP_CONFIG=PATH``), flat keys named like
+   the fields (``port = 9000``);
+4. the defaults below, which run with no configuration at all.
+
+Unknown keys in the TOML file and invalid values raise :class:`aisp.errors.ConfigError` with
+one line naming the field, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import difflib
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from aisp.errors import ConfigError
+
+__all__ = ["Settings", "load_settings", "get_settings", "set_settings", "ENV_PREFIX"]
+
+ENV_PREFIX = "AISP_"
+
+CommaList = Annotated[list[str], NoDecode]
+
+# Where load_settings() tells the source hook what to read. A context variable keeps
+# concurrent loads (tests, threads) from seeing each other's sources.
+_SOURCES: contextvars.ContextVar[tuple[Mapping[str, str], Path | None] | None] = contextvars.ContextVar(
+    "aisp_settings_sources", default=None
+)
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """``EnvSettingsSource`` reading an injected mapping instead of ``os.environ``."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:  # type: ignore[override]
+        if self.case_sensitive:
+            return dict(self._environ)
+        return {k.lower(): v for k, v in self._environ.items()}
+
+
+class Settings(BaseSettings):
+    """Every AISP setting. Field ``x`` is read from ``AISP_X``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        validate_default=True,
+        frozen=True,
+    )
+
+    # --- core -------------------------------------------------------------------------------
+    data_dir: Path = Field(Path(".aisp"), description="Directory for the database, task outputs and keys.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", description="Log level. DEBUG also shows MediaPipe/TF Lite native output."
+    )
+    log_format: Literal["text", "json"] = Field("text", description="Log format: text or JSON Lines.")
+
+    # --- server -----------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address `aisp serve` binds to.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `aisp serve` listens on.")
+    auth: Literal["on", "off"] = Field(
+        "on", description="API key auth. `off` is refused unless the host is a loopback address."
+    )
+    demo: bool = Field(False, description="Start the demo stream (face detection on the demo source).")
+    drain_timeout_seconds: float = Field(10.0, gt=0, description="Shutdown budget for draining streams.")
+    max_upload_mb: float = Field(20.0, gt=0, description="Largest accepted upload for /api/frames/process.")
+    max_pixels: int = Field(
+        40_000_000, gt=0, description="Largest accepted image, in pixels (decompression-bomb guard)."
+    )
+    inference_threads: int = Field(4, ge=1, le=64, description="Threads for model work off the event loop.")
+
+    # --- model cache ------------------------------------------------------------------------
+    cache_max_size: int = Field(8, ge=1, description="Most models held in the cache.")
+    cache_max_memory_mb: float = Field(2048.0, gt=0, description="Memory budget over all cached models.")
+    cache_ttl_seconds: float | None = Field(
+        3600.0, description="Idle models expire after this many seconds; empty or 0 means never."
+    )
+    cache_eviction_policy: Literal["lru", "cost"] = Field(
+        "lru", description="`lru`, or `cost` to keep models that are expensive to reload."
+    )
+    cache_weak_ref: bool = Field(True, description="Revive evicted models still held by a caller.")
+    cache_hit_rate_threshold: float = Field(
+        0.5, ge=0.0, le=1.0, description="Alert when the recent hit rate falls below this."
+    )
+    cache_hit_rate_window: int = Field(100, ge=1, description="Requests in the hit-rate window.")
+    cache_hit_rate_min_requests: int = Field(20, ge=1, description="Requests before the alert can fire.")
+    prewarm: CommaList = Field(default_factory=list, description="Models to load at startup, comma separated.")
+
+    # --- models -----------------------------------------------------------------------------
+    onnx_providers: CommaList = Field(
+        default_factory=lambda: ["auto"],
+        description="ONNX Runtime execution providers; `auto` is CUDA when present, else CPU.",
+    )
+    min_detection_confidence: float = Field(
+        0.5, ge=0.0, le=1.0, description="Default confidence floor for detectors."
+    )
+
+    # --- pipeline ---------------------------------------------------------------------------
+    workers: int = Field(2, ge=1, le=64, description="Inference workers shared by all streams.")
+    queue_size: int = Field(16, ge=1, description="Capacity of each bounded pipeline queue.")
+    drop_policy: Literal["drop_oldest", "drop_newest"] = Field(
+        "drop_oldest", description="What a live source drops when its queue is full."
+    )
+    stall_timeout_seconds: float = Field(10.0, gt=0, description="A live source silent this long is reconnected.")
+    reconnect_initial_delay_seconds: float = Field(0.5, gt=0, description="First reconnect backoff.")
+    reconnect_max_delay_seconds: float = Field(30.0, gt=0, description="Longest reconnect backoff.")
+    reconnect_max_attempts: int = Field(10, ge=0, description="Attempts before a stream is `failed`.")
+    memory_budget_mb: float = Field(
+        0.0, ge=0, description="RSS budget for the memory guard; 0 means 75% of system memory."
+    )
+
+    # --- store ------------------------------------------------------------------------------
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; empty means SQLite in the data directory."
+    )
+    event_window_seconds: float = Field(1.0, gt=0, description="Detections are summarised per window.")
+    event_buffer_size: int = Field(10_000, ge=1, description="Events buffered while the database is away.")
+    event_retention_hours: float = Field(168.0, gt=0, description="How long event rows are kept.")
+    snapshot_interval_seconds: float = Field(5.0, gt=0, description="Period of performance snapshots.")
+    snapshot_retention_hours: float = Field(168.0, gt=0, description="How long snapshots are kept.")
+
+    @field_validator("prewarm", "onnx_providers", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("cache_ttl_seconds", "database_url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip() in ("", "none", "None", "null"):
+            return None
+        return value
+
+    @field_validator("cache_ttl_seconds")
+    @classmethod
+    def _ttl(cls, value: float | None) -> float | None:
+        if value is not None and value < 0:
+            raise ValueError("must be >= 0 (0 or empty means never expire)")
+        return value or None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        ctx = _SOURCES.get()
+        environ, config_file = ctx if ctx is not None else (os.environ, None)
+        sources: list[PydanticBaseSettingsSource] = [init_settings, _MappingEnvSource(settings_cls, environ)]
+        if config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    # --- derived ----------------------------------------------------------------------------
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'aisp.db').resolve()}"
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.host in ("127.0.0.1", "localhost", "::1") or self.host.startswith("127.")
+
+    @classmethod
+    def env_var(cls, field: str) -> str:
+        return f"{ENV_PREFIX}{field.upper()}"
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build settings from overrides, the environment and an optional TOML file.
+
+    Raises :class:`ConfigError` with a one-line message on any invalid value.
+    """
+    env = os.environ if environ is None else environ
+    if config_file is None and env.get("AISP_CONFIG"):
+        config_file = env["AISP_CONFIG"]
+    path: Path | None = None
+    if config_file is not None:
+        path = Path(config_file)
+        if not path.is_file():
+            raise ConfigError(
+                f"invalid configuration: config file '{path}' does not exist or is not a file",
+                field="config",
+                value=str(path),
+                expected="a readable TOML file",
+            )
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # Python 3.10
+            import tomli as tomllib  # type: ignore[no-redef]
+        try:
+            tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"invalid configuration: config file '{path}' is not valid TOML: {exc}",
+                field="config",
+                value=str(path),
+                expected="valid TOML",
+            ) from None
+    _warn_unknown_env(env)
+    token = _SOURCES.set((env, path))
+    try:
+        return Settings(**overrides)
+    except PydanticValidationError as exc:
+        raise _config_error(exc, env, path) from None
+    finally:
+        _SOURCES.reset(token)
+
+
+def _config_error(exc: PydanticValidationError, environ: Mapping[str, str], path: Path | None) -> ConfigError:
+    parts: list[str] = []
+    first_field: str | None = None
+    first_value: Any = None
+    for err in exc.errors():
+        loc = [str(x) for x in err.get("loc", ()) if not isinstance(x, int)]
+        field = loc[0] if loc else "?"
+        first_field = first_field or field
+        value = err.get("input")
+        if err.get("type") == "extra_forbidden":
+            where = f" in {path}" if path else ""
+            close = difflib.get_close_matches(field, list(Settings.model_fields), n=1)
+            hint = f"did you mean '{close[0]}'?" if close else "see the README's configuration reference"
+            parts.append(f"unknown setting '{field}'{where}; {hint}")
+            continue
+        env_name = Settings.env_var(field)
+        origin = f" (from {env_name})" if env_name in environ else (f" (from {path})" if path else "")
+        first_value = first_value if first_value is not None else value
+        parts.append(f"{field}={value!r}{origin}: {err.get('msg')}")
+    message = "invalid configuration: " + "; ".join(parts)
+    return ConfigError(message, field=first_field, value=first_value)
+
+
+_NOT_SETTINGS = {"AISP_CONFIG"}
+
+
+def _warn_unknown_env(environ: Mapping[str, str]) -> None:
+    """Log (not fail) AISP_* variables that match no setting: likely typos."""
+    known = {Settings.env_var(name) for name in Settings.model_fields}
+    for key in environ:
+        upper = key.upper()
+        if upper.startswith(ENV_PREFIX) and upper not in known and upper not in _NOT_SETTINGS:
+            if upper.startswith("AISP_TEST_"):
+                continue
+            close = difflib.get_close_matches(upper, sorted(known), n=1)
+            logging.getLogger("aisp").warning(
+                "ignoring unknown environment variable %s%s",
+                key,
+                f" (did you mean {close[0]}?)" if close else "",
+            )
+
+
+_current: Settings | None = None
+_current_lock = threading.Lock()
+
+
+def get_settings() -> Settings:
+    """The process-wide settings, loaded from the environment on first use."""
+    global _current
+    if _current is None:
+        with _current_lock:
+            if _current is None:
+                _current = load_settings()
+    return _current
+
+
+def set_settings(settings: Settings | None) -> None:
+    """Replace the process-wide settings (the CLI and the server call this; tests too)."""
+    global _current
+    with _current_lock:
+        _current = settings
