@@ -1,0 +1,81 @@
+"""The hit-rate alert: a low hit rate over the last N requests, announced once per episode.
+
+The cache keeps the window itself (a ring buffer of 0/1 with a running sum, so a request costs
+O(1)); :class:`HitRateAlert` decides, from ``hits_in_window`` and ``requests_in_window``, when an
+episode starts (rate below the threshold after at least ``min_requests``) and when it ends (rate
+back at or above the threshold). A start fires at most once per ``cooldown_seconds`` of the cache
+clock; an episode whose start was suppressed by the cooldown also ends silently.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["AlertRecord", "HitRateAlert"]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    state: str  # "firing" or "resolved"
+    hit_rate: float  # 0..1 over the window
+    threshold: float
+    window: int  # requests in the window when evaluated
+    at: float  # cache clock
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "hit_rate_percent": round(self.hit_rate * 100.0, 2),
+            "threshold_percent": round(self.threshold * 100.0, 2),
+            "window": self.window,
+            "at": self.at,
+        }
+
+
+class HitRateAlert:
+    """Alert state machine. Not thread-safe: the cache calls it under its lock."""
+
+    def __init__(
+        self, threshold: float, min_requests: int, cooldown_seconds: float, history: int = 20
+    ) -> None:
+        self.threshold = threshold
+        self.min_requests = min_requests
+        self.cooldown_seconds = cooldown_seconds
+        self.active = False
+        self.fired = 0
+        self.resolved = 0
+        self.suppressed = 0
+        self.history: deque[AlertRecord] = deque(maxlen=history)
+        self._last_fired_at: float | None = None
+        self._silent = False
+
+    def evaluate(self, hits: int, requests: int, now: float) -> AlertRecord | None:
+        """A record when the alert fires or resolves now, else ``None``."""
+        if requests < self.min_requests or requests <= 0:
+            return None
+        rate = hits / requests
+        if not self.active:
+            if rate >= self.threshold:
+                return None
+            self.active = True
+            if self._last_fired_at is not None and now - self._last_fired_at < self.cooldown_seconds:
+                self._silent = True
+                self.suppressed += 1
+                return None
+            self._silent = False
+            self._last_fired_at = now
+            self.fired += 1
+            record = AlertRecord("firing", rate, self.threshold, requests, now)
+            self.history.append(record)
+            return record
+        if rate < self.threshold:
+            return None
+        self.active = False
+        if self._silent:
+            return None
+        self.resolved += 1
+        record = AlertRecord("resolved", rate, self.threshold, requests, now)
+        self.history.append(record)
+        return record
