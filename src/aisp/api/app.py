@@ -1,0 +1,118 @@
+"""``create_app()``: the one FastAPI app, its lifespan, middleware, error handlers and routers.
+
+Importing this module is light (FastAPI and pydantic only): numpy, OpenCV, MediaPipe and
+SQLAlchemy are imported by the background startup (:mod:`aisp.api.lifecycle`) and inside the
+handlers that need them, so ``GET /health`` answers within a second of the process starting.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio.to_thread
+from fastapi import Depends, FastAPI
+
+from aisp import __version__
+from aisp.api.auth import Authenticator, authorize
+from aisp.api.context import AppContext
+from aisp.api.errors import install_error_handlers
+from aisp.api.lifecycle import Lifecycle
+from aisp.api.middleware import RequestMiddleware
+from aisp.api.schemas import COMMON_ERRORS
+from aisp.settings import Settings, get_settings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("aisp.api")
+
+_DESCRIPTION = """Real-time AI vision serving: a warm model cache, a frame pipeline and one API.
+
+Send the API key as `X-API-Key: <key>` or `Authorization: Bearer <key>` (streaming routes also
+take `?key=`). `viewer` keys may read (GET); `admin` keys may do everything. Every error has the
+body `{"status": "error", "error": {"code", "name", "message", "timestamp", "details", "path",
+"method"}}`; invalid requests are **400 VALIDATION_ERROR**.
+"""
+
+_TAGS = [
+    {"name": "status", "description": "Liveness, readiness, status, performance and Prometheus metrics."},
+    {"name": "models", "description": "The model registry and the warm model cache."},
+    {"name": "cache", "description": "Model cache statistics and control."},
+    {"name": "frames", "description": "Run models on one uploaded image."},
+    {"name": "streams", "description": "Live streams: define, start, stop, watch (MJPEG, WebSocket)."},
+    {"name": "tasks", "description": "Batch jobs over a video file or URL, persisted and resumable."},
+    {"name": "auth", "description": "Who am I, and API key management (admin)."},
+]
+
+#: Routers owned by other areas, included when their module exists: module -> behind the API key?
+#: (The dashboard page itself is open and asks for the key in JS; its data comes from the API.)
+_OPTIONAL_ROUTERS = {"aisp.api.routers.history": True, "aisp.api.routers.dashboard": False}
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store_factory: Callable[[str], Any] | None = None,
+) -> FastAPI:
+    """Build the app. ``store_factory(url)`` replaces :class:`aisp.store.Store` (tests)."""
+    settings = settings or get_settings()
+    ctx = AppContext(settings)
+    ctx.auth = Authenticator(ctx)
+    lifecycle = Lifecycle(ctx, store_factory=store_factory)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        lifecycle.start()
+        try:
+            yield
+        finally:
+            await anyio.to_thread.run_sync(lifecycle.shutdown)
+
+    app = FastAPI(
+        title="AISP",
+        version=__version__,
+        description=_DESCRIPTION,
+        openapi_tags=_TAGS,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.ctx = ctx
+    app.state.lifecycle = lifecycle
+    install_error_handlers(app)
+    app.add_middleware(
+        RequestMiddleware, metrics=ctx.metrics, max_body_bytes=int(settings.max_upload_mb * 1024 * 1024)
+    )
+
+    from aisp.api.routers import auth, cache, frames, models, status, streams, tasks
+
+    app.include_router(status.open_router)
+    protected = {"dependencies": [Depends(authorize)], "responses": COMMON_ERRORS}
+    app.include_router(status.router, **protected)
+    app.include_router(models.router, **protected)
+    app.include_router(cache.router, **protected)
+    app.include_router(frames.router, **protected)
+    app.include_router(streams.router, **protected)
+    app.include_router(streams.streaming_router, responses=COMMON_ERRORS)  # own auth (?key=)
+    app.include_router(tasks.router, **protected)
+    app.include_router(auth.router, **protected)
+    for module_name, needs_key in _OPTIONAL_ROUTERS.items():
+        _include_optional(app, module_name, protected if needs_key else {})
+    return app
+
+
+def _include_optional(app: FastAPI, module_name: str, options: dict[str, Any]) -> None:
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            return
+        raise
+    router = getattr(module, "router", None)
+    if router is None:
+        log.warning("%s has no 'router'; not included", module_name)
+        return
+    app.include_router(router, **options)

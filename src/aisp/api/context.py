@@ -1,0 +1,190 @@
+"""``AppContext``: everything one app instance owns, in ``app.state.ctx``.
+
+The heavy parts (store, engine, model cache) are created by the lifespan's background init
+(:mod:`aisp.api.lifecycle`), so the app answers ``/health`` before numpy, OpenCV, MediaPipe or
+SQLAlchemy are imported. Routes that need a part that is not there yet get 503 with
+``Retry-After`` (``StoreError``/``OverloadedError``), never a hang.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from aisp.api.metrics import ApiMetrics
+from aisp.errors import OverloadedError, StoreError
+from aisp.settings import Settings
+
+__all__ = ["AppContext", "InferencePool", "READY_GATES"]
+
+log = logging.getLogger("aisp.api")
+
+#: Components that must be done before ``/ready`` answers 200.
+READY_GATES = ("store", "prewarm")
+
+
+class InferencePool:
+    """A bounded thread pool for model work, off the event loop.
+
+    At most ``threads`` jobs run and ``threads * queue_factor`` more wait; past that,
+    :meth:`submit` raises :class:`OverloadedError` (HTTP 503 with ``Retry-After``) at once
+    instead of queueing without bound. Each thread has a stable index (``thread_index()``),
+    used to give non-thread-safe models (MediaPipe) one instance per thread.
+    """
+
+    def __init__(self, threads: int, *, queue_factor: int = 2) -> None:
+        self.threads = threads
+        self.capacity = threads * (1 + queue_factor)
+        self._counter = itertools.count()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._inflight = 0
+        self._executor = ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix="aisp-infer", initializer=self._init_thread
+        )
+
+    def _init_thread(self) -> None:
+        self._local.index = next(self._counter)
+
+    def thread_index(self) -> int:
+        return int(getattr(self._local, "index", 0))
+
+    @property
+    def inflight(self) -> int:
+        return self._inflight
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        with self._lock:
+            if self._inflight >= self.capacity:
+                raise OverloadedError(
+                    f"inference pool saturated: {self._inflight} requests in flight, capacity "
+                    f"{self.capacity} (setting inference_threads={self.threads}); retry shortly",
+                    retry_after=1,
+                    details={"inflight": self._inflight, "capacity": self.capacity},
+                )
+            self._inflight += 1
+        try:
+            future = self._executor.submit(fn, *args)
+        except BaseException:
+            self._release(None)
+            raise
+        future.add_done_callback(self._release)  # released when the work ends, even if the client left
+        return await asyncio.wrap_future(future)
+
+    def _release(self, _future: Any) -> None:
+        with self._lock:
+            self._inflight -= 1
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    clock: Callable[[], float] = time.monotonic
+    metrics: ApiMetrics = field(default_factory=ApiMetrics)
+    store: Any = None
+    engine: Any = None
+    tasks: Any = None
+    auth: Any = None
+    inference: InferencePool | None = None
+    started_at: float = 0.0
+    started_wall: float = field(default_factory=time.time)
+    #: component -> "pending" | "running" | "done" | "failed" | "skipped"
+    components: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    prewarm_failed: dict[str, str] = field(default_factory=dict)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.started_at = self.clock()
+        if self.inference is None:
+            self.inference = InferencePool(self.settings.inference_threads)
+        for name in (*READY_GATES, "engine", "streams"):
+            self.components.setdefault(name, "pending")
+        self.metrics.bind(self)
+
+    # --- lifecycle state -------------------------------------------------------------------
+    def set_component(self, name: str, state: str, error: str | None = None) -> None:
+        with self._lock:
+            self.components[name] = state
+            if error:
+                self.errors[name] = error
+            else:
+                self.errors.pop(name, None)
+
+    def pending(self) -> list[str]:
+        return [n for n in READY_GATES if self.components.get(n) not in ("done", "skipped")]
+
+    def is_ready(self) -> bool:
+        return not self.pending()
+
+    def uptime_s(self) -> float:
+        return max(0.0, self.clock() - self.started_at)
+
+    # --- parts that may not exist yet ------------------------------------------------------
+    def require_store(self) -> Any:
+        if self.store is None:
+            state = self.components.get("store", "pending")
+            reason = self.errors.get("store", "still opening")
+            raise StoreError(
+                f"the store is not available ({state}: {reason}); retry shortly",
+                details={"component": "store", "state": state, "retry_after": 1},
+            )
+        return self.store
+
+    def require_engine(self) -> Any:
+        if self.engine is None:
+            state = self.components.get("engine", "pending")
+            raise OverloadedError(
+                f"the stream engine is not started yet ({state}); retry shortly",
+                retry_after=1,
+                details={"component": "engine", "state": state},
+            )
+        return self.engine
+
+    def require_tasks(self) -> Any:
+        if self.tasks is None:
+            self.require_store()
+            raise OverloadedError("the task runner is not started yet; retry shortly", retry_after=1)
+        return self.tasks
+
+    @property
+    def cache(self) -> Any:
+        from aisp.cache import get_model_cache
+
+        return get_model_cache()
+
+    def cache_stats(self) -> dict[str, Any]:
+        import sys
+
+        if "aisp.cache" not in sys.modules:
+            return {}
+        try:
+            stats = self.cache.get_stats()
+        except Exception:  # noqa: BLE001 - metrics must not fail
+            log.debug("cache stats unavailable", exc_info=True)
+            return {}
+        return stats if isinstance(stats, dict) else dict(getattr(stats, "__dict__", {}))
+
+    def stream_snapshots(self) -> dict[str, dict[str, Any]]:
+        engine = self.engine
+        if engine is None:
+            return {}
+        out: dict[str, dict[str, Any]] = {}
+        for stream in list(engine.streams()):
+            try:
+                out[stream.spec.id] = {"state": stream.state, "stats": stream.stats.snapshot()}
+            except Exception:  # noqa: BLE001
+                log.debug("stream snapshot failed", exc_info=True)
+        return out

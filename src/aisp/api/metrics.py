@@ -1,0 +1,152 @@
+"""Prometheus metrics for one app: a private ``CollectorRegistry`` per :class:`ApiMetrics`.
+
+Direct instruments (updated where things happen):
+
+- ``aisp_http_requests_total{method,route,status}`` and
+  ``aisp_http_request_duration_seconds{method,route}``: per route *template* (``/api/streams/{id}``),
+  so the label set stays bounded;
+- ``aisp_inference_seconds{model,origin}``: model time per frame, from the frames route
+  (``origin="api"``) and from the stream results (``origin="stream"``).
+
+Live values (read at scrape time by :class:`_LiveCollector`, nothing to keep in sync): readiness,
+uptime, per-stream FPS, drops and latency quantiles, and the model cache's metrics
+(:class:`aisp.cache.CacheCollector`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["ApiMetrics", "CONTENT_TYPE_LATEST"]
+
+log = logging.getLogger("aisp.api")
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class ApiMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "aisp_http_requests",
+            "HTTP requests by route template and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "aisp_http_request_duration_seconds",
+            "HTTP request latency by route template.",
+            ["method", "route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.inference = Histogram(
+            "aisp_inference_seconds",
+            "Model inference time per frame.",
+            ["model", "origin"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self._live: _LiveCollector | None = None
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(method, route).observe(seconds)
+
+    def observe_inference(self, model: str, ms: float, origin: str = "api") -> None:
+        self.inference.labels(model, origin).observe(ms / 1000.0)
+
+    def bind(self, ctx: Any) -> None:
+        """Read live values from ``ctx`` (an :class:`~aisp.api.context.AppContext`) at scrape time."""
+        if self._live is None:
+            self._live = _LiveCollector(lambda: ctx)
+            self.registry.register(self._live)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def _num(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class _LiveCollector:
+    def __init__(self, get_ctx: Callable[[], Any]) -> None:
+        self._get_ctx = get_ctx
+
+    def describe(self) -> list[Metric]:
+        return []  # values are dynamic; skip the registry's duplicate check
+
+    def collect(self) -> Iterator[Metric]:
+        ctx = self._get_ctx()
+        try:
+            yield from self._lifecycle(ctx)
+            yield from self._streams(ctx)
+            yield from self._cache(ctx)
+        except Exception:  # a scrape must never fail the whole endpoint
+            log.exception("metrics collection failed")
+
+    @staticmethod
+    def _lifecycle(ctx: Any) -> Iterator[Metric]:
+        ready = GaugeMetricFamily("aisp_ready", "1 when the store is open and prewarm is done.")
+        ready.add_metric([], 1.0 if ctx.is_ready() else 0.0)
+        yield ready
+        up = GaugeMetricFamily("aisp_uptime_seconds", "Seconds since the app started.")
+        up.add_metric([], ctx.uptime_s())
+        yield up
+
+    @staticmethod
+    def _streams(ctx: Any) -> Iterator[Metric]:
+        streams = ctx.stream_snapshots()
+        labels = ["stream"]
+        in_fps = GaugeMetricFamily(
+            "aisp_stream_input_fps", "Frames per second read from the source.", labels=labels
+        )
+        out_fps = GaugeMetricFamily(
+            "aisp_stream_processed_fps", "Frames per second processed.", labels=labels
+        )
+        dropped = CounterMetricFamily("aisp_stream_dropped_frames", "Frames dropped.", labels=labels)
+        frames_in = CounterMetricFamily("aisp_stream_frames_in", "Frames read.", labels=labels)
+        frames_out = CounterMetricFamily("aisp_stream_frames_out", "Frames delivered.", labels=labels)
+        latency = GaugeMetricFamily(
+            "aisp_stream_latency_ms", "Capture-to-sink latency quantiles.", labels=["stream", "quantile"]
+        )
+        running = GaugeMetricFamily("aisp_stream_running", "1 when the stream is running.", labels=labels)
+        for sid, snap in streams.items():
+            stats = snap.get("stats") or {}
+            for fam, key in ((in_fps, "input_fps"), (out_fps, "processed_fps")):
+                v = _num(stats.get(key))
+                if v is not None:
+                    fam.add_metric([sid], v)
+            for fam, key in ((dropped, "dropped"), (frames_in, "frames_in"), (frames_out, "frames_out")):
+                v = _num(stats.get(key))
+                if v is not None:
+                    fam.add_metric([sid], v)
+            lat = stats.get("latency_ms") or {}
+            if isinstance(lat, dict):
+                for q, key in (("0.5", "p50"), ("0.95", "p95"), ("0.99", "p99")):
+                    v = _num(lat.get(key))
+                    if v is not None:
+                        latency.add_metric([sid, q], v)
+            running.add_metric([sid], 1.0 if snap.get("state") == "running" else 0.0)
+        yield from (in_fps, out_fps, dropped, frames_in, frames_out, latency, running)
+
+    @staticmethod
+    def _cache(ctx: Any) -> Iterator[Metric]:
+        """The cache area's own collector (``aisp.cache.CacheCollector``), once the cache exists."""
+        import sys
+
+        if "aisp.cache" not in sys.modules:
+            return
+        from aisp.cache import CacheCollector
+
+        yield from CacheCollector(ctx.cache).collect()

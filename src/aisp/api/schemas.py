@@ -1,0 +1,244 @@
+"""Pydantic models of the API's requests and responses (they make ``/docs`` complete).
+
+Responses that wrap another area's ``to_dict()`` (cache statistics, model results, stream
+statistics) declare the fields the API promises and allow extra ones, so a new statistic in
+another area shows up without breaking response validation.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+# --- errors ---------------------------------------------------------------------------------
+class ErrorDetail(BaseModel):
+    code: int = Field(description="HTTP status code.", examples=[400])
+    name: str = Field(description="Stable error name, e.g. VALIDATION_ERROR.", examples=["VALIDATION_ERROR"])
+    message: str = Field(description="What was wrong, naming the field and what was expected.")
+    timestamp: str
+    details: dict[str, Any] = Field(default_factory=dict)
+    path: str | None = None
+    method: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    status: Literal["error"] = "error"
+    error: ErrorDetail
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` entries documenting the unified error body for ``codes``."""
+    text = {
+        400: "Invalid input (VALIDATION_ERROR).",
+        401: "Missing or invalid API key (UNAUTHORIZED).",
+        403: "The key's role may not do this (FORBIDDEN).",
+        404: "Unknown model, stream, task or route (NOT_FOUND).",
+        409: "Conflict with the current state (CONFLICT).",
+        413: "Upload or image too large (PAYLOAD_TOO_LARGE).",
+        415: "Not a JPEG, PNG or WebP image (UNSUPPORTED_MEDIA).",
+        422: "A source that cannot be opened (SOURCE_ERROR).",
+        500: "Unexpected error (INTERNAL_ERROR) or model load failure (MODEL_LOAD_ERROR).",
+        501: "An optional dependency is missing (MISSING_DEPENDENCY).",
+        503: "Overloaded, starting or store unavailable (OVERLOADED, STORE_ERROR); see Retry-After.",
+    }
+    return {c: {"model": ErrorResponse, "description": text.get(c, "Error.")} for c in codes}
+
+
+COMMON_ERRORS = error_responses(400, 401, 403, 500, 503)
+
+
+# --- status ---------------------------------------------------------------------------------
+class HealthResponse(BaseModel):
+    status: Literal["ok"] = "ok"
+    uptime_s: float
+
+
+class ReadyResponse(BaseModel):
+    ready: bool
+    pending: list[str] = Field(description="Components still starting (503 while not empty).")
+    components: dict[str, str] = Field(description="component -> pending|running|done|failed|skipped")
+    errors: dict[str, str] = Field(default_factory=dict)
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+
+
+class StatusResponse(BaseModel):
+    version: str
+    uptime_s: float
+    started_at: str
+    ready: bool
+    auth: Literal["on", "off"]
+    components: dict[str, str]
+    errors: dict[str, str] = Field(default_factory=dict)
+    warm: bool = Field(description="True when every prewarm model is loaded.")
+    warmed_models: list[str] = Field(default_factory=list)
+    prewarm: list[str] = Field(default_factory=list)
+    streams: int = 0
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+
+
+class StreamPerf(_Open):
+    id: str
+    state: str
+    input_fps: float | None = None
+    processed_fps: float | None = None
+    dropped: int | None = None
+    latency_p99_ms: float | None = None
+
+
+class PerformanceResponse(BaseModel):
+    cpu_percent: float
+    rss_mb: float
+    threads: int
+    system_memory_percent: float
+    inference_inflight: int
+    inference_capacity: int
+    streams: list[StreamPerf]
+    cache: dict[str, Any]
+
+
+# --- models and cache -----------------------------------------------------------------------
+class ModelInfoOut(_Open):
+    name: str
+    backend: str | None = None
+    status: str | None = None
+
+
+class ModelListResponse(BaseModel):
+    models: list[ModelInfoOut]
+
+
+class ModelLoadResponse(BaseModel):
+    name: str
+    loaded: bool
+    load_ms: float
+    cached: list[str] = Field(default_factory=list, description="Cache keys now held for this model.")
+
+
+class ModelUnloadResponse(BaseModel):
+    name: str
+    unloaded: list[str] = Field(description="Cache keys removed (instances included).")
+
+
+class PrewarmRequest(BaseModel):
+    models: list[str] = Field(min_length=1, max_length=64, examples=[["face_detection"]])
+
+
+class PrewarmResponse(BaseModel):
+    loaded: list[str]
+    failed: dict[str, str] = Field(default_factory=dict)
+    duration_ms: float
+
+
+class CacheStatsResponse(_Open):
+    pass
+
+
+class CacheClearResponse(BaseModel):
+    cleared: int
+
+
+# --- frames ---------------------------------------------------------------------------------
+class FrameProcessResponse(BaseModel):
+    width: int
+    height: int
+    format: str
+    models: dict[str, dict[str, Any]] = Field(description="model name -> its result (to_dict()).")
+    inference_ms: dict[str, float]
+    decode_ms: float
+    total_ms: float
+
+
+# --- streams --------------------------------------------------------------------------------
+class StreamCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Defaults to a new id.")
+    source: str = Field(min_length=1, max_length=2048, examples=["demo"])
+    models: list[str] = Field(min_length=1, max_length=16, examples=[["face_detection"]])
+    priority: int = Field(0, ge=-100, le=100)
+    max_fps: float | None = Field(None, gt=0, le=1000)
+    every: int = Field(1, ge=1, le=1000)
+    live: bool | None = None
+    start: bool = Field(True, description="Start it right away.")
+
+
+class StreamOut(BaseModel):
+    id: str
+    source: str
+    models: list[str]
+    priority: int = 0
+    max_fps: float | None = None
+    every: int = 1
+    live: bool | None = None
+    state: str
+    last_error: str | None = None
+    stats: dict[str, Any] = Field(default_factory=dict)
+
+
+class StreamListResponse(BaseModel):
+    streams: list[StreamOut]
+
+
+# --- tasks ----------------------------------------------------------------------------------
+class TaskCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    source: str = Field(min_length=1, max_length=2048, description="Video file path, glob, folder or URL.")
+    models: list[str] = Field(min_length=1, max_length=16, examples=[["face_detection"]])
+    max_fps: float | None = Field(None, gt=0, le=1000)
+    every: int = Field(1, ge=1, le=1000)
+    video: bool = Field(True, description="Also write an annotated MP4.")
+
+
+class TaskOut(_Open):
+    id: str
+    state: str
+    source: str
+    models: list[str]
+    progress: float = Field(description="Percent done, 0..100.")
+    frames_done: int = 0
+    frames_total: int | None = None
+    fps: float | None = None
+    eta_s: float | None = None
+    error: str | None = None
+    result: dict[str, Any] | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+
+
+class TaskListResponse(BaseModel):
+    tasks: list[TaskOut]
+
+
+# --- auth -----------------------------------------------------------------------------------
+class WhoAmI(BaseModel):
+    role: Literal["admin", "viewer"]
+    auth: Literal["on", "off"]
+    key_id: str | None = None
+    name: str | None = None
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["admin", "viewer"]
+    name: str = Field(min_length=1, max_length=100)
+
+
+class KeyOut(_Open):
+    id: str
+    role: str
+    name: str | None = None
+    created_at: str | None = None
+    revoked: bool | None = None
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="The key in plain text. Shown only in this response.")
+
+
+class KeyListResponse(BaseModel):
+    keys: list[KeyOut]

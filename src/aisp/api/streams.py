@@ -1,0 +1,198 @@
+"""``StreamManager``: the API's side of live streams (engine + store + metrics + events).
+
+A stream definition comes from ``POST /api/streams`` or from the store at startup. The manager
+adds it to the shared :class:`aisp.pipeline.Engine` with two extra sinks (the inference-time
+histogram for ``/metrics`` and the store's :class:`~aisp.store.EventSink`), persists it with its
+desired state (``running``/``stopped``), and recreates it on restart. The demo stream
+(``AISP_DEMO=1``) is not persisted.
+
+A stream that reached a terminal state (stopped, failed) is rebuilt from its spec on ``start``.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from typing import Any
+
+from aisp.api import modelops
+from aisp.api.context import AppContext
+from aisp.errors import ConflictError, NotFoundError
+
+__all__ = ["StreamManager", "DEMO_STREAM"]
+
+log = logging.getLogger("aisp.api")
+
+DEMO_STREAM = {"id": "demo", "source": "demo", "models": ["face_detection"], "live": True}
+_SPEC_FIELDS = ("id", "source", "models", "priority", "max_fps", "every", "live")
+
+
+class StreamManager:
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self._lock = threading.RLock()
+        self._specs: dict[str, dict[str, Any]] = {}  # streams this manager knows, by id
+        self._persisted: set[str] = set()
+
+    @classmethod
+    def of(cls, ctx: AppContext) -> StreamManager:
+        mgr = getattr(ctx, "_stream_manager", None)
+        if mgr is None:
+            with ctx._lock:
+                mgr = getattr(ctx, "_stream_manager", None)
+                if mgr is None:
+                    mgr = cls(ctx)
+                    ctx._stream_manager = mgr  # type: ignore[attr-defined]
+        return mgr
+
+    # --- queries ---------------------------------------------------------------------------
+    def ids(self) -> list[str]:
+        with self._lock:
+            return list(self._specs)
+
+    def get(self, stream_id: str) -> Any:
+        engine = self.ctx.require_engine()
+        stream = engine.get_stream(stream_id) if stream_id in self._specs else None
+        if stream is None:
+            raise NotFoundError(f"stream '{stream_id}' not found", kind="stream", key=stream_id)
+        return stream
+
+    def describe(self, stream_id: str) -> dict[str, Any]:
+        with self._lock:
+            spec = dict(self._specs.get(stream_id) or {})
+        stream = self.get(stream_id)
+        return {
+            **{k: spec.get(k) for k in _SPEC_FIELDS},
+            "source": str(spec.get("source")),
+            "priority": spec.get("priority") or 0,
+            "every": spec.get("every") or 1,
+            "state": stream.state,
+            "last_error": stream.last_error,
+            "stats": stream.stats.snapshot(),
+        }
+
+    def describe_all(self) -> list[dict[str, Any]]:
+        out = []
+        for sid in self.ids():
+            try:
+                out.append(self.describe(sid))
+            except NotFoundError:
+                continue
+        return out
+
+    # --- changes ---------------------------------------------------------------------------
+    def create(self, body: dict[str, Any], *, start: bool = True, persist: bool = True) -> dict[str, Any]:
+        spec = {k: body.get(k) for k in _SPEC_FIELDS if body.get(k) is not None}
+        spec["id"] = spec.get("id") or f"s-{secrets.token_hex(4)}"
+        spec["models"] = modelops.check_models(spec.get("models") or [])
+        engine = self.ctx.require_engine()
+        sid = spec["id"]
+        with self._lock:
+            if sid in self._specs:
+                raise ConflictError(
+                    f"stream '{sid}' already exists; delete it first or choose another id",
+                    details={"stream_id": sid},
+                )
+            self._add_to_engine(engine, spec)
+            self._specs[sid] = spec
+            if persist and self.ctx.store is not None:
+                self.ctx.store.streams.save(spec, desired_state="running" if start else "stopped")
+                self._persisted.add(sid)
+        if start:
+            self._start(engine, sid)
+        log.info(
+            "stream %s created (source=%s, models=%s, start=%s)", sid, spec["source"], spec["models"], start
+        )
+        return self.describe(sid)
+
+    def _add_to_engine(self, engine: Any, spec: dict[str, Any]) -> Any:
+        from aisp.pipeline import StreamSpec
+
+        return engine.add_stream(StreamSpec(**spec), sinks=self._sinks(spec["id"]))
+
+    def _sinks(self, stream_id: str) -> list[Any]:
+        from aisp.pipeline.sinks import CallbackSink
+
+        metrics = self.ctx.metrics
+
+        def observe(result: Any) -> None:
+            for name, res in result.results.items():
+                metrics.observe_inference(name, float(getattr(res, "inference_ms", 0.0) or 0.0), "stream")
+
+        sinks: list[Any] = [CallbackSink(observe)]
+        if self.ctx.store is not None:
+            from aisp.store import EventSink
+
+            sinks.append(
+                EventSink(
+                    self.ctx.store.events,
+                    stream_id=stream_id,
+                    window_seconds=self.ctx.settings.event_window_seconds,
+                )
+            )
+        return sinks
+
+    def _start(self, engine: Any, sid: str) -> None:
+        stream = engine.get_stream(sid)
+        if stream.done:  # a stopped stream's threads are gone: rebuild it from its spec
+            engine.remove_stream(sid, timeout=self.ctx.settings.drain_timeout_seconds)
+            self._add_to_engine(engine, self._specs[sid])
+        engine.start_stream(sid)
+
+    def start(self, stream_id: str) -> dict[str, Any]:
+        engine = self.ctx.require_engine()
+        stream = self.get(stream_id)
+        with self._lock:
+            if stream.state not in ("running", "starting", "reconnecting"):
+                self._start(engine, stream_id)
+            self._save_state(stream_id, "running")
+        return self.describe(stream_id)
+
+    def stop(self, stream_id: str) -> dict[str, Any]:
+        engine = self.ctx.require_engine()
+        self.get(stream_id)
+        with self._lock:
+            engine.stop_stream(stream_id, timeout=self.ctx.settings.drain_timeout_seconds)
+            self._save_state(stream_id, "stopped")
+        return self.describe(stream_id)
+
+    def delete(self, stream_id: str) -> None:
+        engine = self.ctx.require_engine()
+        self.get(stream_id)
+        with self._lock:
+            engine.remove_stream(stream_id, timeout=self.ctx.settings.drain_timeout_seconds)
+            self._specs.pop(stream_id, None)
+            if stream_id in self._persisted and self.ctx.store is not None:
+                self.ctx.store.streams.delete(stream_id)
+                self._persisted.discard(stream_id)
+        log.info("stream %s deleted", stream_id)
+
+    def _save_state(self, stream_id: str, state: str) -> None:
+        if stream_id in self._persisted and self.ctx.store is not None:
+            self.ctx.store.streams.set_desired_state(stream_id, state)
+
+    # --- startup ---------------------------------------------------------------------------
+    def restore(self) -> int:
+        """Recreate the saved streams, starting those whose desired state is running."""
+        store = self.ctx.store
+        if store is None:
+            return 0
+        count = 0
+        for rec in store.streams.list():
+            try:
+                body = {k: rec.spec.get(k) for k in _SPEC_FIELDS}
+                body["id"] = rec.id
+                self.create(body, start=rec.desired_state == "running", persist=False)
+                self._persisted.add(rec.id)
+                count += 1
+            except Exception as exc:  # noqa: BLE001 - one bad definition must not stop the others
+                log.error("could not restore stream %s: %s", rec.id, exc)
+        if count:
+            log.info("restored %s stream(s) from the store", count)
+        return count
+
+    def ensure_demo(self) -> None:
+        if DEMO_STREAM["id"] in self._specs:
+            return
+        self.create(dict(DEMO_STREAM), start=True, persist=False)

@@ -1,0 +1,306 @@
+"""``TaskRunner``: batch jobs (a video file, folder or URL through some models), persisted.
+
+Stages::
+
+    submit() ─► store.tasks.create (queued) ─► bounded queue ─► runner thread ─► run_job()
+                                                                  │ on_progress ─► store.tasks.set_progress
+                                                                  └ result ─► completed | failed | cancelled
+
+Outputs go to ``<data_dir>/tasks/<id>/``: ``events.jsonl`` (one line per frame) and
+``annotated.mp4``. A task resumes from its saved ``frames_done`` (after a crash it is
+``interrupted``; ``POST /api/tasks/{id}/retry`` queues it again): each attempt writes its
+events to ``events.part-<start>.jsonl``, and the parts are folded into ``events.jsonl`` keeping
+only frames before the next attempt's start, so no frame is written twice. The video of a
+resumed attempt is ``annotated.part-<start>.mp4``; the download serves the parts joined in order.
+
+On shutdown the running task is stopped and marked ``interrupted`` (so a retry resumes it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from aisp.errors import ConflictError, OverloadedError
+
+__all__ = ["TaskRunner", "task_view"]
+
+log = logging.getLogger("aisp.api")
+
+EVENTS = "events.jsonl"
+VIDEO = "annotated.mp4"
+_QUEUE_MAX = 1000
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, timezone.utc).isoformat()
+
+
+def task_view(rec: Any, task_dir: Path | None = None) -> dict[str, Any]:
+    """The API's JSON form of a ``TaskRecord``."""
+    progress = rec.progress
+    out = {
+        "id": rec.id,
+        "state": rec.state,
+        "source": rec.source,
+        "models": list(rec.models),
+        "params": dict(rec.params or {}),
+        "progress": 0.0 if progress is None else float(progress),
+        "frames_done": rec.frames_done,
+        "frames_total": rec.frames_total,
+        "fps": rec.fps,
+        "eta_s": None if rec.eta_seconds is None else round(rec.eta_seconds, 2),
+        "error": rec.error,
+        "result": rec.result,
+        "attempts": rec.attempts,
+        "created_at": _iso(rec.created_at),
+        "updated_at": _iso(rec.updated_at),
+        "started_at": _iso(rec.started_at),
+        "finished_at": _iso(rec.finished_at),
+    }
+    if task_dir is not None:
+        out["downloads"] = {
+            "events": f"/api/tasks/{rec.id}/events"
+            if (task_dir / EVENTS).exists() or any(task_dir.glob("events.part-*.jsonl"))
+            else None,
+            "video": f"/api/tasks/{rec.id}/video" if (task_dir / VIDEO).exists() else None,
+        }
+    return out
+
+
+class TaskRunner:
+    def __init__(self, ctx: Any, *, run_job: Callable[..., Any] | None = None) -> None:
+        self.ctx = ctx
+        self.store = ctx.require_store()
+        self.root = Path(ctx.settings.data_dir) / "tasks"
+        self._run_job = run_job
+        self._queue: queue.Queue[str | None] = queue.Queue(maxsize=_QUEUE_MAX)
+        self._cancel: dict[str, threading.Event] = {}
+        self._shutdown_ids: set[str] = set()
+        self._current: str | None = None
+        self._pending = 0  # queued or running, counted from enqueue to the end of its run
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="aisp-tasks", daemon=True)
+        self._thread.start()
+
+    def task_dir(self, task_id: str) -> Path:
+        return self.root / task_id
+
+    # --- API -------------------------------------------------------------------------------
+    def submit(self, source: str, models: list[str], params: dict[str, Any]) -> Any:
+        if self._queue.full():
+            raise OverloadedError(f"task queue full ({_QUEUE_MAX} queued); retry later", retry_after=5)
+        rec = self.store.tasks.create(source=source, models=models, params=params)
+        self._enqueue(rec.id)
+        log.info("task %s queued: %s with %s", rec.id, source, models)
+        return rec
+
+    def _enqueue(self, task_id: str) -> None:
+        with self._lock:
+            self._cancel[task_id] = threading.Event()
+            self._pending += 1
+        try:
+            self._queue.put_nowait(task_id)
+        except queue.Full:
+            with self._idle:
+                self._pending -= 1
+                self._idle.notify_all()
+            self.store.tasks.update(task_id, state="interrupted", error="task queue full")
+            raise OverloadedError(
+                f"task queue full ({_QUEUE_MAX} queued); retry later", retry_after=5
+            ) from None
+
+    def cancel(self, task_id: str) -> Any:
+        rec = self.store.tasks.get(task_id)
+        if rec.state in ("completed", "failed", "cancelled"):
+            raise ConflictError(
+                f"task '{task_id}' is already {rec.state}", details={"task_id": task_id, "state": rec.state}
+            )
+        with self._lock:
+            ev = self._cancel.get(task_id)
+            running = self._current == task_id
+        if ev is not None:
+            ev.set()
+        if not running:  # queued or interrupted: no thread to tell
+            return self.store.tasks.cancel(task_id)
+        return rec
+
+    def retry(self, task_id: str) -> Any:
+        rec = self.store.tasks.retry(task_id, resume=True)
+        self._enqueue(task_id)
+        log.info("task %s queued again (resumes at frame %s)", task_id, rec.frames_done)
+        return rec
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until no task is queued or running (tests, shutdown)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        with self._lock:
+            current = self._current
+            if current is not None:
+                self._shutdown_ids.add(current)
+                ev = self._cancel.get(current)
+                if ev is not None:
+                    ev.set()
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    # --- the runner thread -----------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            task_id = self._queue.get()
+            try:
+                if task_id is None or self._stopping.is_set():
+                    return
+                self._run(task_id)
+            except Exception:  # noqa: BLE001 - the loop must survive any task
+                log.exception("task %s crashed the runner step", task_id)
+            finally:
+                with self._idle:
+                    self._current = None
+                    if task_id is not None:
+                        self._pending -= 1
+                    self._idle.notify_all()
+                self._queue.task_done()
+
+    def _run(self, task_id: str) -> None:
+        rec = self.store.tasks.find(task_id)
+        if rec is None or rec.state != "queued":
+            return
+        with self._lock:
+            self._current = task_id
+            cancel = self._cancel.setdefault(task_id, threading.Event())
+        if cancel.is_set():
+            self.store.tasks.cancel(task_id)
+            return
+        start = int(rec.frames_done or 0)
+        out = self.task_dir(task_id)
+        out.mkdir(parents=True, exist_ok=True)
+        _fold_events(out, upto=start)
+        params = dict(rec.params or {})
+        events_path = out / f"events.part-{start:09d}.jsonl"
+        video_path = (
+            (out / (VIDEO if start == 0 else f"annotated.part-{start:09d}.mp4"))
+            if params.get("video", True)
+            else None
+        )
+        self.store.tasks.start(task_id)
+        log.info("task %s running from frame %s", task_id, start)
+
+        def on_progress(done: int, total: int | None, fps: float | None) -> None:
+            # run_job counts this attempt's frames; the task counts from frame 0
+            self.store.tasks.set_progress(
+                task_id, start + int(done), None if total is None else start + int(total), fps
+            )
+
+        try:
+            summary = self._job()(
+                rec.source,
+                list(rec.models),
+                out_video=video_path,
+                events_path=events_path,
+                max_fps=params.get("max_fps"),
+                every=int(params.get("every") or 1),
+                on_progress=on_progress,
+                cancel=cancel,
+                start_frame=start,
+            )
+        except Exception as exc:  # noqa: BLE001 - any failure ends the task, with its message
+            _fold_events(out, upto=None)
+            _join_video(out)
+            msg = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+            log.warning("task %s failed: %s", task_id, msg)
+            self.store.tasks.fail(task_id, msg)
+            return
+        result = summary.to_dict() if hasattr(summary, "to_dict") else dict(summary)
+        frames = int(result.get("frames") or 0)
+        done = start + frames
+        _fold_events(out, upto=None if not cancel.is_set() else done)
+        skipped = _join_video(out)
+        if skipped:
+            result["video_segments_skipped"] = skipped
+        if cancel.is_set():
+            with self._lock:
+                by_shutdown = task_id in self._shutdown_ids
+            state = "interrupted" if by_shutdown else "cancelled"
+            self.store.tasks.update(
+                task_id,
+                state=state,
+                frames_done=done,
+                result=result,
+                error="the server shut down during the task" if by_shutdown else None,
+            )
+            log.info("task %s %s at frame %s", task_id, state, done)
+            return
+        if result.get("error"):
+            self.store.tasks.fail(task_id, str(result["error"]), frames_done=done, result=result)
+            return
+        cur = self.store.tasks.get(task_id)
+        total = cur.frames_total if cur.frames_total else done
+        self.store.tasks.complete(
+            task_id, result, frames_done=max(done, total), frames_total=max(done, total)
+        )
+        log.info(
+            "task %s completed: %s frames in %.1f s", task_id, frames, float(result.get("duration_s") or 0)
+        )
+
+    def _job(self) -> Callable[..., Any]:
+        if self._run_job is None:
+            from aisp.pipeline import run_job
+
+            self._run_job = run_job
+        return self._run_job
+
+
+def _fold_events(task_dir: Path, *, upto: int | None) -> None:
+    """Append the frames of each ``events.part-*.jsonl`` (index < ``upto``) to ``events.jsonl``."""
+    parts = sorted(task_dir.glob("events.part-*.jsonl"))
+    if not parts:
+        return
+    with open(task_dir / EVENTS, "a", encoding="utf-8") as dst:
+        for part in parts:
+            with open(part, encoding="utf-8") as src:
+                for line in src:
+                    if not line.strip():
+                        continue
+                    if upto is not None:
+                        try:
+                            if int(json.loads(line).get("index", 0)) >= upto:
+                                continue
+                        except (ValueError, AttributeError):
+                            continue  # a half-written last line from a crash
+                    dst.write(line if line.endswith("\n") else line + "\n")
+            part.unlink()
+
+
+def _join_video(task_dir: Path) -> list[str]:
+    """Append this attempt's video segment(s) to ``annotated.mp4``; returns skipped segment names."""
+    parts = sorted(task_dir.glob("annotated.part-*.mp4"))
+    if not parts:
+        return []
+    from aisp.api.videojoin import join_segments
+
+    main = task_dir / VIDEO
+    segments = ([main] if main.exists() else []) + parts
+    try:
+        _joined, skipped = join_segments(segments, main)
+    except Exception:  # noqa: BLE001 - the events are the primary output; keep the parts for inspection
+        log.exception("could not join the video segments of %s", task_dir.name)
+        return [p.name for p in parts]
+    for seg in skipped:
+        log.warning("task %s: video segment %s is unreadable (the process died while writing it); "
+                    "the annotated video leaves its frames out", task_dir.name, seg.name)
+    for part in parts:
+        part.unlink(missing_ok=True)
+    return [seg.name for seg in skipped]

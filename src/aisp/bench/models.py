@@ -1,0 +1,326 @@
+"""``aisp bench models``: per-model latency at 640x480 and AISP's overhead over raw MediaPipe.
+
+For every registered model that can load here: load it (not through the cache), warm it up, and
+time ``model.infer(frame)`` on a 640x480 frame cut from a real photo (scikit-image's astronaut;
+a synthetic frame when scikit-image is missing). Reports the median and p90 wall time per call
+and the model's own ``inference_ms`` median.
+
+Overhead: for each MediaPipe model a second, raw ``mediapipe.solutions`` graph with the same
+options runs on the same frame, interleaved A/B (the order alternates every pair so neither side
+always runs first). ``overhead_pct`` compares the medians; ``paired_overhead_pct`` is the median
+of the per-pair ratios, which shrugs off load spikes on a shared machine;
+``paired_cpu_overhead_pct`` is the same with process CPU time, which other processes barely move.
+``own_overhead_pct`` times AISP's own work alone (frame check, proto-to-numpy conversion, result
+object) on a raw output and divides by the raw median: the overhead without the machine's noise.
+Goal: at most 5 %.
+
+Also: the ONNX adapter on a YOLOv8n-shaped stand-in (letterbox, session, decode + NMS), and the
+cost of :func:`aisp.models.annotate` per frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+logger = logging.getLogger("aisp.bench")
+
+WIDTH, HEIGHT = 640, 480
+MEDIAPIPE_MODELS = (
+    "face_detection",
+    "face_detection_full",
+    "face_mesh",
+    "selfie_segmentation",
+    "pose",
+    "hands",
+)
+OTHER_MODELS = ("motion", "fake")
+
+
+def _frame() -> tuple[Any, str]:
+    import numpy as np
+
+    from aisp.models._decode import center_crop_resize
+
+    try:
+        from skimage import data
+
+        return np.ascontiguousarray(
+            center_crop_resize(data.astronaut(), (HEIGHT, WIDTH))
+        ), "skimage astronaut"
+    except ImportError:
+        rng = np.random.default_rng(0)
+        return rng.integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8), "synthetic noise"
+
+
+def _ms(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1000.0
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, float]:
+    """Wall and process CPU milliseconds of one call (CPU time counts MediaPipe's own threads
+    too, and barely moves when other processes load the machine)."""
+    w0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    return (time.perf_counter() - w0) * 1000.0, (time.process_time() - c0) * 1000.0
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def _raw_solution(name: str, model: Any) -> Any:
+    """A raw mediapipe.solutions graph with the adapter's own options."""
+    import mediapipe as mp
+
+    from aisp.logs import capture_native_output
+
+    builders = {
+        "face_detection": mp.solutions.face_detection.FaceDetection,
+        "face_detection_full": mp.solutions.face_detection.FaceDetection,
+        "face_mesh": mp.solutions.face_mesh.FaceMesh,
+        "selfie_segmentation": mp.solutions.selfie_segmentation.SelfieSegmentation,
+        "pose": mp.solutions.pose.Pose,
+        "hands": mp.solutions.hands.Hands,
+    }
+    with capture_native_output():
+        return builders[name](**model.options)
+
+
+def _bench_model(name: str, frame: Any, n: int, warmup: int) -> dict[str, Any]:
+    from aisp.models import load_model
+
+    t0 = time.perf_counter()
+    model = load_model(name, cache=False)
+    load_ms = (time.perf_counter() - t0) * 1000.0
+    try:
+        for _ in range(warmup):
+            model.infer(frame)
+        wall, own = [], []
+        for _ in range(n):
+            t = time.perf_counter()
+            result = model.infer(frame)
+            wall.append((time.perf_counter() - t) * 1000.0)
+            own.append(result.inference_ms)
+        row: dict[str, Any] = {
+            "backend": model.backend,
+            "load_ms": round(load_ms, 1),
+            "frames": n,
+            "ms_per_frame_median": round(statistics.median(wall), 3),
+            "ms_per_frame_p90": round(_pct(wall, 0.9), 3),
+            "inference_ms_median": round(statistics.median(own), 3),
+            "fps": round(1000.0 / statistics.median(wall), 1),
+            "detections": result.num_detections,
+        }
+        if name in MEDIAPIPE_MODELS:
+            row["overhead"] = _overhead(name, model, frame, n, warmup)
+        return row
+    finally:
+        model.close()
+
+
+def _overhead(name: str, model: Any, frame: Any, n: int, warmup: int) -> dict[str, Any]:
+    from aisp.logs import capture_native_output
+    from aisp.models import ModelResult
+    from aisp.models._frames import check_frame
+
+    raw = _raw_solution(name, model)
+    try:
+        with capture_native_output():
+            for _ in range(max(1, warmup)):
+                out = raw.process(frame)
+        # AISP's own work per call, timed alone on a raw output: validation, conversion, result.
+        own = []
+        for _ in range(max(50, n)):
+            t = time.perf_counter()
+            f = check_frame(frame)
+            ModelResult(name, 0.0, **model._convert(out, f))
+            own.append((time.perf_counter() - t) * 1000.0)
+        a, b, ratios, cpu_ratios = [], [], [], []
+        for i in range(n):
+            if i % 2 == 0:
+                ra, ca = _timed(lambda: raw.process(frame))
+                rb, cb = _timed(lambda: model.infer(frame))
+            else:
+                rb, cb = _timed(lambda: model.infer(frame))
+                ra, ca = _timed(lambda: raw.process(frame))
+            a.append(ra)
+            b.append(rb)
+            ratios.append(rb / ra if ra > 0 else 1.0)
+            cpu_ratios.append(cb / ca if ca > 0 else 1.0)
+        raw_med, aisp_med = statistics.median(a), statistics.median(b)
+        return {
+            "raw_mediapipe_ms_median": round(raw_med, 3),
+            "aisp_ms_median": round(aisp_med, 3),
+            "overhead_pct": round((aisp_med / raw_med - 1.0) * 100.0, 2),
+            "paired_overhead_pct": round((statistics.median(ratios) - 1.0) * 100.0, 2),
+            "paired_cpu_overhead_pct": round((statistics.median(cpu_ratios) - 1.0) * 100.0, 2),
+            "overhead_ms": round(aisp_med - raw_med, 3),
+            "aisp_own_ms_median": round(statistics.median(own), 4),
+            "own_overhead_pct": round(statistics.median(own) / raw_med * 100.0, 2),
+            "goal_pct": 5.0,
+        }
+    finally:
+        raw.close()
+
+
+def _bench_annotate(frame: Any, n: int) -> dict[str, Any]:
+    """Per-frame cost of drawing results (what the video and MJPEG sinks pay)."""
+    import numpy as np
+
+    from aisp.models import Detections, Landmarks, Mask, ModelResult, annotate
+
+    h, w = frame.shape[:2]
+    boxes = ModelResult(
+        "boxes",
+        0.0,
+        detections=Detections(
+            [[100, 80, 220, 200], [300, 100, 420, 260]],
+            [0.9, 0.8],
+            [0, 1],
+            np.full((2, 6, 2), 150.0),
+            ("a", "b"),
+        ),
+    )
+    mask_data = np.zeros((h, w), np.float32)
+    mask_data[:, : w // 2] = 1.0
+    mask = ModelResult("mask", 0.0, mask=Mask(mask_data))
+    mesh = ModelResult(
+        "mesh",
+        0.0,
+        landmarks=Landmarks(np.random.default_rng(0).random((1, 468, 3)) * [w, h, 1], kind="face_mesh"),
+    )
+    out: dict[str, Any] = {}
+    for label, results in (("boxes", [boxes]), ("mask", [mask]), ("boxes+mask+mesh", [boxes, mask, mesh])):
+        times = [_ms(lambda r=results: annotate(frame, r)) for _ in range(n)]
+        out[f"{label}_ms_median"] = round(statistics.median(times), 3)
+    return out
+
+
+def _yolo_shaped_onnx(path: Any) -> None:
+    """A stand-in with YOLOv8n's interface (input [1, 3, 640, 640], output [1, 84, 8400], Ultralytics
+    metadata): 30 planted objects, ~10 overlapping anchors each, so decoding and NMS do real work.
+    The graph itself is trivial, so the timing is AISP's pre/post-processing plus session overhead."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    anchors, classes = 8400, 80
+    out = np.zeros((1, 4 + classes, anchors), np.float32)
+    out[0, 0:2] = rng.uniform(0, 640, (2, anchors))
+    out[0, 2:4] = rng.uniform(8, 64, (2, anchors))
+    for obj in range(30):
+        cx, cy, w, h = rng.uniform(40, 600), rng.uniform(40, 600), rng.uniform(30, 150), rng.uniform(30, 150)
+        idx = rng.choice(anchors, 10, replace=False)
+        out[0, 0, idx] = cx + rng.normal(0, 3, 10)
+        out[0, 1, idx] = cy + rng.normal(0, 3, 10)
+        out[0, 2, idx], out[0, 3, idx] = w, h
+        out[0, 4 + obj % classes, idx] = rng.uniform(0.55, 0.95, 10)
+
+    def const(name: str, value: np.ndarray) -> Any:
+        return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(value, name))
+
+    nodes = [
+        helper.make_node("ReduceMean", ["images"], ["mean"], axes=[1, 2, 3], keepdims=1),
+        const("shape", np.array([-1, 1, 1], np.int64)),
+        helper.make_node("Reshape", ["mean", "shape"], ["m"]),
+        const("zero", np.array(0.0, np.float32)),
+        helper.make_node("Mul", ["m", "zero"], ["z"]),
+        const("raw", out),
+        helper.make_node("Add", ["raw", "z"], ["output0"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "yolo_shaped",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 640, 640])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 84, 8400])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    names = {i: f"class{i}" for i in range(classes)}
+    helper.set_model_props(model, {"names": repr(names), "imgsz": "[640, 640]", "task": "detect"})
+    onnx.save(model, str(path))
+
+
+def _bench_onnx(frame: Any, n: int, warmup: int) -> dict[str, Any]:
+    """The ONNX adapter on a YOLOv8n-shaped model: total and per-stage medians."""
+    import tempfile
+    from pathlib import Path
+
+    from aisp.models.onnx import OnnxModel
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "yolo_shaped.onnx"
+        _yolo_shaped_onnx(path)
+        model = OnnxModel(path, conf_threshold=0.25)
+        for _ in range(warmup):
+            model.infer(frame)
+        total = [_ms(lambda: model.infer(frame)) for _ in range(n)]
+        prep, sess, dec = [], [], []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            x, scale, pad = model._prepare(frame)
+            t1 = time.perf_counter()
+            out = model._run(x[None])
+            t2 = time.perf_counter()
+            parts = model._decode(out[0], frame, scale, pad)
+            t3 = time.perf_counter()
+            prep.append((t1 - t0) * 1000)
+            sess.append((t2 - t1) * 1000)
+            dec.append((t3 - t2) * 1000)
+        return {
+            "backend": "onnx",
+            "model": "YOLOv8n-shaped stand-in, output [1, 84, 8400], 300 candidates",
+            "frames": n,
+            "ms_per_frame_median": round(statistics.median(total), 3),
+            "letterbox_ms_median": round(statistics.median(prep), 3),
+            "session_ms_median": round(statistics.median(sess), 3),
+            "decode_nms_ms_median": round(statistics.median(dec), 3),
+            "detections": len(parts["detections"]),
+        }
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    """Benchmark every model that can load here; JSON-ready dict."""
+    from aisp.errors import AISPError
+    from aisp.models import list_models
+
+    frame, source = _frame()
+    n, warmup = (12, 2) if quick else (60, 5)
+    available = {i.name: i for i in list_models()}
+    results: dict[str, Any] = {}
+    for name in (*MEDIAPIPE_MODELS, *OTHER_MODELS):
+        info = available.get(name)
+        if info is None or info.status == "missing_dependency":
+            results[name] = {"skipped": info.install_hint if info else "not registered"}
+            continue
+        try:
+            results[name] = _bench_model(name, frame, n, warmup)
+        except AISPError as exc:
+            results[name] = {"error": exc.message}
+    if available.get("onnx:<path>") is not None and available["onnx:<path>"].status == "available":
+        try:
+            results["onnx_yolo_shaped"] = _bench_onnx(frame, n, warmup)
+        except ImportError:  # the onnx package builds the stand-in; onnxruntime alone cannot
+            results["onnx_yolo_shaped"] = {"skipped": "pip install 'aisp[onnx]'"}
+    results_annotate = _bench_annotate(frame, n)
+    overheads = [r["overhead"]["paired_overhead_pct"] for r in results.values() if "overhead" in r]
+    own = [r["overhead"]["own_overhead_pct"] for r in results.values() if "overhead" in r]
+    cpu = [r["overhead"]["paired_cpu_overhead_pct"] for r in results.values() if "overhead" in r]
+    return {
+        "frame": {"width": WIDTH, "height": HEIGHT, "source": source},
+        "frames_per_model": n,
+        "models": results,
+        "annotate": results_annotate,
+        "max_paired_overhead_pct": max(overheads) if overheads else None,
+        "max_paired_cpu_overhead_pct": max(cpu) if cpu else None,
+        "max_own_overhead_pct": max(own) if own else None,
+        "overhead_goal_met": all(o <= 5.0 for o in overheads) if overheads else None,
+    }

@@ -1,0 +1,177 @@
+"""``aisp bench pipeline``: the engine against a naive loop, live latency, and an RSS soak.
+
+* ``throughput``: a 640x480, 30 s (900 frames; quick: 150) video made from the demo source and
+  encoded with PyAV into a temp dir. Model ``face_detection_full``. Processed FPS of
+  :func:`aisp.pipeline.run_job` (``workers`` threads) against a naive single-thread loop
+  (decode, convert to RGB, infer) using the same decoder, alternated in the same run; every
+  frame processed, in order (checked). Goal: the engine at least 1.6x the naive loop on 2 cores.
+* ``live``: the demo source live at 30 FPS through the engine: p99 capture-to-sink latency
+  (goal < 100 ms) and drops (goal 0).
+* ``soak``: the live run for 10 minutes (quick: 20 s): process RSS at the start (after warm-up)
+  and the end, growth in percent (goal < 5%).
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["run", "make_video", "naive_loop", "engine_run", "live_run"]
+
+MODEL = "face_detection_full"
+GOAL_RATIO = 1.6
+GOAL_P99_MS = 100.0
+GOAL_RSS_GROWTH_PCT = 5.0
+
+log = logging.getLogger("aisp.pipeline")
+
+
+def make_video(path: Path, frames: int) -> Path:
+    """Encode ``frames`` demo frames (640x480, 30 FPS, H.264) with PyAV."""
+    import av
+    import cv2
+
+    from aisp.pipeline.demo import DemoSource
+
+    demo = DemoSource(frames=frames)
+    demo.open()
+    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+    with av.open(str(path), "w") as container:
+        options = {"preset": "ultrafast"} if codec == "libx264" else {}
+        stream = container.add_stream(codec, rate=30, options=options)
+        stream.width, stream.height, stream.pix_fmt = 640, 480, "yuv420p"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(cv2.cvtColor(demo.render(i), cv2.COLOR_RGB2YUV_I420),
+                                               format="yuv420p")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+def naive_loop(path: Path, model: Any) -> dict[str, Any]:
+    """Decode, convert, infer, one frame after the other, on this thread."""
+    from aisp.pipeline.decode import make_decoder
+
+    decoder = make_decoder(str(path))
+    t0 = time.perf_counter()
+    decoder.open()
+    frames = detections = 0
+    try:
+        for image, _pts in decoder.frames():
+            result = model.infer(image)
+            frames += 1
+            detections += result.num_detections
+    finally:
+        decoder.close()
+    elapsed = time.perf_counter() - t0
+    return {"frames": frames, "fps": frames / elapsed, "detections": detections}
+
+
+def engine_run(path: Path, workers: int) -> dict[str, Any]:
+    from aisp.pipeline import CallbackSink, run_job
+
+    seen: list[int] = []
+    order = CallbackSink(lambda r: seen.append(r.frame.index))
+    summary = run_job(str(path), MODEL, workers=workers, sinks=[order],
+                      clock=time.perf_counter)
+    in_order = seen == list(range(len(seen)))
+    return {"frames": summary.frames, "fps": summary.fps, "detections": summary.detections,
+            "in_order": in_order, "drops": summary.drops, "error": summary.error,
+            "latency_p50_ms": summary.latency_p50_ms}
+
+
+def live_run(seconds: float, workers: int, *, sample_rss: bool = False) -> dict[str, Any]:
+    """The live demo source (30 FPS) through the engine for ``seconds``."""
+    import psutil
+
+    from aisp.pipeline import Engine, StreamSpec
+    from aisp.pipeline.demo import DemoSource
+
+    proc = psutil.Process()
+    engine = Engine(workers=workers)
+    stream = engine.add_stream(StreamSpec("live", DemoSource(live=True), [MODEL]), start=True)
+    rss: list[int] = []
+    stop = threading.Event()
+    try:
+        warmup = min(5.0, seconds / 4)
+        stop.wait(warmup)
+        rss.append(proc.memory_info().rss)
+        start_snap = stream.stats.snapshot()
+        deadline = time.monotonic() + seconds - warmup
+        while not stop.wait(min(1.0, max(0.0, deadline - time.monotonic()))):
+            if sample_rss:
+                rss.append(proc.memory_info().rss)
+            if time.monotonic() >= deadline:
+                break
+        rss.append(proc.memory_info().rss)
+        snap = stream.stats.snapshot()
+    finally:
+        engine.shutdown(10)
+    frames_in = snap["frames_in"] - start_snap["frames_in"]
+    out = {
+        "seconds": seconds,
+        "frames_in": frames_in,
+        "frames_out": snap["frames_out"] - start_snap["frames_out"],
+        "input_fps": snap["input_fps"],
+        "processed_fps": snap["processed_fps"],
+        "dropped": snap["dropped"],
+        "latency_ms": snap["latency_ms"],
+        "inference_ms_p50": snap["inference_ms"]["p50"],
+        "state": stream.state,
+    }
+    if sample_rss:
+        growth = (rss[-1] - rss[0]) / rss[0] * 100.0
+        out.update({"rss_start_mb": round(rss[0] / 2**20, 1), "rss_end_mb": round(rss[-1] / 2**20, 1),
+                    "rss_max_mb": round(max(rss) / 2**20, 1), "rss_growth_pct": round(growth, 2),
+                    "goal_rss_growth_pct": GOAL_RSS_GROWTH_PCT, "meets_goal": growth < GOAL_RSS_GROWTH_PCT})
+    return out
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    from aisp.models import load_model
+
+    workers = 2
+    frames = 150 if quick else 900
+    rounds = 1 if quick else 3
+    # warm: the naive loop's own instance, and one per engine worker (MediaPipe is not thread-safe)
+    naive_model = load_model(MODEL, cache=False)
+    for i in range(workers):
+        load_model(MODEL, instance=f"w{i}")
+    results: dict[str, Any] = {"model": MODEL, "workers": workers}
+    with tempfile.TemporaryDirectory(prefix="aisp-bench-") as tmp:
+        path = make_video(Path(tmp) / "bench.mp4", frames)
+        naive, engine = [], []
+        for _ in range(rounds):  # alternated, so both see the same machine load
+            naive.append(naive_loop(path, naive_model))
+            engine.append(engine_run(path, workers))
+    naive_fps = statistics.median(r["fps"] for r in naive)
+    engine_fps = statistics.median(r["fps"] for r in engine)
+    ratio = engine_fps / naive_fps if naive_fps else 0.0
+    results["throughput"] = {
+        "video": {"width": 640, "height": 480, "frames": frames, "fps": 30},
+        "naive_fps_median": round(naive_fps, 2),
+        "engine_fps_median": round(engine_fps, 2),
+        "ratio": round(ratio, 3),
+        "goal_ratio": GOAL_RATIO,
+        "meets_goal": ratio >= GOAL_RATIO,
+        "all_frames_in_order": all(
+            r["frames"] == frames and r["in_order"] and not r["error"] for r in engine
+        ),
+        "naive_runs_fps": [round(r["fps"], 2) for r in naive],
+        "engine_runs_fps": [round(r["fps"], 2) for r in engine],
+    }
+    live = live_run(10.0 if quick else 30.0, workers)
+    live.update({"goal_p99_ms": GOAL_P99_MS,
+                 "meets_goal": live["latency_ms"]["p99"] < GOAL_P99_MS and live["dropped"] == 0})
+    results["live"] = live
+    results["soak"] = live_run(20.0 if quick else 600.0, workers, sample_rss=True)
+    naive_model.close()
+    return results

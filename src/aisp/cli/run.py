@@ -1,0 +1,110 @@
+"""``aisp run SOURCE --model NAME[,NAME]``: run models over a video, images, a camera, a stream or
+the demo, with a progress bar and a summary table. Ctrl-C stops cleanly and keeps the outputs."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from aisp.cli._common import console, err_console
+
+SOURCE_HELP = (
+    "A video file (mp4, mkv, avi, webm, gif), an image, a folder or glob of images, /dev/videoN or a "
+    "camera index, an rtsp:// or http(s):// stream URL, or 'demo'."
+)
+
+
+def run(
+    source: str = typer.Argument(..., help=SOURCE_HELP, show_default=False),
+    model: str = typer.Option(..., "--model", "-m", help="Model name(s), comma separated.",
+                              show_default=False),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write the annotated video (mp4) here."),
+    events: Path | None = typer.Option(None, "--events", help="Write one JSON line per frame here."),
+    workers: int | None = typer.Option(None, "--workers", min=1, max=64, help="Inference workers "
+                                          "(default: the `workers` setting)."),
+    max_fps: float | None = typer.Option(None, "--max-fps", min=0.001, help="Process at most F frames/s."),
+    every: int = typer.Option(1, "--every", min=1, help="Process every N-th frame."),
+    duration: float | None = typer.Option(None, "--duration", min=0.001,
+                                             help="Stop after this many seconds (for live sources)."),
+) -> None:
+    """Run models over a source; print a summary. Exit 0 on success, 1 when the source broke."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from aisp.cli._common import settings_from_context
+    from aisp.pipeline import run_job
+
+    settings = settings_from_context()
+    cancel = threading.Event()
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[fps]:6.1f} FPS"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    )
+    task = progress.add_task(f"{source}", total=None, fps=0.0)
+
+    def on_progress(done: int, total: int | None, fps: float) -> None:
+        progress.update(task, completed=done, total=total, fps=fps)
+
+    previous = _install_sigint(cancel)
+    try:
+        with progress:
+            summary = run_job(
+                source, model, out_video=out, events_path=events, workers=workers, max_fps=max_fps,
+                every=every, on_progress=on_progress, cancel=cancel, settings=settings, timeout=duration,
+            )
+    finally:
+        _restore_sigint(previous)
+    _print_summary(summary)
+    if summary.error:
+        err_console.print(f"[bold red]error:[/] {summary.error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    if cancel.is_set():
+        err_console.print("interrupted: outputs written so far are kept")
+        raise typer.Exit(130)
+
+
+def _install_sigint(cancel: threading.Event) -> Any:
+    """First Ctrl-C asks the job to stop cleanly; a second one interrupts for real."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, frame: Any) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        err_console.print("stopping... (Ctrl-C again to abort)")
+
+    return signal.signal(signal.SIGINT, handler)
+
+
+def _restore_sigint(previous: Any) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _print_summary(summary: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title="aisp run", show_header=True, header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    total = f" of {summary.frames_total}" if summary.frames_total is not None else ""
+    table.add_row("frames", f"{summary.frames}{total}")
+    table.add_row("detections", str(summary.detections))
+    table.add_row("FPS", f"{summary.fps:.1f}")
+    table.add_row("latency p50 / p99", f"{summary.latency_p50_ms:.1f} / {summary.latency_p99_ms:.1f} ms")
+    table.add_row("inference p50", f"{summary.inference_ms_p50:.1f} ms")
+    table.add_row("drops", str(summary.drops))
+    table.add_row("duration", f"{summary.duration_s:.2f} s")
+    table.add_row("state", summary.state + (" (cancelled)" if summary.cancelled else ""))
+    for name, path in summary.outputs.items():
+        table.add_row(name, path)
+    console.print(table)

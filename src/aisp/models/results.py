@@ -1,0 +1,344 @@
+"""Typed, vectorised model results.
+
+* :class:`Detections` -- boxes ``xyxy`` (n, 4) in pixels, ``confidence`` (n,), ``class_id`` (n,),
+  optional ``keypoints`` (n, k, 2) in pixels and per-detection ``labels``.
+* :class:`Landmarks` -- ``points`` (n, k, 3): x, y in pixels, z relative (MediaPipe's scale),
+  optional ``visibility`` (n, k), per-instance ``scores`` and ``labels`` (e.g. handedness).
+* :class:`Mask` -- one (H, W) float32 map in [0, 1] with a threshold (person segmentation).
+* :class:`Classification` -- class probabilities (C,) with optional class names.
+* :class:`ModelResult` -- what ``Model.infer`` returns: the model name, the inference time and
+  whichever of the above the model gives.
+
+Every container validates its arrays in ``__post_init__`` and raises
+:class:`aisp.errors.ValidationError` with an "expected X, got Y" message. ``Detections`` and
+``Landmarks`` support ``len()``, slicing (int, slice, boolean or index arrays) returning the same
+type, ``empty()`` and ``to_dict()``-style serialisation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from aisp.models._validate import _array, _fail, _index, _round, _take_labels
+from aisp.models._whole_frame import Classification, Mask
+
+__all__ = ["Detections", "Landmarks", "Mask", "Classification", "ModelResult"]
+
+
+@dataclass(frozen=True, eq=False)
+class Detections:
+    """Boxes found in one frame (vectorised)."""
+
+    xyxy: np.ndarray
+    confidence: np.ndarray
+    class_id: np.ndarray
+    keypoints: np.ndarray | None = None
+    labels: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        xyxy = _array("Detections", "xyxy", self.xyxy, np.float32)
+        if xyxy.ndim != 2 or xyxy.shape[1] != 4:
+            raise _fail("Detections", "xyxy", "shape (n, 4)", tuple(xyxy.shape))
+        n = xyxy.shape[0]
+        conf = _array("Detections", "confidence", self.confidence, np.float32)
+        if conf.shape != (n,):
+            raise _fail("Detections", "confidence", f"shape ({n},)", tuple(conf.shape))
+        cls = _array("Detections", "class_id", self.class_id, np.int32)
+        if cls.shape != (n,):
+            raise _fail("Detections", "class_id", f"shape ({n},)", tuple(cls.shape))
+        object.__setattr__(self, "xyxy", xyxy)
+        object.__setattr__(self, "confidence", conf)
+        object.__setattr__(self, "class_id", cls)
+        if self.keypoints is not None:
+            kp = _array("Detections", "keypoints", self.keypoints, np.float32)
+            if kp.ndim != 3 or kp.shape[0] != n or kp.shape[2] != 2:
+                raise _fail("Detections", "keypoints", f"shape ({n}, k, 2)", tuple(kp.shape))
+            object.__setattr__(self, "keypoints", kp)
+        if self.labels is not None:
+            labels = tuple(str(x) for x in self.labels)
+            if len(labels) != n:
+                raise _fail("Detections", "labels", f"{n} labels", len(labels))
+            object.__setattr__(self, "labels", labels)
+
+    # --- constructors ---------------------------------------------------------------------
+    @classmethod
+    def empty(cls, num_keypoints: int | None = None, *, with_labels: bool = False) -> Detections:
+        kp = None if num_keypoints is None else np.zeros((0, num_keypoints, 2), np.float32)
+        return cls(
+            np.zeros((0, 4), np.float32),
+            np.zeros(0, np.float32),
+            np.zeros(0, np.int32),
+            kp,
+            () if with_labels else None,
+        )
+
+    @classmethod
+    def from_mediapipe(
+        cls,
+        detections: Sequence[Any] | None,
+        width: int,
+        height: int,
+        *,
+        label: str = "face",
+        clip: bool = True,
+    ) -> Detections:
+        """From ``mediapipe.solutions`` detection protos (relative boxes and keypoints).
+
+        Boxes are scaled to pixels and, with ``clip``, clipped to the image; keypoints are
+        scaled but not clipped.
+        """
+        if not detections:
+            return cls.empty(6, with_labels=True)
+        boxes, scores, kps = [], [], []
+        for det in detections:
+            loc = det.location_data
+            bb = loc.relative_bounding_box
+            boxes.append((bb.xmin, bb.ymin, bb.xmin + bb.width, bb.ymin + bb.height))
+            scores.append(det.score[0] if det.score else 0.0)
+            kps.append([(k.x, k.y) for k in loc.relative_keypoints])
+        scale = np.array([width, height, width, height], np.float32)
+        xyxy = np.asarray(boxes, np.float32) * scale
+        if clip:
+            np.clip(xyxy, 0, scale, out=xyxy)
+        n_kp = max(len(k) for k in kps)
+        keypoints = np.zeros((len(kps), n_kp, 2), np.float32)
+        for i, k in enumerate(kps):
+            if k:
+                keypoints[i, : len(k)] = k
+        keypoints *= np.array([width, height], np.float32)
+        return cls(
+            xyxy,
+            np.asarray(scores, np.float32),
+            np.zeros(len(boxes), np.int32),
+            keypoints,
+            (label,) * len(boxes),
+        )
+
+    @classmethod
+    def from_onnx(
+        cls,
+        output: np.ndarray,
+        *,
+        image_shape: tuple[int, int],
+        scale: float,
+        pad: tuple[float, float],
+        conf_threshold: float,
+        iou_threshold: float,
+        class_names: Sequence[str] | None = None,
+        max_det: int = 300,
+    ) -> Detections:
+        """Decode a YOLOv8/YOLO11 export output ``[1, 4+C, N]`` (see :mod:`aisp.models._decode`)."""
+        from aisp.models._decode import decode_yolo
+
+        return decode_yolo(
+            output,
+            image_shape=image_shape,
+            scale=scale,
+            pad=pad,
+            conf_threshold=conf_threshold,
+            iou_threshold=iou_threshold,
+            class_names=class_names,
+            max_det=max_det,
+        )
+
+    # --- container protocol ---------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self.xyxy.shape[0])
+
+    def __getitem__(self, item: Any) -> Detections:
+        idx = _index(item, len(self))
+        return Detections(
+            self.xyxy[idx],
+            self.confidence[idx],
+            self.class_id[idx],
+            None if self.keypoints is None else self.keypoints[idx],
+            _take_labels(self.labels, idx),
+        )
+
+    def __repr__(self) -> str:
+        return f"Detections(n={len(self)}, labels={self.labels!r})"
+
+    @property
+    def area(self) -> np.ndarray:
+        return (self.xyxy[:, 2] - self.xyxy[:, 0]) * (self.xyxy[:, 3] - self.xyxy[:, 1])
+
+    def with_min_confidence(self, threshold: float) -> Detections:
+        return self[self.confidence >= threshold]
+
+    def to_list(self) -> list[dict[str, Any]]:
+        boxes = _round(self.xyxy, 2)
+        conf = _round(self.confidence, 4)
+        cls = self.class_id.tolist()
+        kps = None if self.keypoints is None else _round(self.keypoints, 2)
+        out = []
+        for i in range(len(self)):
+            item: dict[str, Any] = {"box": boxes[i], "confidence": conf[i], "class_id": cls[i]}
+            if self.labels is not None:
+                item["label"] = self.labels[i]
+            if kps is not None:
+                item["keypoints"] = kps[i]
+            out.append(item)
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class Landmarks:
+    """Landmark sets (faces, hands, bodies) found in one frame (vectorised)."""
+
+    points: np.ndarray
+    visibility: np.ndarray | None = None
+    scores: np.ndarray | None = None
+    labels: tuple[str, ...] | None = None
+    kind: str = "generic"
+
+    def __post_init__(self) -> None:
+        pts = _array("Landmarks", "points", self.points, np.float32)
+        if pts.ndim != 3 or pts.shape[2] != 3:
+            raise _fail("Landmarks", "points", "shape (n, k, 3)", tuple(pts.shape))
+        n, k = pts.shape[:2]
+        object.__setattr__(self, "points", pts)
+        if self.visibility is not None:
+            vis = _array("Landmarks", "visibility", self.visibility, np.float32)
+            if vis.shape != (n, k):
+                raise _fail("Landmarks", "visibility", f"shape ({n}, {k})", tuple(vis.shape))
+            object.__setattr__(self, "visibility", vis)
+        if self.scores is not None:
+            sc = _array("Landmarks", "scores", self.scores, np.float32)
+            if sc.shape != (n,):
+                raise _fail("Landmarks", "scores", f"shape ({n},)", tuple(sc.shape))
+            object.__setattr__(self, "scores", sc)
+        if self.labels is not None:
+            labels = tuple(str(x) for x in self.labels)
+            if len(labels) != n:
+                raise _fail("Landmarks", "labels", f"{n} labels", len(labels))
+            object.__setattr__(self, "labels", labels)
+
+    @classmethod
+    def empty(cls, num_points: int = 0, *, kind: str = "generic") -> Landmarks:
+        return cls(np.zeros((0, num_points, 3), np.float32), kind=kind)
+
+    @classmethod
+    def from_mediapipe(
+        cls,
+        landmark_lists: Sequence[Any] | None,
+        width: int,
+        height: int,
+        *,
+        kind: str,
+        num_points: int,
+        labels: Sequence[str] | None = None,
+        scores: Sequence[float] | None = None,
+        with_visibility: bool = False,
+    ) -> Landmarks:
+        """From ``NormalizedLandmarkList`` protos; x, y scaled to pixels, z scaled by the width."""
+        if not landmark_lists:
+            return cls.empty(num_points, kind=kind)
+        from aisp.models._protobuf import landmark_array
+
+        rows = np.stack([landmark_array(lst) for lst in landmark_lists])
+        pts = rows[:, :, :3] * np.array([width, height, width], np.float32)
+        vis = np.ascontiguousarray(rows[:, :, 3]) if with_visibility else None
+        return cls(
+            pts,
+            vis,
+            None if scores is None else np.asarray(scores, np.float32),
+            None if labels is None else tuple(labels),
+            kind,
+        )
+
+    def __len__(self) -> int:
+        return int(self.points.shape[0])
+
+    def __getitem__(self, item: Any) -> Landmarks:
+        idx = _index(item, len(self))
+        return Landmarks(
+            self.points[idx],
+            None if self.visibility is None else self.visibility[idx],
+            None if self.scores is None else self.scores[idx],
+            _take_labels(self.labels, idx),
+            self.kind,
+        )
+
+    def __repr__(self) -> str:
+        return f"Landmarks(kind={self.kind!r}, n={len(self)}, points={self.points.shape[1]})"
+
+    @property
+    def num_points(self) -> int:
+        return int(self.points.shape[1])
+
+    def boxes(self) -> np.ndarray:
+        """The (n, 4) extent of each landmark set, in pixels."""
+        if len(self) == 0 or self.num_points == 0:
+            return np.zeros((len(self), 4), np.float32)
+        xy = self.points[:, :, :2]
+        return np.concatenate([xy.min(axis=1), xy.max(axis=1)], axis=1)
+
+    def to_list(self) -> list[dict[str, Any]]:
+        pts = _round(self.points, 2)
+        vis = None if self.visibility is None else _round(self.visibility, 3)
+        scores = None if self.scores is None else _round(self.scores, 4)
+        out = []
+        for i in range(len(self)):
+            item: dict[str, Any] = {"kind": self.kind, "points": pts[i]}
+            if vis is not None:
+                item["visibility"] = vis[i]
+            if scores is not None:
+                item["score"] = scores[i]
+            if self.labels is not None:
+                item["label"] = self.labels[i]
+            out.append(item)
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class ModelResult:
+    """One model's output for one frame."""
+
+    model: str
+    inference_ms: float
+    detections: Detections | None = None
+    landmarks: Landmarks | None = None
+    mask: Mask | None = None
+    classification: Classification | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not self.model:
+            raise _fail("ModelResult", "model", "a non-empty model name", repr(self.model))
+        for field, cls in (
+            ("detections", Detections),
+            ("landmarks", Landmarks),
+            ("mask", Mask),
+            ("classification", Classification),
+        ):
+            value = getattr(self, field)
+            if value is not None and not isinstance(value, cls):
+                raise _fail("ModelResult", field, f"{cls.__name__} or None", type(value).__name__)
+
+    @property
+    def num_detections(self) -> int:
+        """Boxes found; for landmark-only results, the number of landmark sets."""
+        if self.detections is not None:
+            return len(self.detections)
+        if self.landmarks is not None:
+            return len(self.landmarks)
+        return 0
+
+    def to_dict(self, include_mask_data: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "model": self.model,
+            "inference_ms": round(float(self.inference_ms), 3),
+            "num_detections": self.num_detections,
+        }
+        if self.detections is not None:
+            out["detections"] = self.detections.to_list()
+        if self.landmarks is not None:
+            out["landmarks"] = self.landmarks.to_list()
+        if self.mask is not None:
+            out["mask"] = self.mask.to_dict(include_data=include_mask_data)
+        if self.classification is not None:
+            out["classification"] = self.classification.to_dict()
+        return out

@@ -1,0 +1,188 @@
+"""Video decoding: PyAV (chosen) with an OpenCV fallback.
+
+Measured on a 640x480 H.264 mp4 (2 shared cores; see docs/readme/pipeline.md):
+
+=====================================================  ==========
+decoder                                                 frames/s
+=====================================================  ==========
+PyAV, decode + ``to_ndarray("yuv420p")`` + cv2 to RGB    ~800-900
+OpenCV ``VideoCapture.read`` + ``cvtColor`` to RGB       ~490-530
+PyAV, decode + ``to_ndarray("rgb24")`` (swscale)         ~250-330
+=====================================================  ==========
+
+So frames are decoded with PyAV (threaded codec), taken out as planar YUV and converted to
+RGB once with OpenCV's SIMD converter. PyAV also gives exact presentation timestamps. When
+PyAV is not installed (it is the ``video`` extra), OpenCV decodes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from aisp.errors import SourceError
+
+__all__ = [
+    "Decoder", "PyAVDecoder", "OpenCVDecoder", "available_decoders", "make_decoder", "yuv_frame_to_rgb",
+]
+
+log = logging.getLogger("aisp.pipeline")
+
+
+def available_decoders() -> list[str]:
+    names = []
+    if importlib.util.find_spec("av") is not None:
+        names.append("pyav")
+    names.append("opencv")
+    return names
+
+
+def yuv_frame_to_rgb(frame: Any):  # av.VideoFrame -> np.ndarray
+    """Fast RGB conversion of a PyAV frame (YUV 4:2:0 through OpenCV, else swscale)."""
+    import cv2
+
+    if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
+        return cv2.cvtColor(frame.to_ndarray(format="yuv420p"), cv2.COLOR_YUV2RGB_I420)
+    return frame.to_ndarray(format="rgb24")
+
+
+class Decoder:
+    """Opens a path or URL and yields ``(rgb image, pts seconds or None)``.
+
+    ``expected_frames`` and ``fps`` are what the container announces (None when unknown).
+    """
+
+    name = "base"
+
+    def __init__(self, target: str, *, options: dict[str, str] | None = None, timeout: float | None = None):
+        self.target = target
+        self.options = dict(options or {})
+        self.timeout = timeout
+        self.expected_frames: int | None = None
+        self.fps: float | None = None
+        self.width: int | None = None
+        self.height: int | None = None
+
+    def open(self) -> None:
+        raise NotImplementedError
+
+    def frames(self) -> Iterator[tuple[Any, float | None]]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class PyAVDecoder(Decoder):
+    name = "pyav"
+
+    def __init__(self, target: str, **kwargs: Any) -> None:
+        super().__init__(target, **kwargs)
+        self._container: Any = None
+
+    def open(self) -> None:
+        import av
+
+        kwargs: dict[str, Any] = {"options": self.options} if self.options else {}
+        if self.timeout is not None:
+            kwargs["timeout"] = (self.timeout, self.timeout)
+        try:
+            container = av.open(self.target, **kwargs)
+        except (av.FFmpegError, OSError) as exc:
+            raise SourceError(
+                f"cannot open {self.target!r}: {exc}", source=self.target, details={"phase": "open"}
+            ) from exc
+        if not container.streams.video:
+            container.close()
+            raise SourceError(
+                f"{self.target!r} has no video stream", source=self.target, details={"phase": "open"}
+            )
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        self._container = container
+        self.expected_frames = int(stream.frames) if stream.frames else None
+        rate = stream.average_rate or stream.guessed_rate
+        self.fps = float(rate) if rate else None
+        self.width = stream.codec_context.width or None
+        self.height = stream.codec_context.height or None
+
+    def frames(self) -> Iterator[tuple[Any, float | None]]:
+        import av
+
+        container = self._container
+        if container is None:
+            raise RuntimeError("decoder is not open")
+        stream = container.streams.video[0]
+        try:
+            for frame in container.decode(stream):
+                pts = float(frame.time) if frame.time is not None else None
+                yield yuv_frame_to_rgb(frame), pts
+        except av.FFmpegError as exc:
+            raise SourceError(
+                f"error while decoding {self.target!r}: {exc}", source=self.target, details={"phase": "read"}
+            ) from exc
+
+    def close(self) -> None:
+        container, self._container = self._container, None
+        if container is not None:
+            container.close()
+
+
+class OpenCVDecoder(Decoder):
+    name = "opencv"
+
+    def __init__(self, target: str | int, **kwargs: Any) -> None:
+        super().__init__(str(target), **kwargs)
+        self._source = target
+        self._cap: Any = None
+
+    def open(self) -> None:
+        import cv2
+
+        params: list[int] = []
+        if self.timeout is not None:
+            ms = int(self.timeout * 1000)
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+        cap = cv2.VideoCapture(self._source, cv2.CAP_ANY, params)
+        if not cap.isOpened():
+            cap.release()
+            raise SourceError(
+                f"cannot open {self.target!r} with OpenCV", source=self.target, details={"phase": "open"}
+            )
+        self._cap = cap
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.expected_frames = count if count > 0 else None
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.fps = fps if fps > 0 else None
+        self.width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0) or None
+        self.height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0) or None
+
+    def frames(self) -> Iterator[tuple[Any, float | None]]:
+        import cv2
+
+        cap = self._cap
+        if cap is None:
+            raise RuntimeError("decoder is not open")
+        while True:
+            ok, bgr = cap.read()
+            if not ok or bgr is None:
+                return
+            msec = cap.get(cv2.CAP_PROP_POS_MSEC)
+            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (msec / 1000.0 if msec >= 0 else None)
+
+    def close(self) -> None:
+        cap, self._cap = self._cap, None
+        if cap is not None:
+            cap.release()
+
+
+def make_decoder(target: str, *, prefer: str = "auto", **kwargs: Any) -> Decoder:
+    """The PyAV decoder when available (or asked for), else OpenCV."""
+    names = available_decoders()
+    if prefer not in ("auto", "pyav", "opencv"):
+        raise ValueError(f"decoder expected 'auto', 'pyav' or 'opencv', got {prefer!r}")
+    if prefer == "opencv" or "pyav" not in names:
+        return OpenCVDecoder(target, **kwargs)
+    return PyAVDecoder(target, **kwargs)

@@ -1,0 +1,424 @@
+"""The engine: streams sharing a pool of inference workers.
+
+Stages of one stream, each a thread, joined by bounded queues::
+
+    read + decode  --(per-stream bounded queue: backpressure or drop)-->  scheduler
+    (one reader       priorities, stride fairness across streams
+     per stream)                          |
+                                          v
+    inference (+ pre-process, post-process/annotate)  N workers shared by all streams,
+                                          |            one model instance per worker when
+                                          v            the backend is not thread-safe; batches
+    reorder buffer (per stream, bounded by the in-flight limit)
+                                          |
+                                          v
+    sinks (one sink thread per stream, frame order)
+
+Stopping: the reader closes its queue (a sentinel); once the queue is drained the reorder
+buffer learns the last sequence number, the sink thread releases what is left, closes the
+sinks and the stream is ``stopped`` (or ``failed``). A failing stage (source, model, sink)
+aborts the stream: the reader is stopped, queued frames are discarded, frames in flight
+still come out, sinks are closed. Nothing waits on a queue that nobody serves.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from aisp.errors import ConflictError, NotFoundError
+from aisp.pipeline.frame import Frame, FrameResult
+from aisp.pipeline.memory import MemoryGuard, default_budget_bytes
+from aisp.pipeline.scheduler import Scheduler
+from aisp.pipeline.sinks import Sink
+from aisp.pipeline.sources import Source, open_source
+from aisp.pipeline.stats import StreamStats
+from aisp.pipeline.stream import Stream, StreamSpec
+from aisp.pipeline.watchdog import Backoff, Watchdog
+from aisp.pipeline.workers import WorkerPool, default_loader
+
+__all__ = ["Engine"]
+
+log = logging.getLogger("aisp.pipeline")
+
+
+def _describe(exc: BaseException) -> str:
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {message}"
+
+
+class Engine:
+    """Runs streams on ``workers`` shared inference threads. Thread-safe."""
+
+    def __init__(
+        self,
+        settings: Any = None,
+        cache: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        workers: int | None = None,
+        queue_size: int | None = None,
+        loader: Callable[[str, str], Any] | None = None,
+        max_batch: int = 4,
+        monitor_interval: float | None = 0.25,
+        memory_guard: MemoryGuard | None = None,
+    ) -> None:
+        if settings is None:
+            from aisp.settings import get_settings
+
+            settings = get_settings()
+        self.settings = settings
+        self.clock = clock
+        self.queue_size = queue_size or settings.queue_size
+        self.scheduler = Scheduler()
+        self.pool = WorkerPool(
+            self.scheduler, workers or settings.workers, loader or default_loader(cache), self._on_batch_done
+        )
+        self.cache = cache
+        self.max_batch = max(1, max_batch)
+        self.memory_guard = memory_guard or MemoryGuard(default_budget_bytes(settings.memory_budget_mb))
+        self._streams: dict[str, Stream] = {}
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._monitor: threading.Thread | None = None
+        self._monitor_interval = monitor_interval
+
+    # -- streams --------------------------------------------------------------------------
+    def add_stream(self, spec: StreamSpec, sinks: Iterable[Sink] = (), *, mjpeg: bool = True,
+                   start: bool = False) -> Stream:
+        """Register a stream (models are loaded now, a file is opened now: errors surface here)."""
+        with self._lock:
+            if self._closing.is_set():
+                raise ConflictError("the engine is shutting down")
+            if spec.id in self._streams:
+                raise ConflictError(f"stream {spec.id!r} already exists", details={"stream": spec.id})
+        source = spec.source if isinstance(spec.source, Source) else open_source(spec.source, live=spec.live)
+        if spec.live is not None and isinstance(spec.source, Source):
+            source.live = spec.live
+        batchable = self.pool.check_models(spec.models)
+        if not source.live:
+            source.open()  # SourceError(phase="open") right away for a missing or unreadable file
+        stats = StreamStats(self.clock)
+        stream = Stream(spec, source, list(sinks), stats,
+                        Watchdog(self.settings.stall_timeout_seconds, self.clock), mjpeg=mjpeg)
+        stream.queue = self.scheduler.add(
+            spec.id,
+            priority=spec.priority,
+            # live: a short queue keeps latency low (frames are dropped anyway when overloaded)
+            capacity=min(self.queue_size, max(2, self.pool.size)) if source.live else self.queue_size,
+            live=source.live,
+            drop_policy=self.settings.drop_policy,
+            max_inflight=max(2 * self.pool.size * (self.max_batch if batchable else 1), 4),
+            max_batch=self.max_batch if batchable else 1,
+            on_drained=stream.reorder.finish,
+        )
+        queue = stream.queue
+        stats.queue_depths = lambda: {**self.scheduler.depth(queue), "reorder": len(stream.reorder)}
+        with self._lock:
+            if spec.id in self._streams:
+                self.scheduler.remove(spec.id)
+                raise ConflictError(f"stream {spec.id!r} already exists", details={"stream": spec.id})
+            self._streams[spec.id] = stream
+            self.pool.jobs[spec.id] = (list(spec.models), stream.needs_image)
+        if start:
+            self.start_stream(spec.id)
+        return stream
+
+    def add_sinks(self, stream_id: str, sinks: Iterable[Sink]) -> Stream:
+        """Attach more sinks to a stream that has not started yet."""
+        stream = self.get_stream(stream_id)
+        if stream.threads:
+            raise ConflictError(f"stream {stream_id!r} has already started; add sinks before starting it")
+        stream.sinks.extend(sinks)
+        stream.needs_image = any(s.needs_image for s in stream.sinks)
+        self.pool.jobs[stream_id] = (list(stream.spec.models), stream.needs_image)
+        return stream
+
+    def get_stream(self, stream_id: str) -> Stream:
+        with self._lock:
+            stream = self._streams.get(stream_id)
+        if stream is None:
+            raise NotFoundError(f"no stream {stream_id!r}", kind="stream", key=stream_id)
+        return stream
+
+    def streams(self) -> list[Stream]:
+        with self._lock:
+            return list(self._streams.values())
+
+    def start_stream(self, stream_id: str) -> Stream:
+        stream = self.get_stream(stream_id)
+        if stream.threads:
+            return stream
+        self.pool.start()
+        self._start_monitor()
+        reader = threading.Thread(target=self._read_loop, args=(stream,), name=f"aisp-read-{stream.id}",
+                                  daemon=True)
+        sink = threading.Thread(target=self._sink_loop, args=(stream,), name=f"aisp-sink-{stream.id}",
+                                daemon=True)
+        stream.threads = [reader, sink]
+        sink.start()
+        reader.start()
+        return stream
+
+    def stop_stream(self, stream_id: str, timeout: float | None = None) -> bool:
+        """Stop reading; frames in flight still reach the sinks, which are then closed."""
+        stream = self.get_stream(stream_id)
+        self._cancel(stream)
+        if not stream.threads:  # never started: nothing in flight
+            self._close_sinks(stream, opened=[])
+            try:
+                stream.source.close()
+            except Exception as exc:
+                log.warning("stream %s: closing the source failed: %s", stream.id, exc)
+            stream.set_state("stopped")
+            return True
+        return stream.wait(timeout)
+
+    def remove_stream(self, stream_id: str, timeout: float | None = None) -> bool:
+        stopped = self.stop_stream(stream_id, timeout)
+        with self._lock:
+            self._streams.pop(stream_id, None)
+            self.pool.jobs.pop(stream_id, None)
+        self.scheduler.remove(stream_id)
+        return stopped
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Stop every stream, drain, close sinks, stop the workers. True if everything ended in time."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._closing.set()
+        streams = self.streams()
+        for stream in streams:
+            self._cancel(stream)
+        ok = True
+        for stream in streams:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if stream.threads:
+                ok = stream.wait(left) and ok
+                for thread in stream.threads:  # a reader blocked in a network read ends at its timeout
+                    thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                    ok = ok and not thread.is_alive()
+            else:
+                self._close_sinks(stream, opened=[])
+                stream.set_state("stopped")
+        self.scheduler.shutdown()
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        ok = self.pool.join(left) and ok
+        if self._monitor is not None:
+            self._monitor.join(left)
+        return ok
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown(self.settings.drain_timeout_seconds)
+
+    # -- health: memory guard and watchdogs ------------------------------------------------
+    def _start_monitor(self) -> None:
+        with self._lock:
+            if self._monitor is not None or self._monitor_interval is None:
+                return
+            self._monitor = threading.Thread(target=self._monitor_loop, name="aisp-monitor", daemon=True)
+            self._monitor.start()
+
+    def _monitor_loop(self) -> None:
+        while not self._closing.wait(self._monitor_interval):
+            try:
+                self.check_health()
+            except Exception:  # the monitor must outlive a bad reading
+                log.exception("engine health check failed")
+
+    def check_health(self) -> None:
+        """One round of the memory guard and the stall watchdogs (the monitor thread calls this)."""
+        over = self.memory_guard.check()
+        if over != self.scheduler.pressure:
+            for stream_id, n in self.scheduler.set_pressure(over).items():
+                try:
+                    self.get_stream(stream_id).stats.record_drop(n)
+                except NotFoundError:
+                    pass
+        now = self.clock()
+        for stream in self.streams():
+            if stream.live and stream.state == "running" and stream.watchdog.stalled(now):
+                silence = stream.watchdog.silence(now)
+                log.warning("stream %s: no frame for %.1f s; reconnecting", stream.id, silence)
+                stream.set_state("reconnecting", error=f"stalled: no frame for {silence:.1f} s")
+                stream._reconnect_requested.set()
+                stream.source.interrupt()
+
+    # -- stage: read ------------------------------------------------------------------------
+    def _read_loop(self, stream: Stream) -> None:
+        spec, source, queue = stream.spec, stream.source, stream.queue
+        assert queue is not None
+        try:
+            if source.live and not self._open_live(stream):
+                return
+            stream.watchdog.arm()
+            stream.set_state("running")
+            index = 0
+            next_due: float | None = None
+            while not stream._stop.is_set():
+                try:
+                    item = source.read()
+                except Exception as exc:
+                    if stream._stop.is_set():
+                        break
+                    if not source.live:  # a file: keep what was read, report the error at the end
+                        stream.record_error(_describe(exc))
+                        stream._fail_at_end = True
+                        log.warning("stream %s: %s", stream.id, _describe(exc))
+                        break
+                    if not self._reconnect(stream, _describe(exc)):
+                        break
+                    continue
+                if stream._reconnect_requested.is_set():
+                    if stream._stop.is_set() or not self._reconnect(stream, stream.last_error or "stalled"):
+                        break
+                    continue
+                if item is None:
+                    if not source.live or stream._stop.is_set():
+                        break
+                    if not self._reconnect(stream, "the source ended (disconnected)"):
+                        break
+                    continue
+                now = self.clock()
+                stream.watchdog.on_frame(now)
+                stream.stats.record_input(now)
+                i, index = index, index + 1
+                if i < spec.start_frame or (i - spec.start_frame) % spec.every:
+                    continue
+                if spec.max_fps:
+                    t = now if source.live or item.pts is None else item.pts
+                    if next_due is not None and t < next_due - 1e-6:
+                        continue
+                    step = 1.0 / spec.max_fps
+                    next_due = t + step if next_due is None or t - next_due > step else next_due + step
+                dropped = self.scheduler.put(queue, Frame(stream.id, i, item.pts, now, item.image))
+                if dropped:
+                    stream.stats.record_drop(dropped)
+        except BaseException as exc:  # a bug or a source error while opening: fail the stream
+            self._abort(stream, _describe(exc))
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            stream.watchdog.disarm()
+            try:
+                source.close()
+            except Exception as exc:
+                log.warning("stream %s: closing the source failed: %s", stream.id, exc)
+            self.scheduler.close(queue)
+
+    def _open_live(self, stream: Stream) -> bool:
+        try:
+            stream.source.open()
+            return True
+        except Exception as exc:
+            log.warning("stream %s: cannot open %s: %s", stream.id, stream.source.name, _describe(exc))
+            return self._reconnect(stream, _describe(exc))
+
+    def _reconnect(self, stream: Stream, reason: str) -> bool:
+        """Reconnect a live source with exponential backoff; False when stopped or given up."""
+        s = self.settings
+        stream.watchdog.disarm()
+        stream._reconnect_requested.clear()
+        stream.set_state("reconnecting", error=reason)
+        backoff = Backoff(s.reconnect_initial_delay_seconds, s.reconnect_max_delay_seconds,
+                          s.reconnect_max_attempts)
+        last = reason
+        while not backoff.exhausted:
+            if stream._stop.wait(backoff.next_delay()):
+                return False
+            try:
+                stream.source.reconnect()
+            except Exception as exc:
+                last = _describe(exc)
+                stream.record_error(last)
+                log.info("stream %s: reconnect attempt %d/%d failed: %s", stream.id, backoff.attempts,
+                         backoff.max_attempts, last)
+                continue
+            stream.reconnects += 1
+            stream.watchdog.arm()
+            stream.set_state("running")
+            return True
+        self._abort(stream, f"gave up after {backoff.attempts} reconnect attempts: {last}")
+        return False
+
+    # -- stage: inference (callback from the worker pool) -----------------------------------
+    def _on_batch_done(self, queue_id: str, results: list[FrameResult]) -> None:
+        try:
+            stream = self.get_stream(queue_id)
+        except NotFoundError:
+            return
+        for result in results:
+            stream.reorder.push(result.frame.seq, result)
+
+    # -- stage: sinks -------------------------------------------------------------------------
+    def _sink_loop(self, stream: Stream) -> None:
+        queue = stream.queue
+        assert queue is not None
+        opened: list[Sink] = []
+        writing = True
+        try:
+            for sink in stream.sinks:
+                try:
+                    sink.open()
+                    opened.append(sink)
+                except Exception as exc:
+                    self._abort(stream, f"sink {sink!r} failed to open: {_describe(exc)}")
+                    writing = False
+                    break
+            while True:
+                result = stream.reorder.pop()
+                if result is None:
+                    break
+                self.scheduler.done(queue, 1)
+                if writing:
+                    for sink in opened:
+                        try:
+                            sink.write(result)
+                        except Exception as exc:
+                            self._abort(stream, f"sink {sink!r} failed: {_describe(exc)}")
+                            writing = False
+                            break
+                stream.stats.record_output(result.frame.captured_at, result.inference_ms,
+                                           result.num_detections, error=result.error is not None)
+                if result.error is not None and not stream.failed:
+                    self._abort(stream, result.error)
+        except BaseException as exc:  # pragma: no cover - a bug in this loop
+            self._abort(stream, _describe(exc))
+            raise
+        finally:
+            self._close_sinks(stream, opened)
+            failed = stream.failed or stream._fail_at_end
+            stream.set_state("failed" if failed else "stopped")
+
+    def _close_sinks(self, stream: Stream, opened: list[Sink]) -> None:
+        for sink in stream.sinks:
+            try:
+                sink.close()
+            except Exception as exc:
+                log.warning("stream %s: closing sink %r failed: %s", stream.id, sink, exc)
+                if sink in opened:
+                    stream.record_error(f"sink {sink!r} failed to close: {_describe(exc)}")
+                    stream._fail_at_end = True
+
+    # -- stopping -----------------------------------------------------------------------------
+    def _cancel(self, stream: Stream) -> None:
+        stream._stop.set()
+        stream.source.interrupt()
+        if stream.queue is not None:
+            self.scheduler.clear(stream.queue)
+            self.scheduler.close(stream.queue)
+
+    def _abort(self, stream: Stream, error: str) -> None:
+        with stream._cond:
+            first = not stream._aborted
+            stream._aborted = True
+            if first:
+                stream.last_error = error
+        if first:
+            log.error("stream %s failed: %s", stream.id, error)
+        self._cancel(stream)

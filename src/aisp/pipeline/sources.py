@@ -1,0 +1,345 @@
+"""Frame sources: the base class, its in-memory fake, and :func:`open_source`.
+
+A source yields RGB ``uint8`` images (converted once, here) with their timestamps::
+
+    Source                 .open() .read() -> SourceFrame | None .close() .interrupt()
+    ├── MemorySource       the fake: a list of images (finite, or looping when live)
+    ├── VideoFileSource    mp4/mkv/avi/webm/gif... decoded by PyAV (OpenCV fallback)
+    ├── ImageSource        one image, a folder or a glob of images
+    ├── CameraSource       /dev/videoN or an index, via OpenCV (live)
+    ├── UrlSource          rtsp:// and http(s):// (MJPEG, HLS) via PyAV (live)
+    └── DemoSource         aisp.pipeline.demo: a face moving over a photo, known boxes
+
+``read()`` returns None at the end of the source and raises :class:`SourceError` (with
+``details["phase"]`` = "open" or "read") when it cannot go on. Live sources never end on
+their own: None from a live source means it disconnected; the engine's watchdog reconnects.
+"""
+
+from __future__ import annotations
+
+import glob as globmod
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from aisp.errors import SourceError
+from aisp.pipeline.decode import Decoder, make_decoder
+
+__all__ = [
+    "SourceFrame",
+    "Source",
+    "MemorySource",
+    "VideoFileSource",
+    "ImageSource",
+    "CameraSource",
+    "UrlSource",
+    "open_source",
+    "IMAGE_EXTENSIONS",
+]
+
+log = logging.getLogger("aisp.pipeline")
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
+
+
+class SourceFrame(NamedTuple):
+    image: Any  # np.ndarray, RGB uint8 HxWx3
+    pts: float | None
+
+
+class Source:
+    """Base class of every frame source (an I/O boundary; :class:`MemorySource` is its fake)."""
+
+    #: True for cameras and network streams: the reader must never block on them.
+    live: bool = False
+    #: frames per second the source announces (None when unknown)
+    fps: float | None = None
+    #: number of frames, for files (None when unknown or endless)
+    total_frames: int | None = None
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.frames_read = 0
+
+    def open(self) -> None:
+        """Acquire the device/file/connection. Raises SourceError(phase="open")."""
+
+    def read(self) -> SourceFrame | None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release everything; idempotent."""
+
+    def interrupt(self) -> None:
+        """Ask a blocked ``read()`` to return soon (watchdog stall); default: nothing to do."""
+
+    def reconnect(self) -> None:
+        self.close()
+        self.open()
+
+    def __enter__(self) -> Source:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[SourceFrame]:
+        while True:
+            item = self.read()
+            if item is None:
+                return
+            yield item
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, live={self.live})"
+
+
+class MemorySource(Source):
+    """In-memory frames: the fake source for tests. ``live=True`` loops forever.
+
+    ``fail_after=n`` raises a read error after n frames (a truncated file, a dropped link).
+    """
+
+    def __init__(
+        self,
+        images: Sequence[Any],
+        *,
+        live: bool = False,
+        fps: float | None = 30.0,
+        name: str = "memory",
+        fail_after: int | None = None,
+    ) -> None:
+        super().__init__(name)
+        if not images:
+            raise SourceError("memory source needs at least one image", source=name,
+                              details={"phase": "open"})
+        self._images = list(images)
+        self.live = live
+        self.fps = fps
+        self.total_frames = None if live else len(self._images)
+        self.fail_after = fail_after
+        self.opened = 0
+        self.closed = 0
+        self._pos = 0
+
+    def open(self) -> None:
+        self.opened += 1
+
+    def read(self) -> SourceFrame | None:
+        if self.fail_after is not None and self.frames_read >= self.fail_after:
+            raise SourceError(
+                f"{self.name}: read failed after {self.frames_read} frames",
+                source=self.name,
+                details={"phase": "read", "frames_read": self.frames_read},
+            )
+        if self._pos >= len(self._images):
+            if not self.live:
+                return None
+            self._pos = 0
+        image = self._images[self._pos]
+        pts = self.frames_read / self.fps if self.fps else None
+        self._pos += 1
+        self.frames_read += 1
+        return SourceFrame(image, pts)
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+class _DecoderSource(Source):
+    """A source backed by a :class:`Decoder` (files and URLs)."""
+
+    def __init__(self, name: str, decoder: Decoder) -> None:
+        super().__init__(name)
+        self._decoder = decoder
+        self._frames: Iterator[tuple[Any, float | None]] | None = None
+        self._ended = False
+
+    @property
+    def decoder_name(self) -> str:
+        return self._decoder.name
+
+    def open(self) -> None:
+        self._decoder.open()
+        self.fps = self._decoder.fps
+        self._frames = self._decoder.frames()
+        self._ended = False
+
+    def read(self) -> SourceFrame | None:
+        if self._ended:
+            return None
+        if self._frames is None:
+            raise SourceError(f"{self.name}: source is not open", source=self.name, details={"phase": "read"})
+        try:
+            image, pts = next(self._frames)
+        except StopIteration:
+            self._frames = None
+            self._ended = True
+            self._check_complete()
+            return None
+        except SourceError as exc:
+            exc.details.setdefault("frames_read", self.frames_read)
+            self._frames = None
+            raise
+        self.frames_read += 1
+        return SourceFrame(image, pts)
+
+    def _check_complete(self) -> None:
+        """Hook for files: raise when the container ended before the frames it announced."""
+
+    def close(self) -> None:
+        self._frames = None
+        self._decoder.close()
+
+
+class VideoFileSource(_DecoderSource):
+    """A video file. Every frame, in order; a file that ends early is reported as an error."""
+
+    def __init__(self, path: str | os.PathLike[str], *, decoder: str = "auto") -> None:
+        path = Path(path)
+        super().__init__(str(path), make_decoder(str(path), prefer=decoder))
+        self.path = path
+
+    def open(self) -> None:
+        if not self.path.is_file():
+            raise SourceError(
+                f"video file not found: {self.path}", source=str(self.path), details={"phase": "open"}
+            )
+        super().open()
+        self.total_frames = self._decoder.expected_frames
+
+    def _check_complete(self) -> None:
+        expected = self.total_frames
+        # Containers round their frame count; a shortfall of more than 1 frame is a truncation.
+        if expected is not None and self.frames_read < expected - 1:
+            raise SourceError(
+                f"{self.path}: video ended after {self.frames_read} of {expected} frames "
+                "(truncated or corrupt)",
+                source=str(self.path),
+                details={"phase": "read", "frames_read": self.frames_read, "expected_frames": expected},
+            )
+
+
+class ImageSource(Source):
+    """One image or a sorted list of images (a folder or a glob). Finite, never live."""
+
+    def __init__(self, paths: Sequence[str | os.PathLike[str]], *, name: str | None = None, fps: float = 1.0):
+        super().__init__(name or (str(paths[0]) if len(paths) == 1 else f"{len(paths)} images"))
+        if not paths:
+            raise SourceError(f"no images in {self.name}", source=self.name, details={"phase": "open"})
+        self.paths = [Path(p) for p in paths]
+        self.total_frames = len(self.paths)
+        self.fps = fps
+        self._pos = 0
+
+    def open(self) -> None:
+        self._pos = 0
+        missing = [str(p) for p in self.paths if not p.is_file()]
+        if missing:
+            raise SourceError(
+                f"image file not found: {missing[0]}", source=missing[0], details={"phase": "open"}
+            )
+
+    def read(self) -> SourceFrame | None:
+        import cv2
+
+        if self._pos >= len(self.paths):
+            return None
+        path = self.paths[self._pos]
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise SourceError(
+                f"cannot decode image {path} (expected a JPEG/PNG/BMP/WebP/TIFF file)",
+                source=str(path),
+                details={"phase": "read", "frames_read": self.frames_read},
+            )
+        pts = self._pos / self.fps if self.fps else None
+        self._pos += 1
+        self.frames_read += 1
+        return SourceFrame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), pts)
+
+
+class CameraSource(_DecoderSource):
+    """A camera (``/dev/videoN`` or an index) through OpenCV. Live."""
+
+    live = True
+
+    def __init__(self, device: int | str, *, read_timeout: float | None = 5.0) -> None:
+        from aisp.pipeline.decode import OpenCVDecoder
+
+        target: int | str = device
+        if isinstance(device, str) and device.startswith("/dev/video") and device[10:].isdigit():
+            target = int(device[10:])
+        super().__init__(str(device), OpenCVDecoder(target, timeout=read_timeout))
+
+
+class UrlSource(_DecoderSource):
+    """A network stream: RTSP, HTTP(S) MJPEG or HLS, through PyAV (OpenCV fallback). Live by default.
+
+    ``read_timeout`` bounds how long a read may block, so that a stalled server shows up as an
+    error the watchdog turns into a reconnect.
+    """
+
+    def __init__(self, url: str, *, live: bool = True, read_timeout: float = 10.0, decoder: str = "auto"):
+        options: dict[str, str] = {}
+        if url.startswith(("rtsp://", "rtsps://")):
+            options["rtsp_transport"] = "tcp"
+        super().__init__(url, make_decoder(url, prefer=decoder, options=options, timeout=read_timeout))
+        self.live = live
+
+    def open(self) -> None:
+        super().open()
+        self.total_frames = None if self.live else self._decoder.expected_frames
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def open_source(spec: str | int | os.PathLike[str], *, live: bool | None = None, **options: Any) -> Source:
+    """Build the source a spec names (not yet opened; the engine opens it).
+
+    ``spec``: a video file, an image, a folder or glob of images, ``/dev/videoN`` or a camera
+    index, an ``rtsp://``/``http(s)://`` URL, or ``demo``. ``live`` overrides the default
+    (files are not live; cameras and URLs are; ``demo`` is finite unless ``live=True``).
+    Raises SourceError(phase="open") for a path that does not exist or holds no images.
+    """
+    if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
+        return CameraSource(int(spec), **options)
+    text = os.fspath(spec).strip() if not isinstance(spec, str) else spec.strip()
+    if not text:
+        raise SourceError("empty source (expected a path, URL, camera or 'demo')", source=text,
+                          details={"phase": "open"})
+    if text == "demo" or text.startswith("demo:"):
+        from aisp.pipeline.demo import DemoSource
+
+        return DemoSource(live=bool(live) or text == "demo:live", **options)
+    if text.startswith("/dev/video"):
+        return CameraSource(text, **options)
+    if text.lower().startswith(URL_SCHEMES):
+        return UrlSource(text, live=True if live is None else live, **options)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        images = _images_in(path)
+        if not images:
+            raise SourceError(f"no images in folder {path} (expected {sorted(IMAGE_EXTENSIONS)})",
+                              source=text, details={"phase": "open"})
+        return ImageSource(images, name=text, **options)
+    if any(ch in text for ch in "*?["):
+        matches = sorted(Path(p) for p in globmod.glob(os.path.expanduser(text)))
+        images = [p for p in matches if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+        if not images:
+            raise SourceError(f"no images match {text!r}", source=text, details={"phase": "open"})
+        return ImageSource(images, name=text, **options)
+    if not path.exists():
+        raise SourceError(f"source not found: {text} (no such file)", source=text, details={"phase": "open"})
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        return ImageSource([path], **options)
+    source = VideoFileSource(path, **options)
+    if live:
+        source.live = True
+    return source

@@ -1,0 +1,61 @@
+"""The AISP store: SQLAlchemy 2 with Alembic migrations, SQLite by default, PostgreSQL when
+``AISP_DATABASE_URL=postgresql+psycopg://...``.
+
+Persisted: API keys (hashed), batch tasks (a state machine with progress), stream
+definitions, detection events (summarised per window, written by a non-blocking batched
+writer) and periodic performance snapshots. See ``docs/readme/store.md``.
+
+This package imports SQLAlchemy; ``import aisp`` never imports it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aisp.store.db import Database, redact_url
+from aisp.store.events import EventRepository, EventSummary, EventWriter, EventWriterStats
+from aisp.store.keys import ROLES, KeyRecord, KeyRepository
+from aisp.store.migrate import current_revision, head_revision, upgrade
+from aisp.store.retention import RetentionResult, RetentionWorker
+from aisp.store.snapshots import METRICS, SnapshotPoint, SnapshotRepository, Snapshotter, make_gatherer
+from aisp.store.store import Store
+from aisp.store.streams import StreamRecord, StreamRepository
+from aisp.store.tasks import TASK_STATES, TaskRecord, TaskRepository
+
+__all__ = [
+    "Store",
+    "Database",
+    "redact_url",
+    "upgrade",
+    "current_revision",
+    "head_revision",
+    "KeyRecord",
+    "KeyRepository",
+    "ROLES",
+    "TaskRecord",
+    "TaskRepository",
+    "TASK_STATES",
+    "StreamRecord",
+    "StreamRepository",
+    "EventSummary",
+    "EventRepository",
+    "EventWriter",
+    "EventWriterStats",
+    "EventSink",
+    "METRICS",
+    "SnapshotPoint",
+    "SnapshotRepository",
+    "Snapshotter",
+    "make_gatherer",
+    "RetentionResult",
+    "RetentionWorker",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # EventSink subclasses the pipeline's Sink; import the pipeline only when it is asked for.
+    if name == "EventSink":
+        from aisp.store.event_sink import EventSink
+
+        return EventSink
+    raise AttributeError(f"module 'aisp.store' has no attribute {name!r}")

@@ -1,0 +1,204 @@
+"""The :class:`Store` facade: one database, its repositories and its background workers.
+
+::
+
+    store = Store(settings.resolved_database_url, settings=settings).open()   # migrates
+    record, token = store.keys.create("admin", "first key")
+    task = store.tasks.create(source="video.mp4", models=["fake"])
+    store.events.submit(summary)          # EventWriter: never blocks
+    store.snapshots.query("fps", since)   # charts
+    store.close()
+
+``open()`` applies the Alembic migrations, then starts the event writer and the retention
+worker. The periodic snapshotter needs a metrics source, so the server starts it with
+:meth:`Store.start_snapshots`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aisp.errors import StoreError
+from aisp.store.db import Database, redact_url
+from aisp.store.events import EventRepository, EventWriter
+from aisp.store.keys import KeyRepository
+from aisp.store.migrate import current_revision, head_revision, upgrade
+from aisp.store.retention import RetentionWorker
+from aisp.store.snapshots import SnapshotRepository, Snapshotter
+from aisp.store.streams import StreamRepository
+from aisp.store.tasks import TaskRepository
+
+__all__ = ["Store"]
+
+log = logging.getLogger("aisp.store")
+
+
+class Store:
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        settings: Any = None,
+        clock: Callable[[], float] = time.time,
+        retention_interval: float = 600.0,
+        event_batch_size: int = 500,
+        event_flush_interval: float = 0.5,
+        event_retry_max: float = 5.0,
+    ) -> None:
+        if settings is None:
+            from aisp.settings import get_settings
+
+            settings = get_settings()
+        self.settings = settings
+        self.url = url or settings.resolved_database_url
+        self._clock = clock
+        self._retention_interval = retention_interval
+        self._event_opts = {"batch_size": event_batch_size, "flush_interval": event_flush_interval,
+                            "retry_max": event_retry_max}
+        self.db: Database | None = None
+        self._keys: KeyRepository | None = None
+        self._tasks: TaskRepository | None = None
+        self._streams: StreamRepository | None = None
+        self._event_log: EventRepository | None = None
+        self._snapshots: SnapshotRepository | None = None
+        self._events: EventWriter | None = None
+        self.retention: RetentionWorker | None = None
+        self.snapshotter: Snapshotter | None = None
+
+    def __repr__(self) -> str:
+        return f"Store(url={redact_url(self.url)!r}, open={self.is_open})"
+
+    @classmethod
+    def from_settings(cls, settings: Any = None, **kwargs: Any) -> Store:
+        return cls(None, settings=settings, **kwargs)
+
+    # --- lifecycle ------------------------------------------------------------------------------
+    @property
+    def is_open(self) -> bool:
+        return self.db is not None
+
+    def open(self, *, migrate: bool = True, background: bool = True) -> Store:
+        """Connect, apply migrations and start the event writer and retention (idempotent)."""
+        if self.db is not None:
+            return self
+        t0 = time.perf_counter()
+        db = Database(self.url)
+        try:
+            if migrate:
+                upgrade(db)
+        except BaseException:
+            db.dispose()
+            raise
+        self.db = db
+        self._keys = KeyRepository(db, clock=self._clock)
+        self._tasks = TaskRepository(db, clock=self._clock)
+        self._streams = StreamRepository(db, clock=self._clock)
+        self._event_log = EventRepository(db)
+        self._snapshots = SnapshotRepository(db, clock=self._clock)
+        s = self.settings
+        self._events = EventWriter(self._event_log.insert_many, buffer_size=s.event_buffer_size,
+                                   **self._event_opts)
+        self.retention = RetentionWorker(
+            self._event_log.delete_older_than, self._snapshots.delete_older_than,
+            event_retention_hours=s.event_retention_hours,
+            snapshot_retention_hours=s.snapshot_retention_hours,
+            interval=self._retention_interval, clock=self._clock,
+        )
+        if background:
+            self._events.start()
+            self.retention.start()
+        log.info("store open: %s (%s) in %.0f ms", redact_url(self.url), db.dialect,
+                 (time.perf_counter() - t0) * 1000)
+        return self
+
+    def start_snapshots(self, gather: Callable[[], Mapping[str, Any]], *, interval: float | None = None
+                        ) -> Snapshotter:
+        """Start taking a snapshot every ``interval`` (default ``snapshot_interval_seconds``)."""
+        if self.snapshotter is not None:
+            self.snapshotter.stop()
+        self.snapshotter = Snapshotter(gather, self.snapshots.add,
+                                       interval=interval or self.settings.snapshot_interval_seconds,
+                                       clock=self._clock).start()
+        return self.snapshotter
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the workers, write buffered events (within ``timeout``) and disconnect. Idempotent."""
+        if self.db is None:
+            return
+        if self.snapshotter is not None:
+            self.snapshotter.stop(timeout)
+        if self.retention is not None:
+            self.retention.stop(timeout)
+        if self._events is not None:
+            self._events.close(timeout)
+            st = self._events.stats()
+            log.info("event writer closed: written=%s dropped=%s write_errors=%s", st.written, st.dropped,
+                     st.write_errors)
+        self.db.dispose()
+        self.db = None
+
+    def __enter__(self) -> Store:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- parts -------------------------------------------------------------------------------
+    def _need(self, part: Any) -> Any:
+        if part is None:
+            raise StoreError("the store is not open; call Store.open() first")
+        return part
+
+    @property
+    def keys(self) -> KeyRepository:
+        return self._need(self._keys)
+
+    @property
+    def tasks(self) -> TaskRepository:
+        return self._need(self._tasks)
+
+    @property
+    def streams(self) -> StreamRepository:
+        return self._need(self._streams)
+
+    @property
+    def events(self) -> EventWriter:
+        return self._need(self._events)
+
+    @property
+    def event_log(self) -> EventRepository:
+        return self._need(self._event_log)
+
+    @property
+    def snapshots(self) -> SnapshotRepository:
+        return self._need(self._snapshots)
+
+    # --- status ----------------------------------------------------------------------------------
+    def ping(self) -> bool:
+        return self.db is not None and self.db.ping()
+
+    def revision(self) -> str | None:
+        return current_revision(self._need(self.db))
+
+    def status(self) -> dict[str, Any]:
+        """For ``/api/status``: dialect, reachability, schema revision, event writer counters."""
+        db = self.db
+        reachable = db is not None and db.ping()
+        rev = None
+        if reachable:
+            try:
+                rev = self.revision()
+            except StoreError:
+                reachable = False
+        return {
+            "open": db is not None,
+            "url": redact_url(self.url),
+            "dialect": db.dialect if db else None,
+            "reachable": reachable,
+            "revision": rev,
+            "head": head_revision(),
+            "events": self._events.stats().to_dict() if self._events else None,
+        }
