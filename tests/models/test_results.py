@@ -209,3 +209,37 @@ def test_landmark_fast_path_matches_field_by_field() -> None:
     b = ragged.landmark.add()
     b.x, b.y = 0.4, 0.5  # z unset: a different record layout, so the fallback path runs
     assert np.allclose(landmark_array(ragged), [[0.1, 0.2, 0.3, 0], [0.4, 0.5, 0, 0]])
+
+
+def test_detection_fast_path_matches_field_by_field() -> None:
+    detection_pb2 = pytest.importorskip("mediapipe.framework.formats.detection_pb2")
+    from aisp.models import _protobuf
+
+    det = detection_pb2.Detection()
+    det.label.append("face")
+    det.label_id.append(7)
+    det.score.extend([0.75, 0.2])
+    det.track_id = 12345  # a varint field the walker skips
+    loc = det.location_data
+    loc.format = loc.RELATIVE_BOUNDING_BOX
+    bb = loc.relative_bounding_box
+    bb.xmin, bb.ymin, bb.width, bb.height = 0.1, 0.2, 0.3, 0.4
+    for x, y in [(0.15, 0.25), (0.35, 0.45)]:
+        kp = loc.relative_keypoints.add()
+        kp.x, kp.y = x, y
+        kp.keypoint_label = "eye"  # extra fields after x, y are skipped
+        kp.score = 0.9
+    fast = _protobuf._fast_detection(det.SerializeToString())
+    assert fast is not None
+    score, box, kps = fast
+    assert score == pytest.approx(0.75) and np.allclose(box, [0.1, 0.2, 0.3, 0.4])
+    assert np.allclose(kps, [0.15, 0.25, 0.35, 0.45])
+    # no relative box (absolute pixels instead): the fast path declines, the fallback answers
+    other = detection_pb2.Detection()
+    other.score.append(0.5)
+    other.location_data.bounding_box.xmin = 10
+    assert _protobuf._fast_detection(other.SerializeToString()) is None
+    assert _protobuf.detection_fields(other) == (pytest.approx(0.5), (0.0, 0.0, 0.0, 0.0), [])
+    d = Detections.from_mediapipe([det, other], 100, 100)
+    assert np.allclose(d.xyxy, [[10, 20, 40, 60], [0, 0, 0, 0]], atol=1e-4)
+    assert d.keypoints.shape == (2, 2, 2) and np.allclose(d.keypoints[1], 0)

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 import typer
 
-AREAS = ("cache", "models", "pipeline", "api")
+AREAS = ("cache", "models", "pipeline", "api", "store")
 
 app = typer.Typer(help="Benchmarks; each prints JSON to stdout.", no_args_is_help=True)
 

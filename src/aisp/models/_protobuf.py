@@ -1,20 +1,32 @@
-"""Fast conversion of MediaPipe ``NormalizedLandmarkList`` protos to numpy.
+"""Fast conversion of MediaPipe ``NormalizedLandmarkList`` and ``Detection`` protos.
 
-Reading 468 face-mesh landmarks field by field from Python costs ~0.5 ms, a noticeable share of
-the inference itself. The serialised message is regular instead: one length-delimited record per
+Reading a freshly parsed proto field by field from Python is slow: every first access builds a
+wrapper object (~0.25 ms for one face detection with its 6 keypoints, ~0.5 ms for a 468-point
+mesh), a noticeable share of the inference itself. Serialising the message again is cheap, and
+the bytes are easy to read.
+
+
+Landmarks: the serialised list is regular: one length-delimited record per
 landmark, each holding fixed32 floats with one-byte tags (x=0x0d, y=0x15, z=0x1d, visibility=0x25,
 presence=0x2d). When every record has the same layout, numpy reads the floats straight out of
 the bytes (~0.04 ms). Any other layout (a field left unset, an unexpected field) falls back to
 the field-by-field path, so the result is always the same.
+
+Detections: :func:`detection_fields` walks the wire format once for the score, the relative
+bounding box and the keypoints' x, y (~0.05 ms), skipping every other field, and falls back to
+attribute access for anything it does not expect.
 """
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import numpy as np
 
-__all__ = ["landmark_array"]
+__all__ = ["landmark_array", "detection_fields"]
+
+_float = struct.Struct("<f").unpack_from
 
 _FIELDS = (("x", 0x0D), ("y", 0x15), ("z", 0x1D), ("visibility", 0x25), ("presence", 0x2D))
 _LAYOUTS: dict[int, tuple[np.dtype, tuple[tuple[str, int], ...]]] = {}
@@ -58,3 +70,100 @@ def landmark_array(message: Any) -> np.ndarray:
     if out is not None:
         return out
     return np.asarray([(p.x, p.y, p.z, p.visibility) for p in points], np.float32).reshape(count, 4)
+
+
+def _varint(b: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        c = b[pos]
+        pos += 1
+        result |= (c & 0x7F) << shift
+        if c < 0x80:
+            return result, pos
+        shift += 7
+
+
+def _skip(b: bytes, pos: int, wire: int) -> int:
+    if wire == 0:
+        return _varint(b, pos)[1]
+    if wire == 5:
+        return pos + 4
+    if wire == 1:
+        return pos + 8
+    raise ValueError(wire)
+
+
+def _location(b: bytes, pos: int, end: int, kps: list[float]) -> tuple[float, float, float, float] | None:
+    box = None
+    while pos < end:
+        tag = b[pos]
+        pos += 1
+        if tag >= 0x80:
+            raise ValueError(tag)
+        if tag & 7 != 2:
+            pos = _skip(b, pos, tag & 7)
+            continue
+        length, pos = _varint(b, pos)
+        field = tag >> 3
+        if field == 3:  # relative_bounding_box: xmin, ymin, width, height (fixed32, in order)
+            if length != 20 or (b[pos], b[pos + 5], b[pos + 10], b[pos + 15]) != (0x0D, 0x15, 0x1D, 0x25):
+                raise ValueError("bounding box layout")
+            box = (
+                _float(b, pos + 1)[0],
+                _float(b, pos + 6)[0],
+                _float(b, pos + 11)[0],
+                _float(b, pos + 16)[0],
+            )
+        elif field == 5:  # relative_keypoints: x, y first
+            if length < 10 or b[pos] != 0x0D or b[pos + 5] != 0x15:
+                raise ValueError("keypoint layout")
+            kps.append(_float(b, pos + 1)[0])
+            kps.append(_float(b, pos + 6)[0])
+        pos += length
+    return box
+
+
+def _fast_detection(b: bytes) -> tuple[float, tuple[float, float, float, float], list[float]] | None:
+    pos, n = 0, len(b)
+    score: float | None = None
+    box = None
+    kps: list[float] = []
+    while pos < n:
+        tag = b[pos]
+        pos += 1
+        if tag >= 0x80:
+            return None
+        field, wire = tag >> 3, tag & 7
+        if wire == 2:
+            length, pos = _varint(b, pos)
+            if field == 3 and score is None and length >= 4:  # packed scores
+                score = _float(b, pos)[0]
+            elif field == 4:  # location_data
+                box = _location(b, pos, pos + length, kps)
+            pos += length
+        elif field == 3 and wire == 5:  # an unpacked score
+            if score is None:
+                score = _float(b, pos)[0]
+            pos += 4
+        else:
+            pos = _skip(b, pos, wire)
+    if box is None:
+        return None
+    return (0.0 if score is None else score), box, kps
+
+
+def detection_fields(det: Any) -> tuple[float, tuple[float, float, float, float], list[float]]:
+    """Score, relative box (xmin, ymin, width, height) and flat keypoints [x0, y0, x1, y1, ...]."""
+    try:
+        fast = _fast_detection(det.SerializeToString())
+    except (AttributeError, ValueError, IndexError, struct.error):
+        fast = None
+    if fast is not None:
+        return fast
+    loc = det.location_data
+    bb = loc.relative_bounding_box
+    kps: list[float] = []
+    for k in loc.relative_keypoints:
+        kps.append(k.x)
+        kps.append(k.y)
+    return (det.score[0] if len(det.score) else 0.0), (bb.xmin, bb.ymin, bb.width, bb.height), kps

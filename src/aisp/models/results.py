@@ -93,30 +93,24 @@ class Detections:
         """
         if not detections:
             return cls.empty(6, with_labels=True)
-        boxes, scores, kps = [], [], []
-        for det in detections:
-            loc = det.location_data
-            bb = loc.relative_bounding_box
-            boxes.append((bb.xmin, bb.ymin, bb.xmin + bb.width, bb.ymin + bb.height))
-            scores.append(det.score[0] if det.score else 0.0)
-            kps.append([(k.x, k.y) for k in loc.relative_keypoints])
+        from aisp.models._protobuf import detection_fields
+
+        fields = [detection_fields(det) for det in detections]
+        n = len(fields)
+        rel = np.asarray([f[1] for f in fields], np.float32)
+        rel[:, 2:] += rel[:, :2]  # (xmin, ymin, w, h) -> (x1, y1, x2, y2)
         scale = np.array([width, height, width, height], np.float32)
-        xyxy = np.asarray(boxes, np.float32) * scale
+        xyxy = rel * scale
         if clip:
             np.clip(xyxy, 0, scale, out=xyxy)
-        n_kp = max(len(k) for k in kps)
-        keypoints = np.zeros((len(kps), n_kp, 2), np.float32)
-        for i, k in enumerate(kps):
-            if k:
-                keypoints[i, : len(k)] = k
-        keypoints *= np.array([width, height], np.float32)
-        return cls(
-            xyxy,
-            np.asarray(scores, np.float32),
-            np.zeros(len(boxes), np.int32),
-            keypoints,
-            (label,) * len(boxes),
-        )
+        n_kp = max(len(f[2]) for f in fields) // 2
+        keypoints = np.zeros((n, n_kp, 2), np.float32)
+        for i, f in enumerate(fields):
+            if f[2]:
+                keypoints[i, : len(f[2]) // 2] = np.asarray(f[2], np.float32).reshape(-1, 2)
+        keypoints *= scale[:2]
+        scores = np.asarray([f[0] for f in fields], np.float32)
+        return cls(xyxy, scores, np.zeros(n, np.int32), keypoints, (label,) * n)
 
     @classmethod
     def from_onnx(

@@ -1,4 +1,4 @@
-"""The store benchmark (``aisp bench store``, through ``aisp.bench.store``): JSON figures.
+"""The store benchmark (``aisp bench store``): JSON figures.
 
 Measured side by side in one run, on a temporary SQLite file (and on PostgreSQL when
 ``AISP_BENCH_POSTGRES_URL`` is set):
