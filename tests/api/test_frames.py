@@ -147,7 +147,7 @@ def test_saturated_pool_is_503_with_retry_after(api: Harness) -> None:
 
     register_model("blocker", lambda: BlockingModel("blocker"), backend="fake")
     old = api.ctx.inference
-    api.ctx.inference = InferencePool(1, queue_factor=0)
+    api.ctx.inference = InferencePool(1, queue_factor=0, min_waiting=0)
     first: dict[str, Any] = {}
     try:
         t = threading.Thread(

@@ -192,7 +192,7 @@ def test_schemathesis_finds_no_server_errors(server: ServerProcess, key: str) ->
             continue
 
         @settings(
-            max_examples=8,
+            max_examples=6,
             deadline=None,
             database=None,
             derandomize=True,

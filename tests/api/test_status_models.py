@@ -106,6 +106,7 @@ def test_cache_stats_export_clear(api: Harness) -> None:
 
 
 def test_metrics(api: Harness) -> None:
+    api.client.post("/api/models/fake/load")
     api.client.get("/api/status")
     api.client.get("/api/streams/nope-does-not-exist")
     r = api.client.get("/metrics")
@@ -116,3 +117,4 @@ def test_metrics(api: Harness) -> None:
     assert "nope-does-not-exist" not in text
     assert "aisp_http_request_duration_seconds_bucket" in text
     assert "aisp_ready 1.0" in text
+    assert "aisp_cache_loads_total" in text and "aisp_cache_hit_rate" in text  # the cache's collector

@@ -181,15 +181,20 @@ def test_task_runs_to_completion_with_downloads(api: Harness, video: Path) -> No
     assert_error(api.client.post(f"/api/tasks/{task_id}/retry"), 409, "CONFLICT")
 
 
-def test_task_cancel_then_retry_resumes_without_duplicates(api: Harness, tmp_path: Path) -> None:
+@pytest.mark.parametrize("every", [1, 3])
+def test_task_cancel_then_retry_resumes_without_duplicates(api: Harness, tmp_path: Path, every: int) -> None:
     from aisp.models import unregister_model
 
-    n = 200  # longer than what the bounded queues hold, so a cancel stops it mid-way
-    video = make_video(tmp_path / "long.mp4", frames=n)
+    frames = 200  # longer than what the bounded queues hold, so a cancel stops it mid-way
+    video = make_video(tmp_path / "long.mp4", frames=frames)
+    expected = list(range(0, frames, every))
+    n = len(expected)
     gate = _Gate(at_call=5)
     _register_gated("gated", gate)
     try:
-        task_id = api.client.post("/api/tasks", json={"source": str(video), "models": ["gated"]}).json()["id"]
+        task_id = api.client.post(
+            "/api/tasks", json={"source": str(video), "models": ["gated"], "every": every}
+        ).json()["id"]
         assert gate.reached.wait(60)
         r = api.client.post(f"/api/tasks/{task_id}/cancel")
         assert r.status_code == 200
@@ -205,7 +210,7 @@ def test_task_cancel_then_retry_resumes_without_duplicates(api: Harness, tmp_pat
         body = api.client.get(f"/api/tasks/{task_id}").json()
         assert body["state"] == "completed" and body["frames_done"] == n and body["attempts"] == 2
         assert body["result"]["frames"] == n - done
-        assert [e["index"] for e in _events(api, task_id)] == list(range(n))
+        assert [e["index"] for e in _events(api, task_id)] == expected
         # the two attempts' videos are joined: every frame once, in order
         r = api.client.get(f"/api/tasks/{task_id}/video")
         assert r.status_code == 200
@@ -223,7 +228,8 @@ def test_task_cancel_then_retry_resumes_without_duplicates(api: Harness, tmp_pat
 
 
 def test_interrupted_task_resumes_from_saved_progress(api: Harness, video: Path) -> None:
-    """What a restart after a crash leaves: a task `interrupted` at frame 12, events up to there."""
+    """What a restart after a crash leaves: a task `interrupted` with progress 12 in the store,
+    events up to frame 14 on disk and half a line."""
     store = api.ctx.store
     rec = store.tasks.create(source=str(video), models=["fake"], params={"video": False})
     store.tasks.start(rec.id)
@@ -239,7 +245,8 @@ def test_interrupted_task_resumes_from_saved_progress(api: Harness, video: Path)
     assert api.ctx.tasks.wait_idle(60)
     body = api.client.get(f"/api/tasks/{rec.id}").json()
     assert body["state"] == "completed" and body["frames_done"] == 30
-    assert body["result"]["frames"] == 18  # only the frames after the saved progress were processed
+    # resumed after the last event on disk (frame 14), not at the store's throttled progress (12)
+    assert body["result"]["frames"] == 15
     assert [e["index"] for e in _events(api, rec.id)] == list(range(30))
 
 

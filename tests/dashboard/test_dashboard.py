@@ -1,7 +1,9 @@
 """The dashboard in a real browser against a real ``aisp serve`` (demo stream, auth on).
 
-Each test signs in through the page's own form, waits on what the page shows (Playwright
-waits with timeouts, never sleeps) and writes a screenshot to ``artifacts/screenshots/``.
+Pages sign in through the page's own form (one admin page is shared by the module; the viewer
+and wrong-key tests open their own). Tests wait on what the page shows (Playwright waits with
+timeouts, never sleeps), check that no console error or page error happened so far, and write
+screenshots to ``artifacts/screenshots/``. Runs under the page's real CSP.
 """
 
 from __future__ import annotations
@@ -27,9 +29,15 @@ class Session:
     def shot(self, name: str, locator: Any = None) -> Path:
         path = SCREENSHOTS / f"{name}.png"
         if locator is None:
-            self.page.evaluate("window.scrollTo(0, 0)")  # the sticky top bar belongs at the top
+            self.page.evaluate("window.scrollTo(0, 0)")  # a full-page shot starts at the top
         (locator or self.page).screenshot(path=str(path), **({} if locator else {"full_page": True}))
         return path
+
+
+def _until(page: Any, expression: str, **kwargs: Any) -> None:
+    """Wait until a JS expression is truthy. Passed as a function, because the page's CSP
+    (script-src 'self') forbids the eval Playwright would use for a bare expression."""
+    page.wait_for_function(f"() => ({expression})", **kwargs)
 
 
 def _open(browser: Any, server: Server, key: str) -> Session:
@@ -48,13 +56,13 @@ def _open(browser: Any, server: Server, key: str) -> Session:
     page.locator("#login-key").fill(key)
     page.locator("#login-form button[type=submit]").click()
     page.locator("#app").wait_for(state="visible")
-    page.wait_for_function("document.querySelector('#conn').textContent === 'live'")
+    _until(page, "document.querySelector('#conn').textContent === 'live'")
     return session
 
 
 @pytest.fixture(scope="module")
 def admin(browser: Any, server: Server) -> Iterator[Session]:
-    """One signed-in admin page shared by the tests below (each checks its own console errors)."""
+    """One signed-in admin page shared by the tests below (each asserts no console error so far)."""
     s = _open(browser, server, server.admin_key)
     yield s
     s.page.context.close()
@@ -68,15 +76,17 @@ def test_page_loads_live_with_no_console_errors(admin: Session, server: Server) 
     page = admin.page
     assert page.locator("#role").text_content() == "admin"
     # The live feed fills the System section and the cache chart gains a point per second.
-    page.wait_for_function("/\\d/.test(document.querySelector('#sys-uptime').textContent)")
+    _until(page, "/\\d/.test(document.querySelector('#sys-uptime').textContent)")
     start = _points(page)
-    page.wait_for_function(
+    _until(
+        page,
         f"Number(document.querySelector('#hit-rate-chart').dataset.points) >= {start + 3}"
     )
     assert _points(page) >= start + 3
     # The History section drew the store's snapshots (taken every second in this server).
     page.locator("#history-refresh").click()
-    page.wait_for_function(
+    _until(
+        page,
         "Number(document.querySelector('canvas[data-metric=rss]').dataset.points) > 0"
     )
     admin.shot("dashboard-admin")
@@ -103,7 +113,8 @@ def test_demo_stream_view_shows_changing_frames(admin: Session) -> None:
     page = admin.page
     card = page.locator('.stream[data-stream-id="demo"]')
     card.wait_for(state="visible")
-    page.wait_for_function(
+    _until(
+        page,
         "document.querySelector('.stream[data-stream-id=\"demo\"]').dataset.state === 'running'"
     )
     img = card.locator("img.mjpeg")
@@ -132,13 +143,14 @@ def test_model_loads_from_the_ui(admin: Session) -> None:
     state = row.locator("td.state")
     if state.text_content() == "loaded":  # another test loaded it: unload first, through the UI
         row.locator("button[data-action=unload]").click()
-        page.wait_for_function(f"{MOTION_STATE} !== 'loaded'")
+        _until(page, f"{MOTION_STATE} !== 'loaded'")
     row.locator("button[data-action=load]").click()
-    page.wait_for_function(f"{MOTION_STATE} === 'loaded'")
+    _until(page, f"{MOTION_STATE} === 'loaded'")
     assert state.text_content() == "loaded"
     assert row.locator("button[data-action=unload]").is_visible()
     # The cache figures come from the live cache: a load time is shown for the loaded model.
-    page.wait_for_function(
+    _until(
+        page,
         "document.querySelector('#models-table tr[data-model=\"motion\"] td.load').textContent !== '–'"
     )
     admin.shot("cache-section", page.locator("#cache"))
@@ -158,13 +170,13 @@ def test_stream_is_added_stopped_started_and_removed_from_the_ui(admin: Session)
     card = page.locator('.stream[data-stream-id="ui-added"]')
     card.wait_for(state="visible")
     state = "document.querySelector('.stream[data-stream-id=\"ui-added\"]').dataset.state"
-    page.wait_for_function(f"{state} === 'running'")
+    _until(page, f"{state} === 'running'")
     assert "fake" in (card.locator(".meta").text_content() or "")
     card.locator("button[data-action=stop]").click()
-    page.wait_for_function(f"{state} === 'stopped'")
+    _until(page, f"{state} === 'stopped'")
     assert card.locator("img.mjpeg").is_hidden()  # no MJPEG connection held for a stopped stream
     card.locator("button[data-action=start]").click()
-    page.wait_for_function(f"{state} === 'running'")
+    _until(page, f"{state} === 'running'")
     page.once("dialog", lambda dialog: dialog.accept())
     card.locator("button[data-action=remove]").click()
     card.wait_for(state="detached")
@@ -208,15 +220,17 @@ def test_task_submitted_from_the_ui_reaches_100(admin: Session, tmp_path: Path) 
     form.locator("input[type=checkbox][value=motion]").check()
     before = page.locator("#tasks-table tr[data-task-id]").count()
     form.locator("button[type=submit]").click()
-    page.wait_for_function(f"document.querySelectorAll('#tasks-table tr[data-task-id]').length > {before}")
+    _until(page, f"document.querySelectorAll('#tasks-table tr[data-task-id]').length > {before}")
     row = page.locator("#tasks-table tr[data-task-id]").first
     assert row.locator("td.source").get_attribute("title") == str(video)
     bar = row.locator(".progress")
-    page.wait_for_function(
+    _until(
+        page,
         "document.querySelector('#tasks-table tr[data-task-id] td.state').dataset.state === 'completed'",
         timeout=90_000,
     )
-    page.wait_for_function(
+    _until(
+        page,
         "document.querySelector('#tasks-table tr[data-task-id] .progress').dataset.progress === '100'"
     )
     assert bar.locator(".pct").text_content() == "100%"
@@ -246,8 +260,23 @@ def test_viewer_key_hides_the_actions(browser: Any, server: Server) -> None:
         assert page.locator("button[data-export=csv]").is_visible()
         viewer.shot("dashboard-viewer")
         assert viewer.errors == [], "\n".join(viewer.errors)
+        # Revoking the key (as an admin, through the API) signs the open page out.
+        _revoke(server, "dashboard-test-viewer")
+        page.locator("#login").wait_for(state="visible")
+        assert "no longer accepts" in (page.locator("#login-error").text_content() or "")
+        assert page.evaluate("localStorage.getItem('aisp.apiKey')") is None
     finally:
         page.context.close()
+
+
+def _revoke(server: Server, name: str) -> None:
+    import httpx
+
+    headers = {"X-API-Key": server.admin_key}
+    keys = httpx.get(server.url + "/api/auth/keys", headers=headers, timeout=10).json()["keys"]
+    key_id = next(k["id"] for k in keys if k["name"] == name)
+    r = httpx.delete(f"{server.url}/api/auth/keys/{key_id}", headers=headers, timeout=10)
+    assert r.status_code == 200, r.text
 
 
 def test_wrong_key_is_refused_with_a_message(browser: Any, server: Server) -> None:
@@ -286,7 +315,7 @@ def test_server_stops_promptly_with_the_page_open(admin: Session, server: Server
     except subprocess.TimeoutExpired:
         pytest.fail(f"aisp serve still running after SIGTERM with the dashboard open\n{server.log_tail()}")
     assert code == 0, server.log_tail()
-    page.wait_for_function("['offline', 'connecting'].includes(document.querySelector('#conn').textContent)")
+    _until(page, "['offline', 'connecting'].includes(document.querySelector('#conn').textContent)")
 
 
 def server_drain_budget() -> float:

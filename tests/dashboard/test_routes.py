@@ -58,6 +58,8 @@ def test_page_is_open_and_tells_the_auth_mode(auth_on: tuple[Any, str, str]) -> 
     has_history = "/api/history" in client.app.openapi()["paths"]
     assert f'data-history="{"on" if has_history else "off"}"' in r.text
     assert "{{" not in r.text
+    csp = r.headers["content-security-policy"]  # the browser itself refuses any remote asset
+    assert "default-src 'self'" in csp and "script-src 'self'" in csp and "http" not in csp
 
 
 def test_page_in_auth_off_mode(auth_off: Any) -> None:
@@ -123,6 +125,8 @@ def test_live_feed_pushes_summaries(auth_on: tuple[Any, str, str], role: str) ->
     assert second["time"] > first["time"]
     sys_ = first["system"]
     assert sys_["ready"] is True and sys_["uptime_s"] >= 0 and sys_["rss_mb"] > 0
+    cpu = second["system"]["cpu_percent"]  # the first sample of a process may be null, later ones not
+    assert isinstance(cpu, float) and cpu >= 0.0
     assert first["cache"]["max_size"] == client.app.state.ctx.settings.cache_max_size
 
 
@@ -171,3 +175,19 @@ def test_open_pages_share_one_summary_per_interval(auth_off: Any) -> None:
     now[0] += 0.1
     fresh = shared.get()
     assert fresh is not first and fresh["time"] >= first["time"]
+
+
+def test_live_feed_ends_when_its_key_is_revoked(auth_on: tuple[Any, str, str]) -> None:
+    from starlette.websockets import WebSocketDisconnect
+
+    client, admin, viewer = auth_on
+    headers = {"X-API-Key": admin}
+    keys = client.get("/api/auth/keys", headers=headers).json()["keys"]
+    viewer_id = next(k["id"] for k in keys if k["name"] == "t-viewer")
+    with client.websocket_connect(f"/ws/live?key={viewer}") as ws:
+        assert ws.receive_json()["type"] == "summary"
+        assert client.delete(f"/api/auth/keys/{viewer_id}", headers=headers).status_code == 200
+        with pytest.raises(WebSocketDisconnect) as info:
+            for _ in range(3):  # at most the summary already on its way, then the close
+                ws.receive_json()
+    assert info.value.code == 4401

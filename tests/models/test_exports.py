@@ -43,10 +43,32 @@ def test_lazy_top_level_names() -> None:
     assert aisp.load_model is models.load_model and aisp.list_models is models.list_models
 
 
-def test_cache_resolver_is_installed() -> None:
-    from aisp.cache import get_name_resolver
+def test_cache_resolver_is_installed_on_import() -> None:
+    """A fresh process: importing aisp.models makes the cache resolve names through the registry
+    (checked in a subprocess, since other tests swap the process-wide resolver)."""
+    import subprocess
+    import sys
 
-    assert get_name_resolver() is models.resolve_loader
+    code = (
+        "import aisp.models, aisp.cache; "
+        "assert aisp.cache.get_name_resolver() is aisp.models.resolve_loader; "
+        "print(aisp.cache.resolve_loader('fake')().name)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "fake"
+
+
+def test_install_cache_resolver() -> None:
+    from aisp.cache import get_name_resolver, set_name_resolver
+
+    before = get_name_resolver()
+    try:
+        set_name_resolver(None)
+        assert models.install_cache_resolver() is True
+        assert get_name_resolver() is models.resolve_loader
+    finally:
+        set_name_resolver(before)
 
 
 def test_import_imports_no_backend() -> None:

@@ -70,7 +70,19 @@ def test_cached_loads_share_and_instances_separate(settings, custom_model) -> No
     assert len(custom_model) == 3
 
 
-def test_prewarm_through_the_cache_resolver(settings, custom_model) -> None:
+@pytest.fixture
+def registry_resolver():
+    """The registry as the cache's resolver (what importing aisp.models does), restored after."""
+    from aisp.cache import get_name_resolver, set_name_resolver
+    from aisp.models import install_cache_resolver
+
+    before = get_name_resolver()
+    install_cache_resolver()
+    yield
+    set_name_resolver(before)
+
+
+def test_prewarm_through_the_cache_resolver(settings, custom_model, registry_resolver) -> None:
     from aisp.cache import get_model_cache
 
     cache = get_model_cache()

@@ -219,7 +219,8 @@ def test_detection_fast_path_matches_field_by_field() -> None:
     det.label.append("face")
     det.label_id.append(7)
     det.score.extend([0.75, 0.2])
-    det.track_id = 12345  # a varint field the walker skips
+    det.detection_id = 12345  # a varint field the walker skips
+    det.track_id = "t1"
     loc = det.location_data
     loc.format = loc.RELATIVE_BOUNDING_BOX
     bb = loc.relative_bounding_box

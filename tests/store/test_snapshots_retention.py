@@ -101,11 +101,13 @@ def test_make_gatherer_reads_engine_and_cache():
         def streams(self):
             return [Stream(10.0, 20.0), Stream(5.0, 40.0)]
 
-    class Cache:
-        def get_stats(self):
-            return {"hit_rate": 0.75}
+    from aisp.cache import ModelCache
 
-    m = make_gatherer(Engine(), Cache())()
+    cache = ModelCache(max_size=2, default_ttl_seconds=None)
+    cache.put("m", object(), size_bytes=1)
+    for name in ("m", "m", "m", "absent"):  # 3 hits, 1 miss
+        cache.get(name)
+    m = make_gatherer(Engine(), cache)()
     assert (m["fps"], m["latency_p99"], m["hit_rate"]) == (15.0, 40.0, 0.75)
     assert m["rss"] > 1 and m["cpu"] >= 0
     bare = make_gatherer()()

@@ -33,6 +33,7 @@ __all__ = [
     "authorize_streaming",
     "require_admin",
     "authorize_websocket",
+    "authorize_websocket_async",
     "ensure_initial_admin_key",
     "VERIFY_TTL_S",
 ]
@@ -71,6 +72,28 @@ class Authenticator:
     def forget(self) -> None:
         with self._lock:
             self._seen.clear()
+
+    def peek(self, key: str | None) -> Principal | None:
+        """The principal when it is known without the store (auth off, or verified recently)."""
+        if not self.enabled:
+            return _AUTH_OFF
+        if not key:
+            return None
+        digest = hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()
+        with self._lock:
+            hit = self._seen.get(digest)
+        return hit[0] if hit is not None and hit[1] > self._clock() else None
+
+    async def verify_async(self, key: str | None) -> Principal:
+        """:meth:`verify`, with the store lookup (if any) on a worker thread, off the event loop."""
+        principal = self.peek(key)
+        if principal is not None:
+            return principal
+        if not key:
+            return self.verify(key)  # raises the "missing key" error; no I/O
+        import anyio.to_thread
+
+        return await anyio.to_thread.run_sync(self.verify, key)
 
     def verify(self, key: str | None) -> Principal:
         """The principal for ``key``; raises ``UnauthorizedError`` when it is missing or wrong."""
@@ -128,7 +151,7 @@ async def authorize(
 ) -> Principal:
     """Dependency for every protected route: a valid key, and admin for writes."""
     auth: Authenticator = request.app.state.ctx.auth
-    principal = auth.verify(_key_from_headers(request, x_api_key, bearer))
+    principal = await auth.verify_async(_key_from_headers(request, x_api_key, bearer))
     request.state.principal = principal
     return _check_role(principal, request.method)
 
@@ -141,7 +164,7 @@ async def authorize_streaming(
     """Like :func:`authorize`, also accepting ``?key=`` (for ``<img src>`` and EventSource)."""
     key = _key_from_headers(request, x_api_key, bearer) or request.query_params.get("key")
     auth: Authenticator = request.app.state.ctx.auth
-    principal = auth.verify(key)
+    principal = await auth.verify_async(key)
     request.state.principal = principal
     return _check_role(principal, request.method)
 
@@ -153,13 +176,26 @@ async def require_admin(principal: Principal = Depends(authorize)) -> Principal:
 
 
 def authorize_websocket(websocket: WebSocket) -> Principal:
-    """Check a WebSocket's key (header or ``?key=``); raises like :func:`authorize`."""
+    """Check a WebSocket's key (header or ``?key=``); raises like :func:`authorize`.
+
+    Synchronous (the dashboard calls it); a store lookup happens at most once per key per
+    ``VERIFY_TTL_S``. :func:`authorize_websocket_async` does that lookup off the event loop.
+    """
     auth: Authenticator = websocket.app.state.ctx.auth
     key = websocket.headers.get("x-api-key") or websocket.query_params.get("key")
     authz = websocket.headers.get("authorization", "")
     if not key and authz.lower().startswith("bearer "):
         key = authz[7:].strip()
     return auth.verify(key)
+
+
+async def authorize_websocket_async(websocket: WebSocket) -> Principal:
+    auth: Authenticator = websocket.app.state.ctx.auth
+    key = websocket.headers.get("x-api-key") or websocket.query_params.get("key")
+    authz = websocket.headers.get("authorization", "")
+    if not key and authz.lower().startswith("bearer "):
+        key = authz[7:].strip()
+    return await auth.verify_async(key)
 
 
 def ensure_initial_admin_key(store: Any) -> str | None:

@@ -33,15 +33,15 @@ READY_GATES = ("store", "prewarm")
 class InferencePool:
     """A bounded thread pool for model work, off the event loop.
 
-    At most ``threads`` jobs run and ``threads * queue_factor`` more wait; past that,
+    At most ``threads`` jobs run and ``max(threads * queue_factor, min_waiting)`` more wait; past that,
     :meth:`submit` raises :class:`OverloadedError` (HTTP 503 with ``Retry-After``) at once
     instead of queueing without bound. Each thread has a stable index (``thread_index()``),
     used to give non-thread-safe models (MediaPipe) one instance per thread.
     """
 
-    def __init__(self, threads: int, *, queue_factor: int = 2) -> None:
+    def __init__(self, threads: int, *, queue_factor: int = 2, min_waiting: int = 16) -> None:
         self.threads = threads
-        self.capacity = threads * (1 + queue_factor)
+        self.capacity = threads + max(threads * queue_factor, min_waiting)
         self._counter = itertools.count()
         self._local = threading.local()
         self._lock = threading.Lock()

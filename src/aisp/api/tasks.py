@@ -7,11 +7,14 @@ Stages::
                                                                   └ result ─► completed | failed | cancelled
 
 Outputs go to ``<data_dir>/tasks/<id>/``: ``events.jsonl`` (one line per frame) and
-``annotated.mp4``. A task resumes from its saved ``frames_done`` (after a crash it is
-``interrupted``; ``POST /api/tasks/{id}/retry`` queues it again): each attempt writes its
-events to ``events.part-<start>.jsonl``, and the parts are folded into ``events.jsonl`` keeping
-only frames before the next attempt's start, so no frame is written twice. The video of a
-resumed attempt is ``annotated.part-<start>.mp4``; the download serves the parts joined in order.
+``annotated.mp4``. A failed, cancelled or interrupted task (after a crash it is ``interrupted``)
+is resumed by ``POST /api/tasks/{id}/retry``. The resume point is read from the outputs, not from
+the throttled progress in the store: each attempt writes ``events.part-<start>.jsonl``; before
+the next attempt, every complete line of the parts is folded into ``events.jsonl`` (a line cut by
+a crash is dropped), and the task resumes at the source frame after the last saved event. Sinks
+write in frame order, so what is on disk is always a prefix: no frame is lost or written twice,
+with any ``every`` or ``max_fps``. A resumed attempt's video (``annotated.part-<start>.mp4``) is
+appended to ``annotated.mp4`` without re-encoding (:mod:`aisp.api.videojoin`).
 
 On shutdown the running task is stopped and marked ``interrupted`` (so a retry resumes it).
 """
@@ -184,11 +187,11 @@ class TaskRunner:
         if cancel.is_set():
             self.store.tasks.cancel(task_id)
             return
-        start = int(rec.frames_done or 0)
         out = self.task_dir(task_id)
         out.mkdir(parents=True, exist_ok=True)
-        _fold_events(out, upto=start)
         params = dict(rec.params or {})
+        every = int(params.get("every") or 1)
+        start, kept = _resume_point(out, every)  # source frame to start at, frames already saved
         events_path = out / f"events.part-{start:09d}.jsonl"
         video_path = (
             (out / (VIDEO if start == 0 else f"annotated.part-{start:09d}.mp4"))
@@ -196,12 +199,12 @@ class TaskRunner:
             else None
         )
         self.store.tasks.start(task_id)
-        log.info("task %s running from frame %s", task_id, start)
+        log.info("task %s running from source frame %s (%s frames saved before)", task_id, start, kept)
 
         def on_progress(done: int, total: int | None, fps: float | None) -> None:
-            # run_job counts this attempt's frames; the task counts from frame 0
+            # run_job counts this attempt's frames; the task counts all of them
             self.store.tasks.set_progress(
-                task_id, start + int(done), None if total is None else start + int(total), fps
+                task_id, kept + int(done), None if total is None else kept + int(total), fps
             )
 
         try:
@@ -211,13 +214,13 @@ class TaskRunner:
                 out_video=video_path,
                 events_path=events_path,
                 max_fps=params.get("max_fps"),
-                every=int(params.get("every") or 1),
+                every=every,
                 on_progress=on_progress,
                 cancel=cancel,
                 start_frame=start,
             )
         except Exception as exc:  # noqa: BLE001 - any failure ends the task, with its message
-            _fold_events(out, upto=None)
+            _fold_events(out)
             _join_video(out)
             msg = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
             log.warning("task %s failed: %s", task_id, msg)
@@ -225,8 +228,8 @@ class TaskRunner:
             return
         result = summary.to_dict() if hasattr(summary, "to_dict") else dict(summary)
         frames = int(result.get("frames") or 0)
-        done = start + frames
-        _fold_events(out, upto=None if not cancel.is_set() else done)
+        done = kept + frames
+        _fold_events(out)
         skipped = _join_video(out)
         if skipped:
             result["video_segments_skipped"] = skipped
@@ -263,25 +266,43 @@ class TaskRunner:
         return self._run_job
 
 
-def _fold_events(task_dir: Path, *, upto: int | None) -> None:
-    """Append the frames of each ``events.part-*.jsonl`` (index < ``upto``) to ``events.jsonl``."""
+def _fold_events(task_dir: Path) -> None:
+    """Append the complete lines of each ``events.part-*.jsonl`` to ``events.jsonl``, in order.
+
+    A line without its newline was cut by a crash (the sink writes whole lines) and is dropped.
+    """
     parts = sorted(task_dir.glob("events.part-*.jsonl"))
     if not parts:
         return
     with open(task_dir / EVENTS, "a", encoding="utf-8") as dst:
         for part in parts:
-            with open(part, encoding="utf-8") as src:
+            with open(part, encoding="utf-8", errors="replace") as src:
                 for line in src:
-                    if not line.strip():
-                        continue
-                    if upto is not None:
-                        try:
-                            if int(json.loads(line).get("index", 0)) >= upto:
-                                continue
-                        except (ValueError, AttributeError):
-                            continue  # a half-written last line from a crash
-                    dst.write(line if line.endswith("\n") else line + "\n")
+                    if line.endswith("\n") and line.strip():
+                        dst.write(line)
+            dst.flush()
             part.unlink()
+
+
+def _resume_point(task_dir: Path, every: int = 1) -> tuple[int, int]:
+    """(next source frame to process, number of saved events), after folding the parts.
+
+    The next frame is the last saved index + ``every``: the engine keeps frames where
+    ``(index - start_frame) % every == 0``, so this stays on the first attempt's grid.
+    """
+    _fold_events(task_dir)
+    path = task_dir / EVENTS
+    if not path.exists():
+        return 0, 0
+    count, last = 0, -1
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            try:
+                last = int(json.loads(line)["index"])
+            except (ValueError, KeyError, TypeError):
+                continue
+            count += 1
+    return (last + every if count else 0), count
 
 
 def _join_video(task_dir: Path) -> list[str]:

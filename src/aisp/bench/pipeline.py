@@ -75,12 +75,12 @@ def naive_loop(path: Path, model: Any) -> dict[str, Any]:
     return {"frames": frames, "fps": frames / elapsed, "detections": detections}
 
 
-def engine_run(path: Path, workers: int) -> dict[str, Any]:
+def engine_run(path: Path, workers: int, model: str = MODEL) -> dict[str, Any]:
     from aisp.pipeline import CallbackSink, run_job
 
     seen: list[int] = []
     order = CallbackSink(lambda r: seen.append(r.frame.index))
-    summary = run_job(str(path), MODEL, workers=workers, sinks=[order],
+    summary = run_job(str(path), model, workers=workers, sinks=[order],
                       clock=time.perf_counter)
     in_order = seen == list(range(len(seen)))
     return {"frames": summary.frames, "fps": summary.fps, "detections": summary.detections,
@@ -135,6 +135,20 @@ def live_run(seconds: float, workers: int, *, sample_rss: bool = False) -> dict[
     return out
 
 
+def machine_load() -> dict[str, Any]:
+    """Load average and Linux CPU pressure: how much CPU other processes took during the run."""
+    import os
+
+    out: dict[str, Any] = {"loadavg_1m": round(os.getloadavg()[0], 2), "cpus": os.cpu_count()}
+    try:
+        first = Path("/proc/pressure/cpu").read_text().splitlines()[0]  # "some avg10=.. avg60=.. ..."
+        fields = dict(part.split("=") for part in first.split()[1:])
+        out["cpu_pressure_some_avg60_pct"] = float(fields["avg60"])
+    except (OSError, KeyError, ValueError, IndexError):
+        pass
+    return out
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     from aisp.models import load_model
 
@@ -145,7 +159,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     naive_model = load_model(MODEL, cache=False)
     for i in range(workers):
         load_model(MODEL, instance=f"w{i}")
-    results: dict[str, Any] = {"model": MODEL, "workers": workers}
+    results: dict[str, Any] = {"model": MODEL, "workers": workers, "machine_load_start": machine_load()}
     with tempfile.TemporaryDirectory(prefix="aisp-bench-") as tmp:
         path = make_video(Path(tmp) / "bench.mp4", frames)
         naive, engine = [], []
@@ -168,10 +182,12 @@ def run(quick: bool = False) -> dict[str, Any]:
         "naive_runs_fps": [round(r["fps"], 2) for r in naive],
         "engine_runs_fps": [round(r["fps"], 2) for r in engine],
     }
+    results["machine_load_after_throughput"] = machine_load()
     live = live_run(10.0 if quick else 30.0, workers)
     live.update({"goal_p99_ms": GOAL_P99_MS,
                  "meets_goal": live["latency_ms"]["p99"] < GOAL_P99_MS and live["dropped"] == 0})
     results["live"] = live
     results["soak"] = live_run(20.0 if quick else 600.0, workers, sample_rss=True)
+    results["machine_load_end"] = machine_load()
     naive_model.close()
     return results

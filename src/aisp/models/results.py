@@ -95,22 +95,45 @@ class Detections:
             return cls.empty(6, with_labels=True)
         from aisp.models._protobuf import detection_fields
 
+        # One row of Python floats per detection and a single numpy call: right after inference
+        # the caches are cold and every numpy call costs, so keep them few.
         fields = [detection_fields(det) for det in detections]
-        n = len(fields)
-        rel = np.asarray([f[1] for f in fields], np.float32)
-        rel[:, 2:] += rel[:, :2]  # (xmin, ymin, w, h) -> (x1, y1, x2, y2)
-        scale = np.array([width, height, width, height], np.float32)
-        xyxy = rel * scale
-        if clip:
-            np.clip(xyxy, 0, scale, out=xyxy)
         n_kp = max(len(f[2]) for f in fields) // 2
-        keypoints = np.zeros((n, n_kp, 2), np.float32)
-        for i, f in enumerate(fields):
-            if f[2]:
-                keypoints[i, : len(f[2]) // 2] = np.asarray(f[2], np.float32).reshape(-1, 2)
-        keypoints *= scale[:2]
-        scores = np.asarray([f[0] for f in fields], np.float32)
-        return cls(xyxy, scores, np.zeros(n, np.int32), keypoints, (label,) * n)
+        width_f, height_f = float(width), float(height)
+        rows = []
+        for score, (x, y, w, h), kps in fields:
+            x1, y1, x2, y2 = x * width_f, y * height_f, (x + w) * width_f, (y + h) * height_f
+            if clip:
+                x1, x2 = min(max(x1, 0.0), width_f), min(max(x2, 0.0), width_f)
+                y1, y2 = min(max(y1, 0.0), height_f), min(max(y2, 0.0), height_f)
+            row = [score, x1, y1, x2, y2]
+            row.extend(v * (width_f if k % 2 == 0 else height_f) for k, v in enumerate(kps))
+            row.extend([0.0] * (5 + 2 * n_kp - len(row)))
+            rows.append(row)
+        arr = np.array(rows, np.float32)
+        n = len(rows)
+        return cls._trusted(
+            arr[:, 1:5], arr[:, 0], np.zeros(n, np.int32), arr[:, 5:].reshape(n, n_kp, 2), (label,) * n
+        )
+
+    @classmethod
+    def _trusted(
+        cls,
+        xyxy: np.ndarray,
+        confidence: np.ndarray,
+        class_id: np.ndarray,
+        keypoints: np.ndarray | None,
+        labels: tuple[str, ...] | None,
+    ) -> Detections:
+        """Build without validation, for adapters whose arrays have the right shapes and dtypes
+        by construction (float32 (n, 4), float32 (n,), int32 (n,), float32 (n, k, 2))."""
+        obj = object.__new__(cls)
+        object.__setattr__(obj, "xyxy", xyxy)
+        object.__setattr__(obj, "confidence", confidence)
+        object.__setattr__(obj, "class_id", class_id)
+        object.__setattr__(obj, "keypoints", keypoints)
+        object.__setattr__(obj, "labels", labels)
+        return obj
 
     @classmethod
     def from_onnx(

@@ -122,7 +122,7 @@ class Engine:
                 self.scheduler.remove(spec.id)
                 raise ConflictError(f"stream {spec.id!r} already exists", details={"stream": spec.id})
             self._streams[spec.id] = stream
-            self.pool.jobs[spec.id] = (list(spec.models), stream.needs_image)
+            self.pool.jobs[spec.id] = (list(spec.models), stream.needs_image, stream)
         if start:
             self.start_stream(spec.id)
         return stream
@@ -134,7 +134,7 @@ class Engine:
             raise ConflictError(f"stream {stream_id!r} has already started; add sinks before starting it")
         stream.sinks.extend(sinks)
         stream.needs_image = any(s.needs_image for s in stream.sinks)
-        self.pool.jobs[stream_id] = (list(stream.spec.models), stream.needs_image)
+        self.pool.jobs[stream_id] = (list(stream.spec.models), stream.needs_image, stream)
         return stream
 
     def get_stream(self, stream_id: str) -> Stream:
@@ -347,10 +347,9 @@ class Engine:
         return False
 
     # -- stage: inference (callback from the worker pool) -----------------------------------
-    def _on_batch_done(self, queue_id: str, results: list[FrameResult]) -> None:
-        try:
-            stream = self.get_stream(queue_id)
-        except NotFoundError:
+    @staticmethod
+    def _on_batch_done(stream: Any, results: list[FrameResult]) -> None:
+        if stream is None:  # the stream was removed before its frames were taken
             return
         for result in results:
             stream.reorder.push(result.frame.seq, result)

@@ -68,7 +68,7 @@ class WorkerPool:
         scheduler: Any,
         size: int,
         loader: Loader,
-        on_done: Callable[[str, list[FrameResult]], None],
+        on_done: Callable[[Any, list[FrameResult]], None],
     ) -> None:
         if size < 1:
             raise ValueError(f"workers expected >= 1, got {size!r}")
@@ -76,8 +76,8 @@ class WorkerPool:
         self.size = size
         self.loader = loader
         self.on_done = on_done
-        #: stream id -> (model names, needs annotated image); set by the engine
-        self.jobs: dict[str, tuple[list[str], bool]] = {}
+        #: stream id -> (model names, needs annotated image, stream handed to ``on_done``)
+        self.jobs: dict[str, tuple[list[str], bool, Any]] = {}
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
 
@@ -111,7 +111,8 @@ class WorkerPool:
             if got is None:
                 return
             queue, frames = got
-            job = self.jobs.get(queue.stream_id)
+            job = self.jobs.get(queue.stream_id)  # held until the results are handed over
+            target = job[2] if job is not None else None
             try:
                 if job is None:
                     raise RuntimeError(f"stream {queue.stream_id!r} has no job")
@@ -121,9 +122,9 @@ class WorkerPool:
                 log.error("worker %d: stream %s: %s", worker, queue.stream_id, message)
                 results = [FrameResult(f, {}, None, error=message) for f in frames]
                 if not isinstance(exc, Exception):
-                    self.on_done(queue.stream_id, results)
+                    self.on_done(target, results)
                     raise
-            self.on_done(queue.stream_id, results)
+            self.on_done(target, results)
 
     def run(
         self, worker: int, frames: list[Frame], models: list[str], needs_image: bool

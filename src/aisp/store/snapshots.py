@@ -190,8 +190,8 @@ def make_gatherer(engine: Any = None, cache: Any = None) -> Callable[[], dict[st
             out["fps"], out["latency_p99"] = fps, p99
         if cache is not None:
             stats = cache.get_stats()
-            hit = stats.get("hit_rate") if isinstance(stats, Mapping) else getattr(stats, "hit_rate", None)
-            out["hit_rate"] = _number(hit)
+            percent = _number(stats.get("hit_rate_percent")) if isinstance(stats, Mapping) else None
+            out["hit_rate"] = None if percent is None else percent / 100.0
         out["rss"] = proc.memory_info().rss / (1024 * 1024)
         out["cpu"] = proc.cpu_percent(None)
         return out

@@ -10,8 +10,10 @@ Why a WebSocket and not Server-Sent Events: uvicorn closes open WebSockets (code
 shuts down, whereas an endless SSE response would hold a graceful shutdown open until its
 timeout. The feed also ends when ``ctx.stopping`` is set.
 
-Close codes the page understands: 4401 (missing or wrong key: ask for another), 1013 (the
-server is still starting: retry), 1001 (the server is going away: retry).
+The key is checked again before each summary, so revoking it ends an open feed within the
+authenticator's cache TTL. Close codes the page understands: 4401 (missing, wrong or revoked
+key: ask for another), 1013 (the server is still starting: retry), 1001 (the server is going
+away: retry).
 """
 
 from __future__ import annotations
@@ -29,11 +31,11 @@ from fastapi.responses import FileResponse, HTMLResponse
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from aisp import __version__
-from aisp.api.auth import authorize_websocket
+from aisp.api.auth import authorize_websocket_async
 from aisp.api.routers.dashboard_summary import SharedSummary
 from aisp.errors import AISPError, NotFoundError, UnauthorizedError
 
-__all__ = ["router", "STATIC_DIR", "LIVE_INTERVAL_S"]
+__all__ = ["router", "STATIC_DIR", "LIVE_INTERVAL_S", "CSP"]
 
 log = logging.getLogger("aisp.api")
 
@@ -50,6 +52,11 @@ _TYPES = {
     ".json": "application/json",
 }
 _NO_CACHE = {"Cache-Control": "no-cache"}  # revalidate (ETag) so an upgrade is seen at once
+#: The page may load and connect to this server only: no CDN, no inline script, no framing.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+       "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'")
+_PAGE_HEADERS = {**_NO_CACHE, "Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
+                 "Referrer-Policy": "no-referrer"}
 
 router = APIRouter(tags=["dashboard"])
 
@@ -62,7 +69,7 @@ async def index(request: Request) -> HTMLResponse:
     auth = request.app.state.ctx.settings.auth
     history = "on" if _has_route(request.app, "/api/history") else "off"
     html = html.replace("{{AUTH}}", auth).replace("{{VERSION}}", __version__).replace("{{HISTORY}}", history)
-    return HTMLResponse(html, headers=_NO_CACHE)
+    return HTMLResponse(html, headers=_PAGE_HEADERS)
 
 
 @router.api_route("/static/{path:path}", methods=["GET", "HEAD"], include_in_schema=False)
@@ -81,7 +88,7 @@ async def live(websocket: WebSocket) -> None:
     ctx = websocket.app.state.ctx
     await websocket.accept()
     try:
-        principal = authorize_websocket(websocket)
+        principal = await authorize_websocket_async(websocket)  # a store lookup runs off the loop
     except UnauthorizedError as exc:
         await websocket.close(code=4401, reason=_reason(exc.message))
         return
@@ -106,6 +113,14 @@ async def _push(websocket: WebSocket, ctx: Any, receiver: asyncio.Task[None]) ->
     loop = asyncio.get_running_loop()
     while not ctx.stopping.is_set() and not receiver.done():
         started = loop.time()
+        try:  # a key revoked meanwhile ends the feed (within the authenticator's cache TTL)
+            await authorize_websocket_async(websocket)
+        except UnauthorizedError as exc:
+            with contextlib.suppress(Exception):
+                await websocket.close(code=4401, reason=_reason(exc.message))
+            return
+        except AISPError:  # the store is briefly away: keep serving what is known
+            log.debug("live feed: key check unavailable", exc_info=True)
         try:
             summary = await anyio.to_thread.run_sync(_shared(websocket.app).get)
         except Exception:  # noqa: BLE001 - log it, keep the feed alive; the next second may work

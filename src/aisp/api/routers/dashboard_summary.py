@@ -45,12 +45,13 @@ def _process_figures() -> dict[str, Any]:
     import psutil
 
     with _proc_lock:
-        if _proc is None:
+        first = _proc is None
+        if first:
             _proc = psutil.Process()
-            _proc.cpu_percent(interval=None)  # the first call only starts the measurement
         with _proc.oneshot():
+            cpu = _proc.cpu_percent(interval=None)  # since the previous call; the first only starts it
             return {
-                "cpu_percent": round(_proc.cpu_percent(interval=None), 1),
+                "cpu_percent": None if first else round(cpu, 1),
                 "rss_mb": round(_proc.memory_info().rss / (1024 * 1024), 1),
                 "threads": _proc.num_threads(),
             }

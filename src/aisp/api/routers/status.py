@@ -87,10 +87,24 @@ async def status(request: Request) -> StatusResponse:
     )
 
 
+_proc: Any = None
+
+
+def _process() -> Any:
+    """One ``psutil.Process`` kept between calls: ``cpu_percent`` measures since the last call."""
+    global _proc
+    if _proc is None:
+        import psutil
+
+        _proc = psutil.Process()
+        _proc.cpu_percent(None)
+    return _proc
+
+
 def _performance(ctx: AppContext) -> PerformanceResponse:
     import psutil
 
-    proc = psutil.Process()
+    proc = _process()
     with proc.oneshot():
         cpu = proc.cpu_percent(interval=None)
         rss = proc.memory_info().rss / (1024 * 1024)

@@ -18,7 +18,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Path, Request, WebSocket, WebSocketDisconnect, status
 from fastapi.responses import Response, StreamingResponse
 
-from aisp.api.auth import authorize_streaming, authorize_websocket
+from aisp.api.auth import authorize_streaming, authorize_websocket_async
 from aisp.api.context import AppContext
 from aisp.api.schemas import StreamCreate, StreamListResponse, StreamOut, error_responses
 from aisp.api.streams import StreamManager
@@ -182,7 +182,7 @@ async def ws_stream(websocket: WebSocket, stream_id: str) -> None:
     ctx: AppContext = websocket.app.state.ctx
     mgr = _mgr(websocket)
     try:
-        authorize_websocket(websocket)
+        await authorize_websocket_async(websocket)
         mgr.get(stream_id)
     except AISPError as exc:
         await websocket.accept()

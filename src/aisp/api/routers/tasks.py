@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path as FsPath
 from typing import Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Path, Query, Request, status
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, StreamingResponse
 
 from aisp.api import modelops
 from aisp.api.context import AppContext
@@ -110,15 +111,40 @@ def _output(ctx: AppContext, task_id: str, name: str) -> FsPath:
     return path
 
 
+def _event_files(ctx: AppContext, task_id: str) -> list[FsPath]:
+    """``events.jsonl`` and the running attempt's part, in frame order (404 when there is none)."""
+    ctx.require_store().tasks.get(task_id)  # 404 for an unknown task
+    task_dir = ctx.require_tasks().task_dir(task_id)
+    files = [p for p in [task_dir / EVENTS, *sorted(task_dir.glob("events.part-*.jsonl"))] if p.is_file()]
+    if not files:
+        raise NotFoundError(f"task '{task_id}' has no events (yet)", kind="task_output", key=EVENTS)
+    return files
+
+
+def _complete_lines(files: list[FsPath]) -> Iterator[bytes]:
+    for path in files:
+        try:
+            with open(path, "rb") as f:
+                for line in f:
+                    if line.endswith(b"\n"):  # a line still being written is left for the next download
+                        yield line
+        except FileNotFoundError:  # folded into events.jsonl meanwhile
+            continue
+
+
 @router.get(
     "/{task_id}/events",
-    summary="Download the per-frame results (JSON Lines).",
-    response_class=FileResponse,
+    summary="Download the per-frame results (JSON Lines); while a task runs, the frames so far.",
+    response_class=StreamingResponse,
     responses={200: {"content": {"application/x-ndjson": {}}}, **error_responses(404)},
 )
-async def download_events(request: Request, task_id: str = _ID) -> FileResponse:
-    path = await anyio.to_thread.run_sync(_output, _ctx(request), task_id, EVENTS)
-    return FileResponse(path, media_type="application/x-ndjson", filename=f"{task_id}-events.jsonl")
+async def download_events(request: Request, task_id: str = _ID) -> StreamingResponse:
+    files = await anyio.to_thread.run_sync(_event_files, _ctx(request), task_id)
+    return StreamingResponse(
+        _complete_lines(files),
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": f'attachment; filename="{task_id}-events.jsonl"'},
+    )
 
 
 @router.get(

@@ -57,6 +57,7 @@ async function whoami(key) {
 
 function showLogin(message) {
   body.classList.remove("booting");
+  body.classList.add("signed-out"); // periodic refreshes pause while no key is accepted
   $("#app").hidden = true;
   $("#login").hidden = false;
   const e = $("#login-error");
@@ -77,7 +78,7 @@ function start(role, authMode) {
   app.isAdmin = role === "admin";
   body.classList.toggle("role-viewer", !app.isAdmin);
   body.classList.toggle("role-admin", app.isAdmin);
-  body.classList.remove("booting");
+  body.classList.remove("booting", "signed-out");
   $("#conn").hidden = false;
   const pill = $("#role");
   pill.hidden = false;
@@ -86,6 +87,12 @@ function start(role, authMode) {
   $("#signout").hidden = authMode === "off";
   $("#login").hidden = true;
   $("#app").hidden = false;
+  if (app.feed) {
+    // Signed in again (the key was refused meanwhile): the sections are wired; reconnect.
+    refreshCatalogue();
+    app.feed.start();
+    return;
+  }
 
   app.hitChart = new LineChart($("#hit-rate-chart"), {
     min: 0, max: 1, maxPoints: 600, format: (v) => Math.round(v * 100) + "%",
@@ -121,6 +128,7 @@ function onFeedState(state) {
 }
 
 export async function refreshCatalogue() {
+  if (body.classList.contains("signed-out")) return;
   try {
     const data = await api("/api/models");
     app.catalogue = Array.isArray(data) ? data : data.models || [];

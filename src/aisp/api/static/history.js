@@ -60,6 +60,7 @@ function toNumber(v) {
 }
 
 async function load() {
+  if (document.body.classList.contains("signed-out")) return;
   const range = Number($("#history-range").value);
   let failures = 0;
   let total = 0;
