@@ -76,6 +76,7 @@ def test_reset_without_an_instance_is_a_no_op() -> None:
 
 def test_prewarm_from_settings(tmp_path) -> None:
     s = load_settings(environ={"AISP_PREWARM": "one,two"}, data_dir=tmp_path)
+    prev_resolver = cache_mod.get_name_resolver()
     cache = ModelCache(background_sweep=False)
     try:
         cache_mod.set_name_resolver(lambda name: Plain)
@@ -84,7 +85,7 @@ def test_prewarm_from_settings(tmp_path) -> None:
         assert report.requested == ["one", "two"] and report.ok
         assert cache.get_warmed_models() == ["one", "two"]
     finally:
-        cache_mod.set_name_resolver(None)
+        cache_mod.set_name_resolver(prev_resolver)
         cache.close()
 
 

@@ -192,3 +192,32 @@ def test_closed_model_refuses_frames(photos) -> None:
 def test_info_after_load(models) -> None:
     model = models("face_detection")
     assert model.backend == "mediapipe" and model.size_bytes > 100_000 and model.load_ms > 0
+
+
+def test_worker_instances_run_in_parallel(photos, settings) -> None:
+    """Two workers, each with its own graph, infer at the same time and agree with a lone run."""
+    frames = [photos["astronaut"], photos["camera"], photos["coffee"]]
+    expected = [load_model("face_detection", cache=False).infer(f).detections.xyxy for f in frames]
+    workers = [load_model("face_detection", instance=f"par{i}") for i in range(2)]
+    barrier = threading.Barrier(2)
+    got: dict[int, list] = {0: [], 1: []}
+    errors: list = []
+
+    def work(i: int) -> None:
+        try:
+            barrier.wait(10)
+            for _ in range(2):
+                got[i].extend(workers[i].infer(f).detections.xyxy for f in frames)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    for i in range(2):
+        assert len(got[i]) == 6
+        for j, xyxy in enumerate(got[i]):
+            assert np.allclose(xyxy, expected[j % 3], atol=1e-3)

@@ -135,6 +135,12 @@ def test_landmarks_from_mediapipe_real_protos() -> None:
     assert np.allclose(lm.points[0], [[50, 25, 10], [25, 50, -10]])
     assert np.allclose(lm.visibility, 0.7)
     assert Landmarks.from_mediapipe(None, 10, 10, kind="pose", num_points=33).points.shape == (0, 33, 3)
+    two = Landmarks.from_mediapipe([lst, lst], 100, 50, kind="pose", num_points=2)
+    assert (
+        two.points.shape == (2, 2, 3) and two.visibility is None and np.allclose(two.points[1], lm.points[0])
+    )
+    with pytest.raises(ValidationError, match=r"Landmarks.points: expected 33 points per set, got \[2\]"):
+        Landmarks.from_mediapipe([lst], 100, 50, kind="pose", num_points=33)
 
 
 def test_mask() -> None:

@@ -59,7 +59,10 @@ def resolve_loader(name: str, resolver: Resolver | None = None) -> Callable[[], 
     fn = resolver or _resolver
     if fn is None:
         try:
-            importlib.import_module("aisp.models")
+            models = importlib.import_module("aisp.models")
+            install = getattr(models, "install_cache_resolver", None)
+            if _resolver is None and callable(install):
+                install()
         except ImportError as exc:
             raise LookupError(
                 f"no model registry to resolve {name!r}: importing aisp.models failed: {exc}"

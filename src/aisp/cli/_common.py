@@ -6,6 +6,7 @@ import sys
 from typing import NoReturn
 
 from rich.console import Console
+from rich.markup import escape
 
 from aisp.errors import (
     AISPError,
@@ -34,7 +35,7 @@ def exit_code_for(exc: BaseException) -> int:
 
 def fail(exc: AISPError) -> NoReturn:
     """Print one line for an AISP error and exit, without a traceback."""
-    err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
     sys.exit(exit_code_for(exc))
 
 

@@ -28,15 +28,13 @@ __all__ = ["landmark_array", "detection_fields"]
 
 _float = struct.Struct("<f").unpack_from
 
-_FIELDS = (("x", 0x0D), ("y", 0x15), ("z", 0x1D), ("visibility", 0x25), ("presence", 0x2D))
-_LAYOUTS: dict[int, tuple[np.dtype, tuple[tuple[str, int], ...]]] = {}
+_TAGS = (0x0D, 0x15, 0x1D, 0x25, 0x2D)  # x, y, z, visibility, presence: fixed32, one-byte tags
+#: record size -> (number of float fields, expected bytes at the tag columns, tag columns)
+_LAYOUTS: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}
 for _n in (3, 4, 5):
-    _fields = _FIELDS[:_n]
-    _spec: list[tuple[str, str]] = [("rtag", "u1"), ("rlen", "u1")]
-    for _name, _ in _fields:
-        _spec += [(f"t_{_name}", "u1"), (_name, "<f4")]
-    _dt = np.dtype(_spec)
-    _LAYOUTS[_dt.itemsize] = (_dt, _fields)
+    _stride = 2 + 5 * _n
+    _cols = np.array([0, 1, *[2 + 5 * j for j in range(_n)]])
+    _LAYOUTS[_stride] = (_n, np.array([0x0A, _stride - 2, *_TAGS[:_n]], np.uint8), _cols)
 
 
 def _fast(message: Any, count: int) -> np.ndarray | None:
@@ -46,20 +44,19 @@ def _fast(message: Any, count: int) -> np.ndarray | None:
         return None
     if count == 0 or len(raw) % count:
         return None
-    layout = _LAYOUTS.get(len(raw) // count)
+    stride = len(raw) // count
+    layout = _LAYOUTS.get(stride)
     if layout is None:
         return None
-    dt, fields = layout
-    rec = np.frombuffer(raw, dt)
-    if not ((rec["rtag"] == 0x0A).all() and (rec["rlen"] == dt.itemsize - 2).all()):
+    nf, expected, cols = layout
+    u8 = np.frombuffer(raw, np.uint8).reshape(count, stride)
+    if not (u8[:, cols] == expected).all():
         return None
-    for name, tag in fields:
-        if not (rec[f"t_{name}"] == tag).all():
-            return None
-    cols = [rec[name] for name, _ in fields]
-    if len(cols) == 3:
-        cols.append(np.zeros(count, np.float32))
-    return np.stack(cols[:4], axis=1).astype(np.float32)
+    # every float of every record, as one strided view over the bytes (x at 3, y at 8, ...)
+    floats = np.ndarray((count, nf), "<f4", raw, offset=3, strides=(stride, 5))
+    out = np.zeros((count, 4), np.float32)
+    out[:, : min(nf, 4)] = floats[:, :4]
+    return out
 
 
 def landmark_array(message: Any) -> np.ndarray:

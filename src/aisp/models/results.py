@@ -256,16 +256,20 @@ class Landmarks:
             return cls.empty(num_points, kind=kind)
         from aisp.models._protobuf import landmark_array
 
-        rows = np.stack([landmark_array(lst) for lst in landmark_lists])
-        pts = rows[:, :, :3] * np.array([width, height, width], np.float32)
-        vis = np.ascontiguousarray(rows[:, :, 3]) if with_visibility else None
-        return cls(
-            pts,
-            vis,
-            None if scores is None else np.asarray(scores, np.float32),
-            None if labels is None else tuple(labels),
-            kind,
-        )
+        arrays = [landmark_array(lst) for lst in landmark_lists]
+        if any(a.shape[0] != num_points for a in arrays):
+            raise _fail("Landmarks", "points", f"{num_points} points per set", [a.shape[0] for a in arrays])
+        rows = arrays[0][None] if len(arrays) == 1 else np.stack(arrays)
+        rows[:, :, :3] *= np.array([width, height, width], np.float32)
+        # Shapes and dtypes are right by construction: skip validation (cold caches after
+        # inference make every numpy call count).
+        obj = object.__new__(cls)
+        object.__setattr__(obj, "points", rows[:, :, :3])
+        object.__setattr__(obj, "visibility", rows[:, :, 3] if with_visibility else None)
+        object.__setattr__(obj, "scores", None if scores is None else np.asarray(scores, np.float32))
+        object.__setattr__(obj, "labels", None if labels is None else tuple(labels))
+        object.__setattr__(obj, "kind", kind)
+        return obj
 
     def __len__(self) -> int:
         return int(self.points.shape[0])
