@@ -385,3 +385,20 @@ def test_stopping_a_never_started_stream_closes_its_sinks(engine) -> None:
     stream = engine.add_stream(StreamSpec("idle", MemorySource(make_images(3)), ["fake"]), [sink])
     assert engine.stop_stream("idle", TIMEOUT)
     assert stream.state == "stopped" and sink.closed
+
+
+def test_gil_switch_interval_is_lowered_while_running_and_restored(settings, loader) -> None:
+    import sys
+
+    before = sys.getswitchinterval()
+    engine = Engine(settings, loader=loader, monitor_interval=None, switch_interval=0.0002)
+    other = Engine(settings, loader=loader, monitor_interval=None, switch_interval=0.0002)
+    engine.add_stream(StreamSpec("a", MemorySource(make_images(3)), ["fake"]), start=True)
+    other.add_stream(StreamSpec("b", MemorySource(make_images(3)), ["fake"]), start=True)
+    assert sys.getswitchinterval() == pytest.approx(0.0002)
+    assert engine.shutdown(TIMEOUT)
+    assert sys.getswitchinterval() == pytest.approx(0.0002)  # the other engine still runs
+    assert other.shutdown(TIMEOUT)
+    assert sys.getswitchinterval() == pytest.approx(before)
+    with pytest.raises(ValueError, match="switch interval expected > 0"):
+        Engine(settings, loader=loader, monitor_interval=None, switch_interval=0)

@@ -146,9 +146,6 @@ def test_sigkill_mid_task_then_restart_finds_it_interrupted_and_retry_completes(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="TaskRunner resumes at frames_done, but JsonlSink flushes every 30 lines, so lines "
-                          "for frames before the resume point can die unflushed with the process",
-                   strict=False)
 def test_no_frame_is_lost_or_doubled_across_the_crash(crash_run):
     status, text = crash_run["events"]
     assert status == 200

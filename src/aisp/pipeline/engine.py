@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from aisp.errors import ConflictError, NotFoundError
+from aisp.pipeline import _gil
 from aisp.pipeline.frame import Frame, FrameResult
 from aisp.pipeline.memory import MemoryGuard, default_budget_bytes
 from aisp.pipeline.scheduler import Scheduler
@@ -51,7 +52,14 @@ def _describe(exc: BaseException) -> str:
 
 
 class Engine:
-    """Runs streams on ``workers`` shared inference threads. Thread-safe."""
+    """Runs streams on ``workers`` shared inference threads. Thread-safe.
+
+    ``loader(name, instance)`` returns a model (default: :func:`aisp.models.load_model` through
+    the cache, or through ``cache`` when one is given). ``clock`` stamps frames and feeds every
+    statistic and watchdog. ``monitor_interval`` (seconds; None: no monitor thread, tests call
+    :meth:`check_health`) paces the memory guard and stall checks. ``switch_interval`` lowers the
+    GIL switch interval while streams run (see :mod:`aisp.pipeline._gil`); None leaves it alone.
+    """
 
     def __init__(
         self,
@@ -65,7 +73,10 @@ class Engine:
         max_batch: int = 4,
         monitor_interval: float | None = 0.25,
         memory_guard: MemoryGuard | None = None,
+        switch_interval: float | None = 0.0005,
     ) -> None:
+        if switch_interval is not None and not switch_interval > 0:
+            raise ValueError(f"switch interval expected > 0 seconds or None, got {switch_interval!r}")
         if settings is None:
             from aisp.settings import get_settings
 
@@ -85,6 +96,8 @@ class Engine:
         self._closing = threading.Event()
         self._monitor: threading.Thread | None = None
         self._monitor_interval = monitor_interval
+        self._switch_interval = switch_interval
+        self._switch_held = False
 
     # -- streams --------------------------------------------------------------------------
     def add_stream(self, spec: StreamSpec, sinks: Iterable[Sink] = (), *, mjpeg: bool = True,
@@ -154,6 +167,9 @@ class Engine:
             return stream
         self.pool.start()
         self._start_monitor()
+        with self._lock:
+            if not self._switch_held and not self._closing.is_set():
+                self._switch_held = _gil.acquire(self._switch_interval)
         reader = threading.Thread(target=self._read_loop, args=(stream,), name=f"aisp-read-{stream.id}",
                                   daemon=True)
         sink = threading.Thread(target=self._sink_loop, args=(stream,), name=f"aisp-sink-{stream.id}",
@@ -208,6 +224,10 @@ class Engine:
         ok = self.pool.join(left) and ok
         if self._monitor is not None:
             self._monitor.join(left)
+        with self._lock:
+            if self._switch_held:
+                self._switch_held = False
+                _gil.release()
         return ok
 
     def __enter__(self) -> Engine:
