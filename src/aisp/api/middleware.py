@@ -14,6 +14,7 @@ For every HTTP request it
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
@@ -31,8 +32,14 @@ log = logging.getLogger("aisp.api")
 _SANE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
+_ID_PREFIX = uuid.uuid4().hex[:8]  # per process, so ids from different runs do not collide
+_ID_COUNTER = itertools.count(1)
+
+
 def new_request_id() -> str:
-    return uuid.uuid4().hex[:16]
+    """A 16-character id, unique within the process (a random per-process prefix and a counter:
+    cheaper than a uuid4 per request)."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFF:08x}"
 
 
 def _route_template(scope: dict[str, Any], status: int) -> str:

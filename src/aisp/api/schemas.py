@@ -151,6 +151,9 @@ class FrameProcessResponse(BaseModel):
     models: dict[str, dict[str, Any]] = Field(description="model name -> its result (to_dict()).")
     inference_ms: dict[str, float]
     decode_ms: float
+    decode_scale: int = Field(
+        1, description="JPEG decode scale divisor (1 or 2; see the reduced_decode parameter)."
+    )
     total_ms: float
 
 

@@ -78,6 +78,10 @@ class MediaPipeModel(Model):
     backend = "mediapipe"
     thread_safe = False
     files_key = ""
+    #: The side in pixels of the (square, letterboxed) network input when the whole frame is
+    #: resized to it and nothing is cropped back out at full resolution; None otherwise. The
+    #: frames route may decode a JPEG at a reduced scale for such a model (see aisp.api.frames).
+    network_input_side: int | None = None
 
     def __init__(self, name: str, **options: Any) -> None:
         super().__init__(name)
@@ -133,6 +137,7 @@ class FaceDetectionModel(MediaPipeModel):
         self, name: str = "face_detection", *, model_selection: int = 0, min_detection_confidence: float = 0.5
     ) -> None:
         self.files_key = "face_detection_full" if model_selection == 1 else "face_detection"
+        self.network_input_side = 192 if model_selection == 1 else 128
         super().__init__(
             name, model_selection=model_selection, min_detection_confidence=min_detection_confidence
         )

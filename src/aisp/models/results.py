@@ -186,6 +186,13 @@ class Detections:
     def with_min_confidence(self, threshold: float) -> Detections:
         return self[self.confidence >= threshold]
 
+    def scaled(self, sx: float, sy: float) -> Detections:
+        """The same detections with x multiplied by ``sx`` and y by ``sy`` (boxes and keypoints),
+        e.g. from a reduced decode back to the original image's pixels."""
+        f = np.array([sx, sy], np.float32)
+        kp = None if self.keypoints is None else self.keypoints * f
+        return Detections._trusted(self.xyxy * np.tile(f, 2), self.confidence, self.class_id, kp, self.labels)
+
     def to_list(self) -> list[dict[str, Any]]:
         boxes = _round(self.xyxy, 2)
         conf = _round(self.confidence, 4)
@@ -338,6 +345,22 @@ class ModelResult:
             value = getattr(self, field)
             if value is not None and not isinstance(value, cls):
                 raise _fail("ModelResult", field, f"{cls.__name__} or None", type(value).__name__)
+
+    def scaled(self, sx: float, sy: float) -> ModelResult:
+        """This result in an image ``sx`` times wider and ``sy`` times taller (pixel coordinates
+        of detections and landmarks scaled; landmark z follows x, as MediaPipe's does).
+
+        Raises ``ValidationError`` for a result with a mask or a classification, whose meaning
+        does not follow a change of pixel grid.
+        """
+        if self.mask is not None or self.classification is not None:
+            raise _fail("ModelResult", "scaled", "a result with only detections and landmarks", self.model)
+        lm = self.landmarks
+        if lm is not None:
+            pts = lm.points * np.array([sx, sy, sx], np.float32)
+            lm = Landmarks(pts, lm.visibility, lm.scores, lm.labels, lm.kind)
+        dets = None if self.detections is None else self.detections.scaled(sx, sy)
+        return ModelResult(self.model, self.inference_ms, dets, lm, None, None)
 
     @property
     def num_detections(self) -> int:

@@ -2,7 +2,7 @@
 
 Stages of one stream, each a thread, joined by bounded queues::
 
-    read + decode  --(per-stream bounded queue: backpressure or drop)-->  scheduler
+    read + decode  --(per-stream bounded queue: backpressure or drop)-->  scheduler  (reader.py)
     (one reader       priorities, stride fairness across streams
      per stream)                          |
                                           v
@@ -31,24 +31,20 @@ from typing import Any
 
 from aisp.errors import ConflictError, NotFoundError
 from aisp.pipeline import _gil
-from aisp.pipeline.frame import Frame, FrameResult
+from aisp.pipeline.frame import FrameResult
 from aisp.pipeline.memory import MemoryGuard, default_budget_bytes
+from aisp.pipeline.reader import describe, read_loop
 from aisp.pipeline.scheduler import Scheduler
 from aisp.pipeline.sinks import Sink
 from aisp.pipeline.sources import Source, open_source
 from aisp.pipeline.stats import StreamStats
 from aisp.pipeline.stream import Stream, StreamSpec
-from aisp.pipeline.watchdog import Backoff, Watchdog
+from aisp.pipeline.watchdog import Watchdog
 from aisp.pipeline.workers import WorkerPool, default_loader
 
 __all__ = ["Engine"]
 
 log = logging.getLogger("aisp.pipeline")
-
-
-def _describe(exc: BaseException) -> str:
-    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {message}"
 
 
 class Engine:
@@ -170,7 +166,7 @@ class Engine:
         with self._lock:
             if not self._switch_held and not self._closing.is_set():
                 self._switch_held = _gil.acquire(self._switch_interval)
-        reader = threading.Thread(target=self._read_loop, args=(stream,), name=f"aisp-read-{stream.id}",
+        reader = threading.Thread(target=read_loop, args=(self, stream), name=f"aisp-read-{stream.id}",
                                   daemon=True)
         sink = threading.Thread(target=self._sink_loop, args=(stream,), name=f"aisp-sink-{stream.id}",
                                 daemon=True)
@@ -269,103 +265,6 @@ class Engine:
                 stream._reconnect_requested.set()
                 stream.source.interrupt()
 
-    # -- stage: read ------------------------------------------------------------------------
-    def _read_loop(self, stream: Stream) -> None:
-        spec, source, queue = stream.spec, stream.source, stream.queue
-        assert queue is not None
-        try:
-            if source.live and not self._open_live(stream):
-                return
-            stream.watchdog.arm()
-            stream.set_state("running")
-            index = 0
-            next_due: float | None = None
-            while not stream._stop.is_set():
-                try:
-                    item = source.read()
-                except Exception as exc:
-                    if stream._stop.is_set():
-                        break
-                    if not source.live:  # a file: keep what was read, report the error at the end
-                        stream.record_error(_describe(exc))
-                        stream._fail_at_end = True
-                        log.warning("stream %s: %s", stream.id, _describe(exc))
-                        break
-                    if not self._reconnect(stream, _describe(exc)):
-                        break
-                    continue
-                if stream._reconnect_requested.is_set():
-                    if stream._stop.is_set() or not self._reconnect(stream, stream.last_error or "stalled"):
-                        break
-                    continue
-                if item is None:
-                    if not source.live or stream._stop.is_set():
-                        break
-                    if not self._reconnect(stream, "the source ended (disconnected)"):
-                        break
-                    continue
-                now = self.clock()
-                stream.watchdog.on_frame(now)
-                stream.stats.record_input(now)
-                i, index = index, index + 1
-                if i < spec.start_frame or (i - spec.start_frame) % spec.every:
-                    continue
-                if spec.max_fps:
-                    t = now if source.live or item.pts is None else item.pts
-                    if next_due is not None and t < next_due - 1e-6:
-                        continue
-                    step = 1.0 / spec.max_fps
-                    next_due = t + step if next_due is None or t - next_due > step else next_due + step
-                dropped = self.scheduler.put(queue, Frame(stream.id, i, item.pts, now, item.image))
-                if dropped:
-                    stream.stats.record_drop(dropped)
-        except BaseException as exc:  # a bug or a source error while opening: fail the stream
-            self._abort(stream, _describe(exc))
-            if not isinstance(exc, Exception):
-                raise
-        finally:
-            stream.watchdog.disarm()
-            try:
-                source.close()
-            except Exception as exc:
-                log.warning("stream %s: closing the source failed: %s", stream.id, exc)
-            self.scheduler.close(queue)
-
-    def _open_live(self, stream: Stream) -> bool:
-        try:
-            stream.source.open()
-            return True
-        except Exception as exc:
-            log.warning("stream %s: cannot open %s: %s", stream.id, stream.source.name, _describe(exc))
-            return self._reconnect(stream, _describe(exc))
-
-    def _reconnect(self, stream: Stream, reason: str) -> bool:
-        """Reconnect a live source with exponential backoff; False when stopped or given up."""
-        s = self.settings
-        stream.watchdog.disarm()
-        stream._reconnect_requested.clear()
-        stream.set_state("reconnecting", error=reason)
-        backoff = Backoff(s.reconnect_initial_delay_seconds, s.reconnect_max_delay_seconds,
-                          s.reconnect_max_attempts)
-        last = reason
-        while not backoff.exhausted:
-            if stream._stop.wait(backoff.next_delay()):
-                return False
-            try:
-                stream.source.reconnect()
-            except Exception as exc:
-                last = _describe(exc)
-                stream.record_error(last)
-                log.info("stream %s: reconnect attempt %d/%d failed: %s", stream.id, backoff.attempts,
-                         backoff.max_attempts, last)
-                continue
-            stream.reconnects += 1
-            stream.watchdog.arm()
-            stream.set_state("running")
-            return True
-        self._abort(stream, f"gave up after {backoff.attempts} reconnect attempts: {last}")
-        return False
-
     # -- stage: inference (callback from the worker pool) -----------------------------------
     @staticmethod
     def _on_batch_done(stream: Any, results: list[FrameResult]) -> None:
@@ -386,7 +285,7 @@ class Engine:
                     sink.open()
                     opened.append(sink)
                 except Exception as exc:
-                    self._abort(stream, f"sink {sink!r} failed to open: {_describe(exc)}")
+                    self._abort(stream, f"sink {sink!r} failed to open: {describe(exc)}")
                     writing = False
                     break
             while True:
@@ -399,7 +298,7 @@ class Engine:
                         try:
                             sink.write(result)
                         except Exception as exc:
-                            self._abort(stream, f"sink {sink!r} failed: {_describe(exc)}")
+                            self._abort(stream, f"sink {sink!r} failed: {describe(exc)}")
                             writing = False
                             break
                 stream.stats.record_output(result.frame.captured_at, result.inference_ms,
@@ -407,7 +306,7 @@ class Engine:
                 if result.error is not None and not stream.failed:
                     self._abort(stream, result.error)
         except BaseException as exc:  # pragma: no cover - a bug in this loop
-            self._abort(stream, _describe(exc))
+            self._abort(stream, describe(exc))
             raise
         finally:
             self._close_sinks(stream, opened)
@@ -421,7 +320,7 @@ class Engine:
             except Exception as exc:
                 log.warning("stream %s: closing sink %r failed: %s", stream.id, sink, exc)
                 if sink in opened:
-                    stream.record_error(f"sink {sink!r} failed to close: {_describe(exc)}")
+                    stream.record_error(f"sink {sink!r} failed to close: {describe(exc)}")
                     stream._fail_at_end = True
 
     # -- stopping -----------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -9,7 +10,8 @@ from fastapi.responses import Response
 
 from aisp.api import modelops
 from aisp.api.context import AppContext
-from aisp.api.frames import check_image, infer_image, read_image
+from aisp.api.frames import FrameOutcome, check_image, infer_image, read_image
+from aisp.api.imageinfo import ImageInfo
 from aisp.api.schemas import FrameProcessResponse, error_responses
 
 router = APIRouter(prefix="/api/frames", tags=["frames"])
@@ -56,6 +58,12 @@ async def process(
         ..., description="Comma-separated model names, e.g. face_detection,hands.", max_length=1000
     ),
     annotate: bool = Query(False, description="Return the annotated image as image/jpeg."),
+    reduced_decode: bool = Query(
+        True,
+        description="Allow decoding a JPEG at half scale when every model resizes the "
+        "frame to a much smaller network input (results are in the original pixels either way; "
+        "`decode_scale` in the response says which scale was used). false: always decode in full.",
+    ),
 ) -> Any:
     ctx: AppContext = request.app.state.ctx
     names = modelops.parse_model_list(models)
@@ -64,21 +72,37 @@ async def process(
     info = check_image(data, max_pixels=ctx.settings.max_pixels)
     pool = ctx.inference
     assert pool is not None
-    outcome = await pool.run(
-        lambda: infer_image(data, info, names, annotate=annotate, instance=pool.thread_index())
-    )
+
+    def job() -> tuple[FrameOutcome, bytes | None]:
+        outcome = infer_image(
+            data, info, names, annotate=annotate, instance=pool.thread_index(), reduced_decode=reduced_decode
+        )
+        return outcome, None if annotate else _json_body(info, outcome)
+
+    # the JSON is built on the pool thread too, keeping the event loop free for I/O
+    outcome, body = await pool.run(job)
     for name, res in outcome.results.items():
         ctx.metrics.observe_inference(name, float(getattr(res, "inference_ms", 0.0)), "api")
-    if annotate:
+    if body is None:
         return Response(
             outcome.jpeg, media_type="image/jpeg", headers={"X-Inference-Ms": f"{outcome.total_ms:.2f}"}
         )
-    return FrameProcessResponse(
-        width=info.width,
-        height=info.height,
-        format=info.format,
-        models={name: res.to_dict() for name, res in outcome.results.items()},
-        inference_ms={name: round(float(res.inference_ms), 3) for name, res in outcome.results.items()},
-        decode_ms=round(outcome.decode_ms, 3),
-        total_ms=round(outcome.total_ms, 3),
-    )
+    return Response(body, media_type="application/json")
+
+
+def _json_body(info: ImageInfo, outcome: FrameOutcome) -> bytes:
+    """The FrameProcessResponse (documented by ``response_model``) as JSON bytes, built from
+    plain dicts and serialised once: returning a ``Response`` skips FastAPI's validation and
+    re-encoding of the response model on this hot path."""
+    results = outcome.results
+    body = {
+        "width": info.width,
+        "height": info.height,
+        "format": info.format,
+        "models": {name: res.to_dict() for name, res in results.items()},
+        "inference_ms": {name: round(float(res.inference_ms), 3) for name, res in results.items()},
+        "decode_ms": round(outcome.decode_ms, 3),
+        "decode_scale": outcome.decode_scale,
+        "total_ms": round(outcome.total_ms, 3),
+    }
+    return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
