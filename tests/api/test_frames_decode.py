@@ -84,7 +84,8 @@ def test_annotate_and_non_jpeg_decode_in_full(api: Harness) -> None:
     )
     assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
     png = api.client.post(
-        f"{URL}?models=face_detection", content=encode(test_image(640, 480), ".png"),
+        f"{URL}?models=face_detection",
+        content=encode(test_image(640, 480), ".png"),
         headers={"Content-Type": "image/png"},
     )
     assert png.status_code == 200 and png.json()["decode_scale"] == 1

@@ -153,7 +153,7 @@ def infer_image(
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     t1 = time.perf_counter()
     results: dict[str, Any] = {}
-    for name, model in zip(names, models):
+    for name, model in zip(names, models, strict=True):
         results[name] = model.infer(rgb)
     if factor > 1:
         h, w = rgb.shape[:2]

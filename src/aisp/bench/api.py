@@ -188,7 +188,14 @@ def _load(
 
 
 def _measured(
-    server_ps: Any, client_ps: Any, base: str, jpeg: bytes, concurrency: int, duration: float, model: str, query: str
+    server_ps: Any,
+    client_ps: Any,
+    base: str,
+    jpeg: bytes,
+    concurrency: int,
+    duration: float,
+    model: str,
+    query: str,
 ) -> dict[str, Any]:
     """:func:`_load` plus the server's and the client's CPU time per answered request."""
     s0, c0 = server_ps.cpu_times(), client_ps.cpu_times()
