@@ -5,7 +5,7 @@
     >>> model = cache.get_or_load("face_detection", loader)   # doctest: +SKIP
 
 The cache knows nothing about vision: it caches any object a loader returns. See
-``docs/readme/cache.md`` for the design.
+``docs/cache.md`` for the design.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ MAX_RECORDS = 1024
 
 
 class ModelCache(LoadMixin, RetireMixin, EvictionMixin, SweepMixin):
-    """Caches any object a loader returns; see ``docs/readme/cache.md``.
+    """Caches any object a loader returns; see ``docs/cache.md``.
 
     ``max_size`` entries and ``max_memory_mb`` (``None``: no limit) bound the cache;
     ``default_ttl_seconds`` is the idle time before an entry expires (``None`` or 0: never);

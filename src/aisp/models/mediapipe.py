@@ -8,6 +8,10 @@ and workers load their own instance (``load_model("face_detection", instance="w1
 is built, and one warm-up inference run, inside :func:`aisp.logs.capture_native_output`, so
 TF Lite / absl start-up noise goes to the ``aisp.native`` logger at DEBUG instead of stderr.
 
+Inference drives the solution's graph through :mod:`aisp.models._mp_graph` (no per-call
+namedtuple class, no image copy, only the output streams used), with the same outputs as
+``process()``; where that path cannot be set up, the adapter calls ``process()``.
+
 ``mediapipe`` is imported when a model is constructed, never when this module is imported.
 """
 
@@ -19,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from aisp.models._mp_graph import make_runner
 from aisp.models.base import Model
 from aisp.models.results import Detections, Landmarks, Mask
 
@@ -82,6 +87,8 @@ class MediaPipeModel(Model):
     #: resized to it and nothing is cropped back out at full resolution; None otherwise. The
     #: frames route may decode a JPEG at a reduced scale for such a model (see aisp.api.frames).
     network_input_side: int | None = None
+    #: The graph output streams :meth:`_convert` reads (the lean call path reads only these).
+    outputs: tuple[str, ...] = ()
 
     def __init__(self, name: str, **options: Any) -> None:
         super().__init__(name)
@@ -94,7 +101,11 @@ class MediaPipeModel(Model):
         self._capture = capture_native_output
         with capture_native_output():
             self._solution = self._build(mp.solutions, **options)
-            self._convert(self._solution.process(_WARMUP), _WARMUP)
+            # Tracking graphs keep state across frames: let them have their own copy of each.
+            tracking = options.get("static_image_mode") is False
+            self._runner = make_runner(self._solution, self.outputs, reference=not tracking)
+            self._run = self._runner if self._runner is not None else self._solution.process
+            self._convert(self._run(_WARMUP), _WARMUP)
         self.size_bytes = model_files_size(self.files_key or name) or 0
         # Some graphs log once (absl, to fd 2) on their first real finding, e.g. landmark
         # projection on a non-square frame. Calls stay captured until the first finding, for at
@@ -109,15 +120,17 @@ class MediaPipeModel(Model):
 
     def _predict(self, frame: np.ndarray) -> dict[str, Any]:
         if not self._quiet_calls_left:
-            return self._convert(self._solution.process(frame), frame)
+            return self._convert(self._run(frame), frame)
         with self._capture():
-            parts = self._convert(self._solution.process(frame), frame)
+            parts = self._convert(self._run(frame), frame)
         found = any(len(v) if hasattr(v, "__len__") else v is not None for v in parts.values())
         self._quiet_calls_left = 0 if found else self._quiet_calls_left - 1
         return parts
 
     def _close(self) -> None:
         self._solution.close()
+        if self._runner is not None:
+            self._runner.release()
 
 
 def _log_level() -> str:
@@ -132,6 +145,8 @@ def _log_level() -> str:
 class FaceDetectionModel(MediaPipeModel):
     """BlazeFace: boxes + 6 keypoints (eyes, nose tip, mouth, ear tragions). Selection 0 is the
     short-range model (faces within ~2 m), 1 the full-range sparse model (small, far faces)."""
+
+    outputs = ("detections",)
 
     def __init__(
         self, name: str = "face_detection", *, model_selection: int = 0, min_detection_confidence: float = 0.5
@@ -152,6 +167,8 @@ class FaceDetectionModel(MediaPipeModel):
 class FaceMeshModel(MediaPipeModel):
     """468 face landmarks per face (static-image mode by default: frames from different streams
     share a worker's instance, so no tracking state is carried between frames)."""
+
+    outputs = ("multi_face_landmarks",)
 
     files_key = "face_mesh"
 
@@ -186,6 +203,8 @@ class FaceMeshModel(MediaPipeModel):
 class SelfieSegmentationModel(MediaPipeModel):
     """Person segmentation: a soft (H, W) mask, same size as the frame."""
 
+    outputs = ("segmentation_mask",)
+
     files_key = "selfie_segmentation"
 
     def __init__(
@@ -205,6 +224,8 @@ class SelfieSegmentationModel(MediaPipeModel):
 
 class PoseModel(MediaPipeModel):
     """BlazePose: 33 body landmarks with visibility (one person)."""
+
+    outputs = ("pose_landmarks",)
 
     files_key = "pose"
 
@@ -235,6 +256,8 @@ class PoseModel(MediaPipeModel):
 class HandsModel(MediaPipeModel):
     """21 landmarks per hand with handedness ("Left"/"Right" as MediaPipe reports it, which
     assumes a mirrored, selfie-style image) and its score."""
+
+    outputs = ("multi_hand_landmarks", "multi_handedness")
 
     files_key = "hands"
 

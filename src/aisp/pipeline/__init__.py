@@ -1,5 +1,5 @@
 """The frame pipeline: sources, the engine (bounded queues, shared workers, ordered sinks),
-batch jobs and the sinks. See docs/readme/pipeline.md and :mod:`aisp.pipeline.engine`."""
+batch jobs and the sinks. See docs/pipeline.md and :mod:`aisp.pipeline.engine`."""
 
 from __future__ import annotations
 

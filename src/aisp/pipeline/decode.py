@@ -1,6 +1,6 @@
 """Video decoding: PyAV (chosen) with an OpenCV fallback.
 
-Measured on a 640x480 H.264 mp4 (2 shared cores; see docs/readme/pipeline.md):
+Measured on a 640x480 H.264 mp4 (2 shared cores; see docs/pipeline.md):
 
 =====================================================  ==========
 decoder                                                 frames/s

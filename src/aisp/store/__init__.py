@@ -3,7 +3,7 @@
 
 Persisted: API keys (hashed), batch tasks (a state machine with progress), stream
 definitions, detection events (summarised per window, written by a non-blocking batched
-writer) and periodic performance snapshots. See ``docs/readme/store.md``.
+writer) and periodic performance snapshots. See ``docs/store.md``.
 
 This package imports SQLAlchemy; ``import aisp`` never imports it.
 """

@@ -1,0 +1,142 @@
+"""A lean call path into a ``mediapipe.solutions`` graph, beside ``SolutionBase.process()``.
+
+``process()`` builds a new namedtuple *class* on every call (~80 us), copies the image into the
+input packet (~50 us at 640x480) and reads every output stream, even those AISP never uses. This
+runner drives the same ``CalculatorGraph`` the solution built, the same way ``process()`` does
+(one image packet at the next simulated 30 fps timestamp, ``wait_until_idle()``, outputs read
+with the solution's own ``_get_packet_content``), so outputs are identical, but:
+
+* the image packet references the caller's C-contiguous uint8 RGB frame instead of copying it
+  (through a private read-only view, so ``packet_creator`` takes its documented reference mode);
+* only the output streams the adapter converts are read, into one reused namedtuple class.
+
+Reference mode is safe while the graph lets go of the input packet before ``wait_until_idle()``
+returns: the packet's deleter drops its reference to the view on a graph thread without the GIL,
+so nothing else may touch that view's reference count meanwhile. That is why each call gets its
+own view that only this runner holds. After each call the runner checks that the graph let go;
+if it did not (a graph that keeps the frame, e.g. for tracking), that view is kept alive until
+:meth:`release` (after the graph is closed) and every later call copies, as ``process()`` does.
+Graphs in tracking mode (``static_image_mode=False``) copy from the start.
+
+:func:`make_runner` returns None when the solution's internals are not what this expects (another
+MediaPipe version): the adapter then keeps calling ``process()``.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import sys
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger("aisp.models")
+
+__all__ = ["GraphRunner", "make_runner"]
+
+#: What ``SolutionBase.process()`` adds to the timestamp per call (a simulated 30 fps video).
+TIMESTAMP_STEP_US = 33333
+
+
+class GraphRunner:
+    """Feeds one RGB frame to a solution's graph and returns the chosen output streams."""
+
+    def __init__(
+        self,
+        solution: Any,
+        input_stream: str,
+        outputs: tuple[str, ...],
+        *,
+        reference: bool,
+        create_image_frame: Any,
+        srgb: Any,
+    ) -> None:
+        self._solution = solution
+        self._graph = solution._graph
+        self._graph_outputs: dict[str, Any] = solution._graph_outputs
+        self._get = solution._get_packet_content
+        self._types = [(name, solution._output_stream_type_info[name]) for name in outputs]
+        self._input_stream = input_stream
+        self._create = create_image_frame
+        self._srgb = srgb
+        self.reference = reference
+        self._kept: list[np.ndarray] = []
+        self._outputs_cls = collections.namedtuple("SolutionOutputs", outputs)  # type: ignore[misc]
+
+    def __call__(self, frame: np.ndarray) -> Any:
+        """``frame``: uint8 (H, W, 3) RGB. Raises RuntimeError on a graph error, as process() does."""
+        solution = self._solution
+        timestamp = solution._simulated_timestamp + TIMESTAMP_STEP_US
+        solution._simulated_timestamp = timestamp  # shared, so a later process() stays monotonic
+        self._graph_outputs.clear()
+        if self.reference and frame.flags.c_contiguous and frame.dtype == np.uint8:
+            view = frame.view()
+            view.flags.writeable = False
+            self._graph.add_packet_to_input_stream(
+                stream=self._input_stream, packet=self._create(view, image_format=self._srgb).at(timestamp)
+            )
+            self._graph.wait_until_idle()
+            # The graph is idle: no graph thread touches the packet now. Two references left
+            # (``view`` and getrefcount's argument) means the graph let go of the frame.
+            if sys.getrefcount(view) > 2:
+                self._keep(view)
+        else:
+            self._graph.add_packet_to_input_stream(
+                stream=self._input_stream,
+                packet=self._create(frame, image_format=self._srgb, copy=True).at(timestamp),
+            )
+            self._graph.wait_until_idle()
+        found = self._graph_outputs
+        get = self._get
+        return self._outputs_cls(
+            *[get(kind, found[name]) if name in found else None for name, kind in self._types]
+        )
+
+    def _keep(self, view: np.ndarray) -> None:
+        self._kept.append(view)
+        if self.reference:
+            self.reference = False
+            logger.debug("mediapipe graph keeps its input frame: copying frames from now on")
+
+    def release(self) -> None:
+        """Drop views the graph held on to; call only after the graph is closed."""
+        self._kept.clear()
+
+
+def make_runner(solution: Any, outputs: tuple[str, ...], *, reference: bool = True) -> GraphRunner | None:
+    """A :class:`GraphRunner` over ``solution``'s graph, or None (with a debug log line) when its
+    internals are not those of ``SolutionBase`` in mediapipe 0.10.x."""
+    try:
+        from mediapipe.python import packet_creator
+        from mediapipe.python._framework_bindings import image_frame
+        from mediapipe.python.solution_base import PacketDataType
+
+        inputs = solution._input_stream_type_info
+        types = solution._output_stream_type_info
+        if len(inputs) != 1:
+            raise ValueError(f"expected one input stream, got {list(inputs)}")
+        (input_stream, input_type), = inputs.items()
+        if input_type != PacketDataType.IMAGE_FRAME:
+            raise ValueError(f"expected an IMAGE_FRAME input, got {input_type}")
+        missing = [name for name in outputs if name not in types]
+        if missing:
+            raise ValueError(f"output streams {missing} not among {list(types)}")
+        if not isinstance(solution._graph_outputs, dict) or not isinstance(solution._simulated_timestamp, int):
+            raise ValueError("unexpected SolutionBase state")
+        for attr in ("add_packet_to_input_stream", "wait_until_idle"):
+            if not callable(getattr(solution._graph, attr, None)):
+                raise ValueError(f"CalculatorGraph has no {attr}()")
+        if not callable(getattr(solution, "_get_packet_content", None)):
+            raise ValueError("SolutionBase has no _get_packet_content()")
+        return GraphRunner(
+            solution,
+            input_stream,
+            outputs,
+            reference=reference,
+            create_image_frame=packet_creator.create_image_frame,
+            srgb=image_frame.ImageFormat.SRGB,
+        )
+    except Exception as exc:  # any surprise in another mediapipe version: use process()
+        logger.debug("mediapipe lean call path unavailable (%s: %s); using process()", type(exc).__name__, exc)
+        return None
