@@ -49,7 +49,7 @@ class GraphRunner:
         outputs: tuple[str, ...],
         *,
         reference: bool,
-        create_image_frame: Any,
+        create_packet: Any,
         srgb: Any,
     ) -> None:
         self._solution = solution
@@ -58,7 +58,7 @@ class GraphRunner:
         self._get = solution._get_packet_content
         self._types = [(name, solution._output_stream_type_info[name]) for name in outputs]
         self._input_stream = input_stream
-        self._create = create_image_frame
+        self._create = create_packet
         self._srgb = srgb
         self.reference = reference
         self._kept: list[np.ndarray] = []
@@ -117,8 +117,13 @@ def make_runner(solution: Any, outputs: tuple[str, ...], *, reference: bool = Tr
         if len(inputs) != 1:
             raise ValueError(f"expected one input stream, got {list(inputs)}")
         (input_stream, input_type), = inputs.items()
-        if input_type != PacketDataType.IMAGE_FRAME:
-            raise ValueError(f"expected an IMAGE_FRAME input, got {input_type}")
+        # process() makes the packet with create_<type>(data, image_format=SRGB): the same here.
+        creators = {
+            PacketDataType.IMAGE_FRAME: packet_creator.create_image_frame,
+            PacketDataType.IMAGE: packet_creator.create_image,
+        }
+        if input_type not in creators:
+            raise ValueError(f"expected an image input stream, got {input_type}")
         missing = [name for name in outputs if name not in types]
         if missing:
             raise ValueError(f"output streams {missing} not among {list(types)}")
@@ -134,7 +139,7 @@ def make_runner(solution: Any, outputs: tuple[str, ...], *, reference: bool = Tr
             input_stream,
             outputs,
             reference=reference,
-            create_image_frame=packet_creator.create_image_frame,
+            create_packet=creators[input_type],
             srgb=image_frame.ImageFormat.SRGB,
         )
     except Exception as exc:  # any surprise in another mediapipe version: use process()

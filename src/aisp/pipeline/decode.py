@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Any
 
@@ -48,7 +49,7 @@ def yuv_frame_to_rgb(frame: Any):  # av.VideoFrame -> np.ndarray
     return frame.to_ndarray(format="rgb24")
 
 
-class Decoder:
+class Decoder(ABC):
     """Opens a path or URL and yields ``(rgb image, pts seconds or None)``.
 
     ``expected_frames`` and ``fps`` are what the container announces (None when unknown).
@@ -65,14 +66,17 @@ class Decoder:
         self.width: int | None = None
         self.height: int | None = None
 
+    @abstractmethod
     def open(self) -> None:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def frames(self) -> Iterator[tuple[Any, float | None]]:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        ...
 
 
 class PyAVDecoder(Decoder):

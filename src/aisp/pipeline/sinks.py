@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,18 +32,19 @@ __all__ = ["Sink", "ListSink", "CallbackSink", "LatestResultSink", "MJPEGSink", 
 log = logging.getLogger("aisp.pipeline")
 
 
-class Sink:
+class Sink(ABC):
     """Base class of the sinks (an I/O boundary; :class:`ListSink` is its fake)."""
 
     needs_image: bool = False
 
-    def open(self) -> None:
+    def open(self) -> None:  # noqa: B027 - optional hook
         """Acquire resources; called once before the first write."""
 
+    @abstractmethod
     def write(self, result: FrameResult) -> None:
-        raise NotImplementedError
+        ...
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release; idempotent."""
 
     def __repr__(self) -> str:

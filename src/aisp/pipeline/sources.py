@@ -20,6 +20,7 @@ from __future__ import annotations
 import glob as globmod
 import logging
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -50,7 +51,7 @@ class SourceFrame(NamedTuple):
     pts: float | None
 
 
-class Source:
+class Source(ABC):
     """Base class of every frame source (an I/O boundary; :class:`MemorySource` is its fake)."""
 
     #: True for cameras and network streams: the reader must never block on them.
@@ -64,16 +65,17 @@ class Source:
         self.name = name
         self.frames_read = 0
 
-    def open(self) -> None:
+    def open(self) -> None:  # noqa: B027 - optional hook
         """Acquire the device/file/connection. Raises SourceError(phase="open")."""
 
+    @abstractmethod
     def read(self) -> SourceFrame | None:
-        raise NotImplementedError
+        ...
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook
         """Release everything; idempotent."""
 
-    def interrupt(self) -> None:
+    def interrupt(self) -> None:  # noqa: B027 - optional hook
         """Ask a blocked ``read()`` to return soon (watchdog stall); default: nothing to do."""
 
     def reconnect(self) -> None:
