@@ -109,7 +109,9 @@ class Settings(BaseSettings):
     )
     cache_hit_rate_window: int = Field(100, ge=1, description="Requests in the hit-rate window.")
     cache_hit_rate_min_requests: int = Field(20, ge=1, description="Requests before the alert can fire.")
-    prewarm: CommaList = Field(default_factory=list, description="Models to load at startup, comma separated.")
+    prewarm: CommaList = Field(
+        default_factory=list, description="Models to load at startup, comma separated."
+    )
 
     # --- models -----------------------------------------------------------------------------
     onnx_providers: CommaList = Field(
@@ -126,7 +128,9 @@ class Settings(BaseSettings):
     drop_policy: Literal["drop_oldest", "drop_newest"] = Field(
         "drop_oldest", description="What a live source drops when its queue is full."
     )
-    stall_timeout_seconds: float = Field(10.0, gt=0, description="A live source silent this long is reconnected.")
+    stall_timeout_seconds: float = Field(
+        10.0, gt=0, description="A live source silent this long is reconnected."
+    )
     reconnect_initial_delay_seconds: float = Field(0.5, gt=0, description="First reconnect backoff.")
     reconnect_max_delay_seconds: float = Field(30.0, gt=0, description="Longest reconnect backoff.")
     reconnect_max_attempts: int = Field(10, ge=0, description="Attempts before a stream is `failed`.")

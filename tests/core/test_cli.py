@@ -10,11 +10,18 @@ from pathlib import Path
 import pytest
 
 
-def _aisp(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def _aisp(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("AISP_")}
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "aisp", *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=60
+        [sys.executable, "-m", "aisp", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=60,
     )
 
 

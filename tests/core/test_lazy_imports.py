@@ -28,10 +28,7 @@ def test_import_aisp_is_light() -> None:
 
 
 def test_cli_help_is_light() -> None:
-    body = (
-        "from aisp.cli.main import main\n"
-        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-    )
+    body = "from aisp.cli.main import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
     assert _heavy_after(body) == []
 
 

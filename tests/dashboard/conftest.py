@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
 from tests.conftest import require_service
 
 ROOT = Path(__file__).resolve().parents[2]

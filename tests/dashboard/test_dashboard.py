@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tests.dashboard.conftest import SCREENSHOTS, Server
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -37,12 +36,17 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    config: Optional[Path] = typer.Option(
-        None, "--config", "-c", help="TOML settings file (flat keys named like the settings).",
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        "-c",
+        help="TOML settings file (flat keys named like the settings).",
         envvar="AISP_CONFIG",
     ),
-    log_level: Optional[str] = typer.Option(None, "--log-level", help="Override AISP_LOG_LEVEL."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+    log_level: str | None = typer.Option(None, "--log-level", help="Override AISP_LOG_LEVEL."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version."
+    ),
 ) -> None:
     """Load settings once for every command."""
     from aisp.logs import configure_logging

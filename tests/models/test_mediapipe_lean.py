@@ -1,0 +1,200 @@
+"""The lean call path into MediaPipe graphs (aisp.models._mp_graph): same outputs as process()."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from aisp.models import load_model
+
+mp = pytest.importorskip("mediapipe")
+
+MODELS = ["face_detection", "face_detection_full", "face_mesh", "selfie_segmentation", "pose", "hands"]
+RAW = {
+    "face_detection": lambda: mp.solutions.face_detection.FaceDetection,
+    "face_detection_full": lambda: mp.solutions.face_detection.FaceDetection,
+    "face_mesh": lambda: mp.solutions.face_mesh.FaceMesh,
+    "selfie_segmentation": lambda: mp.solutions.selfie_segmentation.SelfieSegmentation,
+    "pose": lambda: mp.solutions.pose.Pose,
+    "hands": lambda: mp.solutions.hands.Hands,
+}
+
+
+def _frames(photos: dict[str, np.ndarray]) -> list[np.ndarray]:
+    astro = photos["astronaut"]
+    return [
+        astro,
+        photos["camera"],
+        photos["coffee"],
+        astro[:, ::-1],  # a non-contiguous view: checked and copied once, then referenced
+        astro[40:400, 60:500],  # a crop: non-contiguous too
+        np.ascontiguousarray(astro[::2, ::2]),
+    ]
+
+
+def _assert_same(ours: Any, expected: dict[str, Any]) -> None:
+    """Every array AISP returns is bit-identical to the one converted from process()'s output."""
+    for key, exp in expected.items():
+        got = getattr(ours, key)
+        assert type(got) is type(exp), key
+        for field in ("xyxy", "confidence", "class_id", "keypoints", "points", "visibility", "scores", "data"):
+            a, b = getattr(got, field, None), getattr(exp, field, None)
+            assert (a is None) == (b is None), (key, field)
+            if a is not None:
+                assert a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b), (key, field)
+        assert getattr(got, "labels", None) == getattr(exp, "labels", None), key
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_lean_path_matches_process_exactly(photos, name: str) -> None:
+    from aisp.models._frames import check_frame
+
+    model = load_model(name, cache=False)
+    try:
+        assert model._runner is not None and model._runner.reference
+        with RAW[name]()(**model.options) as raw:
+            for frame in _frames(photos):
+                f = check_frame(frame)
+                expected = model._convert(raw.process(f), f)
+                _assert_same(model.infer(frame), expected)
+        assert model._runner.reference and not model._runner._kept  # the graph let go of each frame
+    finally:
+        model.close()
+
+
+def test_face_detection_lean_path_finds_faces(photos) -> None:
+    """Not only equal to process(): the parity above compares real findings."""
+    model = load_model("face_detection", cache=False)
+    try:
+        assert model.infer(photos["astronaut"]).num_detections == 1
+        assert model.infer(photos["camera"]).num_detections == 1
+    finally:
+        model.close()
+
+
+def test_caller_frame_untouched_and_not_retained(photos) -> None:
+    model = load_model("selfie_segmentation", cache=False)
+    try:
+        frame = photos["astronaut"].copy()
+        before = frame.copy()
+        refs = sys.getrefcount(frame)
+        first = model.infer(frame).mask.data.copy()
+        for _ in range(3):
+            model.infer(frame)
+        assert np.array_equal(frame, before) and frame.flags.writeable
+        assert sys.getrefcount(frame) == refs  # no reference left behind in the graph
+        frame[:] = 0  # the caller may reuse its buffer; the next result follows the new pixels
+        assert not np.array_equal(model.infer(frame).mask.data, first)
+    finally:
+        model.close()
+
+
+def test_process_and_lean_path_share_timestamps(photos) -> None:
+    """Mixing the two paths keeps timestamps increasing (the graph refuses a step back)."""
+    model = load_model("face_detection", cache=False)
+    try:
+        frame = photos["astronaut"]
+        t0 = model._solution._simulated_timestamp
+        model.infer(frame)
+        assert model._solution._simulated_timestamp == t0 + 33333
+        assert model._solution.process(frame).detections
+        assert model.infer(frame).num_detections == 1
+        assert model._solution._simulated_timestamp == t0 + 3 * 33333
+    finally:
+        model.close()
+
+
+def test_tracking_mode_copies_frames_and_matches_raw(photos) -> None:
+    """A graph that carries state across frames gets its own copy of each, as process() gives it."""
+    from aisp.models.mediapipe import PoseModel
+
+    model = PoseModel(static_image_mode=False)
+    try:
+        assert model._runner is not None and not model._runner.reference
+        frames = [photos["astronaut"], photos["astronaut"][:, ::-1].copy(), photos["astronaut"]]
+        with mp.solutions.pose.Pose(**model.options) as raw:
+            raw.process(np.full((96, 128, 3), 127, np.uint8))  # the adapter's warm-up frame
+            for frame in frames:
+                _assert_same(model.infer(frame), model._convert(raw.process(frame), frame))
+    finally:
+        model.close()
+
+
+def test_falls_back_to_process_when_lean_path_cannot_be_set_up(photos, caplog) -> None:
+    from aisp.models.mediapipe import FaceDetectionModel
+
+    class Odd(FaceDetectionModel):
+        outputs = ("no_such_stream",)
+
+    caplog.set_level(logging.DEBUG, logger="aisp.models")
+    model = Odd()
+    try:
+        assert model._runner is None
+        assert any("lean call path unavailable" in r.getMessage() for r in caplog.records)
+        dets = model.infer(photos["astronaut"]).detections
+        ref = load_model("face_detection", cache=False)
+        try:
+            assert np.array_equal(dets.xyxy, ref.infer(photos["astronaut"]).detections.xyxy)
+        finally:
+            ref.close()
+    finally:
+        model.close()
+
+
+def test_make_runner_refuses_unexpected_internals(caplog) -> None:
+    from aisp.models._mp_graph import make_runner
+
+    caplog.set_level(logging.DEBUG, logger="aisp.models")
+    assert make_runner(object(), ("detections",)) is None
+    two_inputs = SimpleNamespace(_input_stream_type_info={"a": None, "b": None})
+    assert make_runner(two_inputs, ("detections",)) is None
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("AttributeError" in m for m in messages)
+    assert any("expected one input stream, got ['a', 'b']" in m for m in messages)
+
+
+class _KeepingGraph:
+    """A graph that holds on to every input packet (as a tracking calculator might)."""
+
+    def __init__(self, outputs: dict[str, Any]) -> None:
+        self.packets: list[Any] = []
+        self._outputs = outputs
+
+    def add_packet_to_input_stream(self, stream: str, packet: Any) -> None:
+        self.packets.append((stream, packet))
+
+    def wait_until_idle(self) -> None:
+        self._outputs["detections"] = "packet"
+
+
+def test_runner_switches_to_copying_when_the_graph_keeps_frames() -> None:
+    from mediapipe.python.solution_base import PacketDataType
+
+    from aisp.models._mp_graph import make_runner
+
+    outputs: dict[str, Any] = {}
+    solution = SimpleNamespace(
+        _input_stream_type_info={"image": PacketDataType.IMAGE},
+        _output_stream_type_info={"detections": PacketDataType.PROTO_LIST},
+        _graph=_KeepingGraph(outputs),
+        _graph_outputs=outputs,
+        _simulated_timestamp=0,
+        _get_packet_content=lambda kind, packet: (kind, packet),
+    )
+    runner = make_runner(solution, ("detections",))
+    assert runner is not None and runner.reference
+    frame = np.zeros((8, 8, 3), np.uint8)
+    out = runner(frame)
+    assert out.detections == (PacketDataType.PROTO_LIST, "packet")
+    assert not runner.reference and len(runner._kept) == 1  # the kept view stays alive
+    runner(frame)
+    assert len(runner._kept) == 1 and solution._simulated_timestamp == 2 * 33333
+    assert [s for s, _ in solution._graph.packets] == ["image", "image"]
+    solution._graph.packets.clear()
+    runner.release()
+    assert not runner._kept
