@@ -37,12 +37,15 @@ def _frames(photos: dict[str, np.ndarray]) -> list[np.ndarray]:
     ]
 
 
+_FIELDS = ("xyxy", "confidence", "class_id", "keypoints", "points", "visibility", "scores", "data")
+
+
 def _assert_same(ours: Any, expected: dict[str, Any]) -> None:
     """Every array AISP returns is bit-identical to the one converted from process()'s output."""
     for key, exp in expected.items():
         got = getattr(ours, key)
         assert type(got) is type(exp), key
-        for field in ("xyxy", "confidence", "class_id", "keypoints", "points", "visibility", "scores", "data"):
+        for field in _FIELDS:
             a, b = getattr(got, field, None), getattr(exp, field, None)
             assert (a is None) == (b is None), (key, field)
             if a is not None:
@@ -151,7 +154,7 @@ def test_make_runner_refuses_unexpected_internals(caplog) -> None:
 
     caplog.set_level(logging.DEBUG, logger="aisp.models")
     assert make_runner(object(), ("detections",)) is None
-    two_inputs = SimpleNamespace(_input_stream_type_info={"a": None, "b": None})
+    two_inputs = SimpleNamespace(_input_stream_type_info={"a": None, "b": None}, _output_stream_type_info={})
     assert make_runner(two_inputs, ("detections",)) is None
     messages = [r.getMessage() for r in caplog.records]
     assert any("AttributeError" in m for m in messages)
@@ -195,6 +198,114 @@ def test_runner_switches_to_copying_when_the_graph_keeps_frames() -> None:
     runner(frame)
     assert len(runner._kept) == 1 and solution._simulated_timestamp == 2 * 33333
     assert [s for s, _ in solution._graph.packets] == ["image", "image"]
+    solution._graph.packets.clear()
+    runner.release()
+    assert not runner._kept
+
+
+@pytest.mark.parametrize(
+    ("name", "stream", "photo"),
+    [
+        ("face_detection", "detections", "astronaut"),
+        ("face_mesh", "multi_face_landmarks", "astronaut"),
+        ("pose", "pose_landmarks", "astronaut"),
+    ],
+)
+def test_protos_come_back_serialised(photos, name: str, stream: str, photo: str) -> None:
+    from aisp.models._protobuf import Serialized
+
+    model = load_model(name, cache=False)
+    try:
+        value = getattr(model._runner(photos[photo]), stream)
+        first = value if isinstance(value, bytes) else value[0]
+        assert isinstance(first, Serialized) and len(first) > 20
+    finally:
+        model.close()
+
+
+def test_reader_falls_back_to_the_getter_on_another_proto_type(photos) -> None:
+    from mediapipe.framework.formats import detection_pb2, landmark_pb2
+    from mediapipe.python import packet_creator, packet_getter
+    from mediapipe.python.solution_base import PacketDataType
+
+    from aisp.models._mp_graph import _reader
+    from aisp.models._protobuf import Serialized
+
+    model = load_model("face_detection", cache=False)
+    try:
+        solution, lists = model._solution, PacketDataType.PROTO_LIST
+        as_detections = _reader(solution, lists, "mediapipe.Detection", PacketDataType)
+        as_landmarks = _reader(solution, lists, "mediapipe.NormalizedLandmarkList", PacketDataType)
+        model._runner(photos["astronaut"])
+        packet = model._runner._graph_outputs["detections"]  # a real output vector of Detection
+        parsed = packet_getter.get_proto_list(packet)
+        got = as_detections(packet)
+        assert len(got) == 1 and all(isinstance(g, Serialized) for g in got)
+        assert got == [d.SerializeToString() for d in parsed]
+        other = as_landmarks(packet)  # not the expected type: parsed, as process() gives it
+        assert other == parsed and isinstance(other[0], detection_pb2.Detection)
+        model._runner(photos["coffee"])  # no face: an empty packet, None as from process()
+        empty = model._runner._graph_outputs["detections"]
+        assert as_detections(empty) is None and solution._get_packet_content(lists, empty) is None
+    finally:
+        model.close()
+    lst = landmark_pb2.NormalizedLandmarkList()
+    lst.landmark.add(x=0.25, y=0.5)
+    det = detection_pb2.Detection(score=[0.5])
+    one = _reader(solution, PacketDataType.PROTO, "mediapipe.NormalizedLandmarkList", PacketDataType)
+    assert one(packet_creator.create_proto(lst)) == lst.SerializeToString()
+    assert one(packet_creator.create_proto(det)) == det
+
+
+def test_converters_read_serialised_protos_like_parsed_ones() -> None:
+    from mediapipe.framework.formats import detection_pb2, landmark_pb2
+
+    from aisp.models._protobuf import Serialized, detection_fields, landmark_array
+
+    regular = landmark_pb2.NormalizedLandmarkList()
+    for i in range(5):
+        regular.landmark.add(x=i / 10, y=0.5, z=0.1, visibility=0.9, presence=0.8)
+    ragged = landmark_pb2.NormalizedLandmarkList()
+    ragged.landmark.add(x=0.1, y=0.2, z=0.3)
+    ragged.landmark.add(x=0.4, y=0.5)  # z unset: another layout, parsed instead
+    for lst in (regular, ragged, landmark_pb2.NormalizedLandmarkList()):
+        got = landmark_array(Serialized(lst.SerializeToString()))
+        assert got.dtype == np.float32 and np.array_equal(got, landmark_array(lst))
+    assert landmark_array(Serialized(regular.SerializeToString()))[4, 3] == pytest.approx(0.9)
+    det = detection_pb2.Detection(score=[0.7])
+    det.location_data.relative_bounding_box.xmin = 0.1
+    det.location_data.relative_bounding_box.width = 0.2
+    absolute = detection_pb2.Detection(score=[0.5])  # no relative box: parsed instead
+    absolute.location_data.bounding_box.xmin = 10
+    for d in (det, absolute):
+        assert detection_fields(Serialized(d.SerializeToString())) == detection_fields(d)
+
+
+class _FailingGraph(_KeepingGraph):
+    def wait_until_idle(self) -> None:
+        raise RuntimeError("CalculatorGraph::Run() failed: boom")
+
+
+def test_runner_keeps_the_frame_when_the_graph_fails() -> None:
+    from mediapipe.python.solution_base import PacketDataType
+
+    from aisp.models._mp_graph import make_runner
+
+    outputs: dict[str, Any] = {}
+    solution = SimpleNamespace(
+        _input_stream_type_info={"image": PacketDataType.IMAGE},
+        _output_stream_type_info={"detections": PacketDataType.PROTO_LIST},
+        _graph=_FailingGraph(outputs),
+        _graph_outputs=outputs,
+        _simulated_timestamp=0,
+        _get_packet_content=lambda kind, packet: (kind, packet),
+    )
+    runner = make_runner(solution, ("detections",))
+    assert runner is not None
+    frame = np.zeros((8, 8, 3), np.uint8)
+    with pytest.raises(RuntimeError, match="boom"):
+        runner(frame)
+    assert len(runner._kept) == 1 and runner._kept[0].base is frame and not runner.reference
     solution._graph.packets.clear()
     runner.release()
     assert not runner._kept

@@ -8,7 +8,11 @@ with the solution's own ``_get_packet_content``), so outputs are identical, but:
 
 * the image packet references the caller's C-contiguous uint8 RGB frame instead of copying it
   (through a private read-only view, so ``packet_creator`` takes its documented reference mode);
-* only the output streams the adapter converts are read, into one reused namedtuple class.
+* only the output streams the adapter converts are read, into one reused namedtuple class;
+* proto streams the adapter names in ``serialized`` come back as
+  :class:`aisp.models._protobuf.Serialized` bytes, straight from the packet (the converters read
+  those bytes directly), instead of being parsed into Python protos that the converters would
+  serialise again. A packet of another proto type than expected is read with the usual getter.
 
 Reference mode is safe while the graph lets go of the input packet before ``wait_until_idle()``
 returns: the packet's deleter drops its reference to the view on a graph thread without the GIL,
@@ -27,9 +31,12 @@ from __future__ import annotations
 import collections
 import logging
 import sys
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+
+from aisp.models._protobuf import Serialized
 
 logger = logging.getLogger("aisp.models")
 
@@ -49,14 +56,14 @@ class GraphRunner:
         outputs: tuple[str, ...],
         *,
         reference: bool,
+        readers: dict[str, Callable[[Any], Any]],
         create_packet: Any,
         srgb: Any,
     ) -> None:
         self._solution = solution
         self._graph = solution._graph
         self._graph_outputs: dict[str, Any] = solution._graph_outputs
-        self._get = solution._get_packet_content
-        self._types = [(name, solution._output_stream_type_info[name]) for name in outputs]
+        self._readers = [(name, readers[name]) for name in outputs]
         self._input_stream = input_stream
         self._create = create_packet
         self._srgb = srgb
@@ -73,10 +80,15 @@ class GraphRunner:
         if self.reference and frame.flags.c_contiguous and frame.dtype == np.uint8:
             view = frame.view()
             view.flags.writeable = False
-            self._graph.add_packet_to_input_stream(
-                stream=self._input_stream, packet=self._create(view, image_format=self._srgb).at(timestamp)
-            )
-            self._graph.wait_until_idle()
+            try:
+                self._graph.add_packet_to_input_stream(
+                    stream=self._input_stream,
+                    packet=self._create(view, image_format=self._srgb).at(timestamp),
+                )
+                self._graph.wait_until_idle()
+            except BaseException:
+                self._keep(view)  # a failed graph may still hold the packet: never free it early
+                raise
             # The graph is idle: no graph thread touches the packet now. Two references left
             # (``view`` and getrefcount's argument) means the graph let go of the frame.
             if sys.getrefcount(view) > 2:
@@ -88,9 +100,8 @@ class GraphRunner:
             )
             self._graph.wait_until_idle()
         found = self._graph_outputs
-        get = self._get
         return self._outputs_cls(
-            *[get(kind, found[name]) if name in found else None for name, kind in self._types]
+            *[read(found[name]) if name in found else None for name, read in self._readers]
         )
 
     def _keep(self, view: np.ndarray) -> None:
@@ -104,11 +115,52 @@ class GraphRunner:
         self._kept.clear()
 
 
-def make_runner(solution: Any, outputs: tuple[str, ...], *, reference: bool = True) -> GraphRunner | None:
+def _reader(solution: Any, kind: Any, proto_type: str | None, types: Any) -> Callable[[Any], Any]:
+    """How one output packet is read: ``process()``'s getter, or the serialised proto(s)."""
+    from mediapipe.python._framework_bindings import _packet_getter as pg
+
+    get = solution._get_packet_content
+    if proto_type is None or kind not in (types.PROTO, types.PROTO_LIST):
+        return lambda packet: get(kind, packet)
+    if kind == types.PROTO:
+
+        def read_one(packet: Any) -> Any:
+            if packet.is_empty():
+                return None
+            if pg._get_proto_type_name(packet) != proto_type:
+                return get(kind, packet)
+            return Serialized(pg._get_serialized_proto(packet))
+
+        return read_one
+
+    def read_list(packet: Any) -> Any:
+        if packet.is_empty():
+            return None
+        if pg._get_proto_vector_size(packet) == 0:
+            return []
+        if pg._get_proto_vector_element_type_name(packet) != proto_type:
+            return get(kind, packet)
+        return [Serialized(b) for b in pg._get_serialized_proto_list(packet)]
+
+    return read_list
+
+
+def make_runner(
+    solution: Any,
+    outputs: tuple[str, ...],
+    *,
+    reference: bool = True,
+    serialized: Mapping[str, str] | None = None,
+) -> GraphRunner | None:
     """A :class:`GraphRunner` over ``solution``'s graph, or None (with a debug log line) when its
-    internals are not those of ``SolutionBase`` in mediapipe 0.10.x."""
+    internals are not those of ``SolutionBase`` in mediapipe 0.10.x.
+
+    ``serialized`` maps output streams to the full proto type name expected on them (e.g.
+    ``"mediapipe.Detection"``); those come back as :class:`Serialized` bytes.
+    """
     try:
         from mediapipe.python import packet_creator
+        from mediapipe.python._framework_bindings import _packet_getter as pg
         from mediapipe.python._framework_bindings import image_frame
         from mediapipe.python.solution_base import PacketDataType
 
@@ -116,7 +168,7 @@ def make_runner(solution: Any, outputs: tuple[str, ...], *, reference: bool = Tr
         types = solution._output_stream_type_info
         if len(inputs) != 1:
             raise ValueError(f"expected one input stream, got {list(inputs)}")
-        (input_stream, input_type), = inputs.items()
+        ((input_stream, input_type),) = inputs.items()
         # process() makes the packet with create_<type>(data, image_format=SRGB): the same here.
         creators = {
             PacketDataType.IMAGE_FRAME: packet_creator.create_image_frame,
@@ -127,21 +179,40 @@ def make_runner(solution: Any, outputs: tuple[str, ...], *, reference: bool = Tr
         missing = [name for name in outputs if name not in types]
         if missing:
             raise ValueError(f"output streams {missing} not among {list(types)}")
-        if not isinstance(solution._graph_outputs, dict) or not isinstance(solution._simulated_timestamp, int):
+        if not isinstance(solution._graph_outputs, dict) or not isinstance(
+            solution._simulated_timestamp, int
+        ):
             raise ValueError("unexpected SolutionBase state")
         for attr in ("add_packet_to_input_stream", "wait_until_idle"):
             if not callable(getattr(solution._graph, attr, None)):
                 raise ValueError(f"CalculatorGraph has no {attr}()")
         if not callable(getattr(solution, "_get_packet_content", None)):
             raise ValueError("SolutionBase has no _get_packet_content()")
+        serialized = dict(serialized or {})
+        getters = (
+            "_get_proto_type_name",
+            "_get_serialized_proto",
+            "_get_proto_vector_size",
+            "_get_proto_vector_element_type_name",
+            "_get_serialized_proto_list",
+        )
+        if serialized and not all(callable(getattr(pg, g, None)) for g in getters):
+            logger.debug("mediapipe packet getters for serialised protos missing; parsing protos")
+            serialized = {}
+        readers = {
+            name: _reader(solution, types[name], serialized.get(name), PacketDataType) for name in outputs
+        }
         return GraphRunner(
             solution,
             input_stream,
             outputs,
             reference=reference,
+            readers=readers,
             create_packet=creators[input_type],
             srgb=image_frame.ImageFormat.SRGB,
         )
     except Exception as exc:  # any surprise in another mediapipe version: use process()
-        logger.debug("mediapipe lean call path unavailable (%s: %s); using process()", type(exc).__name__, exc)
+        logger.debug(
+            "mediapipe lean call path unavailable (%s: %s); using process()", type(exc).__name__, exc
+        )
         return None

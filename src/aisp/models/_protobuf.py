@@ -15,6 +15,10 @@ the field-by-field path, so the result is always the same.
 Detections: :func:`detection_fields` walks the wire format once for the score, the relative
 bounding box and the keypoints' x, y (~0.05 ms), skipping every other field, and falls back to
 attribute access for anything it does not expect.
+
+Both also take :class:`Serialized` bytes, which the lean MediaPipe call path
+(:mod:`aisp.models._mp_graph`) reads straight out of the output packet, skipping the Python proto
+parse and the serialising again; anything unexpected is parsed into the proto and read as above.
 """
 
 from __future__ import annotations
@@ -24,7 +28,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["landmark_array", "detection_fields"]
+__all__ = ["Serialized", "landmark_array", "detection_fields"]
+
+
+class Serialized(bytes):
+    """A serialised MediaPipe proto (``Detection`` or ``NormalizedLandmarkList``) as bytes."""
+
+    __slots__ = ()
+
 
 _float = struct.Struct("<f").unpack_from
 
@@ -42,6 +53,10 @@ def _fast(message: Any, count: int) -> np.ndarray | None:
         raw = message.SerializeToString()
     except AttributeError:
         return None
+    return _fast_bytes(raw, count)
+
+
+def _fast_bytes(raw: bytes, count: int) -> np.ndarray | None:
     if count == 0 or len(raw) % count:
         return None
     stride = len(raw) // count
@@ -61,6 +76,17 @@ def _fast(message: Any, count: int) -> np.ndarray | None:
 
 def landmark_array(message: Any) -> np.ndarray:
     """A (k, 4) float32 array of x, y, z, visibility (0 where unset) for one landmark list."""
+    if isinstance(message, Serialized):
+        # First record: tag 0x0A, then its one-byte length (every regular layout is < 128).
+        if len(message) > 1 and message[0] == 0x0A and message[1] < 0x80:
+            stride = message[1] + 2
+            if len(message) % stride == 0:
+                out = _fast_bytes(message, len(message) // stride)
+                if out is not None:
+                    return out
+        from mediapipe.framework.formats import landmark_pb2
+
+        message = landmark_pb2.NormalizedLandmarkList.FromString(message)
     points = message.landmark
     count = len(points)
     out = _fast(message, count)
@@ -151,6 +177,16 @@ def _fast_detection(b: bytes) -> tuple[float, tuple[float, float, float, float],
 
 def detection_fields(det: Any) -> tuple[float, tuple[float, float, float, float], list[float]]:
     """Score, relative box (xmin, ymin, width, height) and flat keypoints [x0, y0, x1, y1, ...]."""
+    if isinstance(det, Serialized):
+        try:
+            fast = _fast_detection(det)
+        except (ValueError, IndexError, struct.error):
+            fast = None
+        if fast is not None:
+            return fast
+        from mediapipe.framework.formats import detection_pb2
+
+        det = detection_pb2.Detection.FromString(det)
     try:
         fast = _fast_detection(det.SerializeToString())
     except (AttributeError, ValueError, IndexError, struct.error):

@@ -89,6 +89,8 @@ class MediaPipeModel(Model):
     network_input_side: int | None = None
     #: The graph output streams :meth:`_convert` reads (the lean call path reads only these).
     outputs: tuple[str, ...] = ()
+    #: Output streams whose protos :meth:`_convert` also takes serialised, with their proto type.
+    serialized: dict[str, str] = {}
 
     def __init__(self, name: str, **options: Any) -> None:
         super().__init__(name)
@@ -103,7 +105,9 @@ class MediaPipeModel(Model):
             self._solution = self._build(mp.solutions, **options)
             # Tracking graphs keep state across frames: let them have their own copy of each.
             tracking = options.get("static_image_mode") is False
-            self._runner = make_runner(self._solution, self.outputs, reference=not tracking)
+            self._runner = make_runner(
+                self._solution, self.outputs, reference=not tracking, serialized=self.serialized
+            )
             self._run = self._runner if self._runner is not None else self._solution.process
             self._convert(self._run(_WARMUP), _WARMUP)
         self.size_bytes = model_files_size(self.files_key or name) or 0
@@ -147,6 +151,7 @@ class FaceDetectionModel(MediaPipeModel):
     short-range model (faces within ~2 m), 1 the full-range sparse model (small, far faces)."""
 
     outputs = ("detections",)
+    serialized = {"detections": "mediapipe.Detection"}
 
     def __init__(
         self, name: str = "face_detection", *, model_selection: int = 0, min_detection_confidence: float = 0.5
@@ -169,6 +174,7 @@ class FaceMeshModel(MediaPipeModel):
     share a worker's instance, so no tracking state is carried between frames)."""
 
     outputs = ("multi_face_landmarks",)
+    serialized = {"multi_face_landmarks": "mediapipe.NormalizedLandmarkList"}
 
     files_key = "face_mesh"
 
@@ -226,6 +232,7 @@ class PoseModel(MediaPipeModel):
     """BlazePose: 33 body landmarks with visibility (one person)."""
 
     outputs = ("pose_landmarks",)
+    serialized = {"pose_landmarks": "mediapipe.NormalizedLandmarkList"}
 
     files_key = "pose"
 
@@ -258,6 +265,7 @@ class HandsModel(MediaPipeModel):
     assumes a mirrored, selfie-style image) and its score."""
 
     outputs = ("multi_hand_landmarks", "multi_handedness")
+    serialized = {"multi_hand_landmarks": "mediapipe.NormalizedLandmarkList"}
 
     files_key = "hands"
 
