@@ -44,7 +44,7 @@ demo: setup
 	@echo "outputs: out/demo.mp4 (annotated video), out/demo.jsonl (one JSON line per frame)"
 
 bench: setup
-	$(BIN)/aisp bench all
+	@$(BIN)/aisp bench all
 
 lint: setup
 	$(BIN)/ruff check src tests

@@ -207,7 +207,7 @@ def _load(spec: ModelSpec, key: str) -> Any:
     model.load_ms = ms
     size = int(getattr(model, "size_bytes", 0) or 0)
     _loads[key] = (size, ms)
-    logger.info("loaded model %s (%s, %.1f MB) in %.0f ms", key, spec.backend, size / 1e6, ms)
+    logger.debug("built model %s (%s, %.1f MB) in %.0f ms", key, spec.backend, size / 1e6, ms)
     return model
 
 
