@@ -198,6 +198,8 @@ class ModelCache(LoadMixin, RetireMixin, EvictionMixin, SweepMixin):
         with self._lock:
             entry = self._entries.get(name)
             if entry is not None and now < entry.expires_at:
+                # The same hit path as get(), inlined on purpose: a helper call would cost
+                # ~10% of a hit (see `aisp bench cache`).
                 self._entries.move_to_end(name)
                 entry.hits += 1
                 entry.last_access = now
