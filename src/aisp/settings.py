@@ -118,6 +118,11 @@ class Settings(BaseSettings):
         default_factory=lambda: ["auto"],
         description="ONNX Runtime execution providers; `auto` is CUDA when present, else CPU.",
     )
+    model_dir: Path | None = Field(
+        None,
+        description="The only directory the API may load `onnx:<path>` models from; empty means "
+        "`<data_dir>/models`.",
+    )
     min_detection_confidence: float = Field(
         0.5, ge=0.0, le=1.0, description="Default confidence floor for detectors."
     )
@@ -155,7 +160,7 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("cache_ttl_seconds", "database_url", mode="before")
+    @field_validator("cache_ttl_seconds", "database_url", "model_dir", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         if isinstance(value, str) and value.strip() in ("", "none", "None", "null"):
@@ -191,6 +196,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'aisp.db').resolve()}"
+
+    @property
+    def resolved_model_dir(self) -> Path:
+        return (self.model_dir or self.data_dir / "models").resolve()
 
     @property
     def is_loopback(self) -> bool:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from aisp.errors import AISPError, ValidationError
+from aisp.errors import AISPError, ForbiddenError, ValidationError
 
 __all__ = [
     "known_models",
@@ -20,6 +20,7 @@ __all__ = [
     "unload",
     "prewarm_models",
     "cache_keys",
+    "check_onnx_path",
 ]
 
 log = logging.getLogger("aisp.api")
@@ -54,8 +55,33 @@ def check_models(names: Iterable[str]) -> list[str]:
     if not wanted:
         raise ValidationError("expected at least one model name", field="models", expected="non-empty list")
     for name in wanted:
+        check_onnx_path(name)
         get_spec(name)
     return wanted
+
+
+def check_onnx_path(name: str) -> None:
+    """API callers may load ``onnx:<path>`` models only from the model directory.
+
+    The CLI trusts its user with any path; the API does not let a client make the server open
+    (or probe) arbitrary files: the path must resolve inside ``settings.resolved_model_dir``.
+    """
+    from pathlib import Path
+
+    from aisp.models.registry import ONNX_PREFIX
+    from aisp.settings import get_settings
+
+    if not isinstance(name, str) or not name.startswith(ONNX_PREFIX):
+        return
+    root = get_settings().resolved_model_dir
+    path = Path(name[len(ONNX_PREFIX) :]).expanduser()
+    resolved = (path if path.is_absolute() else Path.cwd() / path).resolve()
+    if not resolved.is_relative_to(root):
+        raise ForbiddenError(
+            f"model '{name}': ONNX models are loaded only from the model directory {root} "
+            f"(AISP_MODEL_DIR); got a path outside it",
+            details={"field": "models", "model_dir": str(root)},
+        )
 
 
 def cache_keys(name: str) -> list[str]:
@@ -101,6 +127,7 @@ def prewarm_models(names: Iterable[str]) -> tuple[list[str], dict[str, str]]:
     failed: dict[str, str] = {}
     for name in wanted:
         try:
+            check_onnx_path(name)
             get_spec(name)
         except AISPError as exc:
             failed[name] = exc.message
