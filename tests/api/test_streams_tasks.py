@@ -185,7 +185,7 @@ def test_task_runs_to_completion_with_downloads(api: Harness, video: Path) -> No
 def test_task_cancel_then_retry_resumes_without_duplicates(api: Harness, tmp_path: Path, every: int) -> None:
     from aisp.models import unregister_model
 
-    frames = 200  # longer than what the bounded queues hold, so a cancel stops it mid-way
+    frames = 200 * every  # far longer than what the bounded queues hold: a cancel stops it mid-way
     video = make_video(tmp_path / "long.mp4", frames=frames)
     expected = list(range(0, frames, every))
     n = len(expected)
