@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from abc import abstractmethod
 from typing import Any
 
 import numpy as np
@@ -116,11 +117,13 @@ class MediaPipeModel(Model):
         # most this many calls; after that, inference runs with no redirection at all.
         self._quiet_calls_left = QUIET_FIRST_CALLS
 
-    def _build(self, solutions: Any, **options: Any) -> Any:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _build(self, solutions: Any, **options: Any) -> Any:
+        """Create the ``mediapipe.solutions`` object for this model."""
 
-    def _convert(self, out: Any, frame: np.ndarray) -> dict[str, Any]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _convert(self, out: Any, frame: np.ndarray) -> dict[str, Any]:
+        """Turn the graph's outputs into result parts (``detections``, ``landmarks``, ``mask``)."""
 
     def _predict(self, frame: np.ndarray) -> dict[str, Any]:
         if not self._quiet_calls_left:
