@@ -33,9 +33,14 @@ def exit_code_for(exc: BaseException) -> int:
     return 1
 
 
+def print_error(message: str) -> None:
+    """One ``error: ...`` line on stderr; the message is printed as text, never as Rich markup."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def fail(exc: AISPError) -> NoReturn:
     """Print one line for an AISP error and exit, without a traceback."""
-    err_console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
+    print_error(exc.message)
     sys.exit(exit_code_for(exc))
 
 

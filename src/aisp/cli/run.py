@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from aisp.cli._common import console, err_console
+from aisp.cli._common import console, err_console, print_error
 
 SOURCE_HELP = (
     "A video file (mp4, mkv, avi, webm, gif), an image, a folder or glob of images, /dev/videoN or a "
@@ -64,7 +64,7 @@ def run(
         _restore_sigint(previous)
     _print_summary(summary)
     if summary.error:
-        err_console.print(f"[bold red]error:[/] {summary.error}", highlight=False, soft_wrap=True)
+        print_error(summary.error)
         raise typer.Exit(1)
     if cancel.is_set():
         err_console.print("interrupted: outputs written so far are kept")

@@ -8,12 +8,12 @@ The clock is injectable; tests call :meth:`run_once` with a fake one.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from aisp.errors import ValidationError
+from aisp.store._background import BackgroundLoop
 
 __all__ = ["RetentionWorker", "RetentionResult"]
 
@@ -26,7 +26,9 @@ class RetentionResult:
     snapshots_deleted: int
 
 
-class RetentionWorker:
+class RetentionWorker(BackgroundLoop):
+    _thread_name = "aisp-retention"
+
     def __init__(
         self,
         delete_events_before: Callable[[float], int],
@@ -48,8 +50,7 @@ class RetentionWorker:
         self.snapshot_retention_s = snapshot_retention_hours * 3600.0
         self.interval = interval
         self._clock = clock
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._init_loop()
         self.runs = 0
         self.errors = 0
 
@@ -63,7 +64,7 @@ class RetentionWorker:
                      result.snapshots_deleted)
         return result
 
-    def _run(self) -> None:
+    def _loop(self) -> None:
         while True:
             try:
                 self.run_once()
@@ -73,15 +74,3 @@ class RetentionWorker:
             if self._stop.wait(self.interval):
                 return
 
-    def start(self) -> RetentionWorker:
-        if self._thread is None or not self._thread.is_alive():
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="aisp-retention", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None

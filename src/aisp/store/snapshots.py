@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 
 from aisp.errors import ValidationError
+from aisp.store._background import BackgroundLoop
 from aisp.store.db import Database
 from aisp.store.tables import SnapshotRow
 
@@ -107,8 +107,10 @@ def _downsample(points: list[SnapshotPoint], n: int) -> list[SnapshotPoint]:
     ]
 
 
-class Snapshotter:
+class Snapshotter(BackgroundLoop):
     """Takes a snapshot every ``interval`` seconds on a background thread (stoppable)."""
+
+    _thread_name = "aisp-snapshotter"
 
     def __init__(
         self,
@@ -127,11 +129,10 @@ class Snapshotter:
         self._add = add
         self.interval = interval
         self._clock = clock
-        self._stop = threading.Event()
+        self._init_loop()
         self._wait = wait or self._stop.wait
         self._warn_interval = warn_interval
         self._last_warn: float | None = None
-        self._thread: threading.Thread | None = None
         self.taken = 0
         self.errors = 0
 
@@ -156,18 +157,7 @@ class Snapshotter:
                 break
             self.take()
 
-    def start(self) -> Snapshotter:
-        if self._thread is None or not self._thread.is_alive():
-            self._stop.clear()
-            self._thread = threading.Thread(target=self.run, name="aisp-snapshotter", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+    _loop = run
 
 
 def make_gatherer(engine: Any = None, cache: Any = None) -> Callable[[], dict[str, float | None]]:
