@@ -20,6 +20,7 @@ from aisp import __version__
 from aisp.api.auth import Authenticator, authorize
 from aisp.api.context import AppContext
 from aisp.api.errors import install_error_handlers
+from aisp.api.fastpath import FramesFastPath
 from aisp.api.lifecycle import Lifecycle
 from aisp.api.middleware import RequestMiddleware
 from aisp.api.schemas import COMMON_ERRORS
@@ -83,6 +84,8 @@ def create_app(
     app.state.ctx = ctx
     app.state.lifecycle = lifecycle
     install_error_handlers(app)
+    # added first, so it runs inside RequestMiddleware (ids, upload limit, metrics, 500s)
+    app.add_middleware(FramesFastPath, ctx=ctx, enabled=settings.api_fast_path)
     app.add_middleware(
         RequestMiddleware, metrics=ctx.metrics, max_body_bytes=int(settings.max_upload_mb * 1024 * 1024)
     )

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aisp.errors import AISPError, error_body
 
-__all__ = ["install_error_handlers", "error_response", "HTTP_NAMES"]
+__all__ = ["install_error_handlers", "error_response", "aisp_error_response", "HTTP_NAMES"]
 
 log = logging.getLogger("aisp.api")
 
@@ -53,12 +53,16 @@ def _aisp_headers(exc: AISPError) -> dict[str, str] | None:
     return {"Retry-After": str(max(1, int(round(float(retry)))))} if retry is not None else None
 
 
+def aisp_error_response(exc: AISPError, *, path: str, method: str) -> JSONResponse:
+    """The unified answer for an AISP error (5xx ones are logged)."""
+    if exc.status_code >= 500:
+        log.warning("%s %s -> %s %s: %s", method, path, exc.status_code, exc.name, exc)
+    return error_response(exc.status_code, exc.to_body(path=path, method=method), _aisp_headers(exc))
+
+
 async def _aisp_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AISPError)
-    if exc.status_code >= 500:
-        log.warning("%s %s -> %s %s: %s", request.method, request.url.path, exc.status_code, exc.name, exc)
-    body = exc.to_body(path=request.url.path, method=request.method)
-    return error_response(exc.status_code, body, _aisp_headers(exc))
+    return aisp_error_response(exc, path=request.url.path, method=request.method)
 
 
 async def _http_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -26,25 +26,38 @@ no CPU gained. The response's ``decode_scale`` says which scale was used (1 or 2
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 
 from aisp.api.imageinfo import ImageInfo, probe_image
 from aisp.errors import PayloadTooLargeError, UnsupportedMediaError, ValidationError
 
+if TYPE_CHECKING:
+    from aisp.api.context import AppContext
+
 __all__ = [
     "read_image",
     "check_image",
     "infer_image",
+    "process_image",
     "decode_reduction",
     "FrameOutcome",
+    "FrameAnswer",
     "RAW_MEDIA_TYPES",
+    "is_raw_image_type",
 ]
 
 RAW_MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "application/octet-stream")
+
+
+def is_raw_image_type(ctype: str) -> bool:
+    """Whether a (lower-case, parameter-free) Content-Type means the body is the image itself.
+    No Content-Type at all counts as a raw body too."""
+    return not ctype or ctype in RAW_MEDIA_TYPES or ctype.startswith("image/")
 
 
 async def read_image(request: Request) -> bytes:
@@ -71,7 +84,7 @@ async def read_image(request: Request) -> bytes:
             return await upload.read()
         finally:
             await form.close()
-    if ctype and ctype not in RAW_MEDIA_TYPES and not ctype.startswith("image/"):
+    if not is_raw_image_type(ctype):
         raise UnsupportedMediaError(
             f"unsupported content type {ctype!r}: expected image/jpeg, image/png, image/webp, "
             "application/octet-stream or multipart/form-data with a 'file' field",
@@ -174,3 +187,56 @@ def infer_image(
         jpeg = buf.tobytes()
     t2 = time.perf_counter()
     return FrameOutcome(results, (t1 - t0) * 1000, (t2 - t0) * 1000, jpeg, factor)
+
+
+@dataclass
+class FrameAnswer:
+    """What ``POST /api/frames/process`` answers with on success."""
+
+    body: bytes
+    media_type: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+async def process_image(
+    ctx: AppContext, data: bytes, names: list[str], *, annotate: bool, reduced_decode: bool
+) -> FrameAnswer:
+    """Check the image (on the event loop: header only), then decode, infer and build the answer
+    on an inference pool thread, so the event loop stays free for I/O. ``names`` must have been
+    checked (:func:`aisp.api.modelops.check_models`). Raises :class:`aisp.errors.AISPError`s."""
+    info = check_image(data, max_pixels=ctx.settings.max_pixels)
+    pool = ctx.inference
+    if pool is None:  # pragma: no cover - the lifespan creates it before routes are served
+        raise RuntimeError("the inference pool is not running")
+
+    def job() -> tuple[FrameOutcome, bytes | None]:
+        outcome = infer_image(
+            data, info, names, annotate=annotate, instance=pool.thread_index(), reduced_decode=reduced_decode
+        )
+        return outcome, None if annotate else json_body(info, outcome)
+
+    outcome, body = await pool.run(job)
+    for name, res in outcome.results.items():
+        ctx.metrics.observe_inference(name, float(getattr(res, "inference_ms", 0.0)), "api")
+    if body is None:
+        assert outcome.jpeg is not None
+        return FrameAnswer(outcome.jpeg, "image/jpeg", {"X-Inference-Ms": f"{outcome.total_ms:.2f}"})
+    return FrameAnswer(body, "application/json")
+
+
+def json_body(info: ImageInfo, outcome: FrameOutcome) -> bytes:
+    """The FrameProcessResponse (documented by the route's ``response_model``) as JSON bytes,
+    built from plain dicts and serialised once: skipping FastAPI's validation and re-encoding
+    of the response model on this hot path."""
+    results = outcome.results
+    body = {
+        "width": info.width,
+        "height": info.height,
+        "format": info.format,
+        "models": {name: res.to_dict() for name, res in results.items()},
+        "inference_ms": {name: round(float(res.inference_ms), 3) for name, res in results.items()},
+        "decode_ms": round(outcome.decode_ms, 3),
+        "decode_scale": outcome.decode_scale,
+        "total_ms": round(outcome.total_ms, 3),
+    }
+    return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()

@@ -4,11 +4,14 @@
    ``prewarm=face_detection``) and time the first ``GET /health`` 200 and the first ``/ready`` 200.
 2. **Frames**: ``POST /api/frames/process?models=face_detection`` with a 640x480 JPEG (the
    scikit-image astronaut) as the raw body, from ``concurrency`` client threads (one keep-alive
-   ``http.client`` connection each; every answer read and its JSON parsed) for ``duration``
-   seconds after a warm-up: requests/s, p50/p90/p99/max latency, status counts.
+   connection each, :class:`_Connection`; every answer read and its JSON parsed) for
+   ``duration`` seconds after a warm-up: requests/s, p50/p90/p99/max latency, status counts.
 3. **Baseline, same run**: the model's own time per frame (``infer`` on the decoded frame, in this
    process) and the JPEG decode time, so the API's overhead can be read off beside them.
 4. **Shutdown**: SIGTERM, time to exit, exit code.
+5. **The floor, same run**: the same load against a bare ASGI server doing the same work with no
+   framework (:mod:`aisp.bench._bare_app`, same uvicorn, same thread count), and the API's
+   figures as ratios of it (``api_vs_bare``): what AISP adds on top of what the work costs.
 
 The client threads run on the same machine and take CPU from the server; on a shared 2-core
 machine that is part of the figure. The CPU time of the server process and of the client per
@@ -116,38 +119,98 @@ def _wait_status(url: str, status: int, timeout: float, proc: subprocess.Popen) 
     raise TimeoutError(f"{url} did not answer {status} within {timeout} s")
 
 
+class _Connection:
+    """One keep-alive HTTP/1.1 connection that sends one prebuilt request over and over and
+    reads each answer framed by its ``Content-Length``.
+
+    The load generator shares the machine's cores with the server, so every microsecond it
+    spends is taken from the server. ``http.client`` parses each answer's headers with the
+    ``email`` package (~0.4 ms of CPU per request here); this reads the status line and
+    ``Content-Length`` only, so the client costs about a quarter of that. A server that closes
+    the connection (``Connection: close``) gets a new one for the next request."""
+
+    def __init__(self, host: str, port: int, request: bytes, timeout: float) -> None:
+        self._address = (host, port)
+        self._timeout = timeout
+        self._request = request
+        self._sock: socket.socket | None = None
+        self._buf = b""
+
+    def _connect(self) -> socket.socket:
+        sock = socket.create_connection(self._address, self._timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock, self._buf = sock, b""
+        return sock
+
+    def _recv(self, sock: socket.socket) -> bytes:
+        chunk = sock.recv(262144)
+        if not chunk:
+            raise ConnectionError("the server closed the connection in the middle of an answer")
+        return chunk
+
+    def roundtrip(self) -> tuple[int, bytes]:
+        sock = self._sock or self._connect()
+        sock.sendall(self._request)
+        buf = self._buf
+        while (end := buf.find(b"\r\n\r\n")) < 0:
+            buf += self._recv(sock)
+        lines = buf[:end].decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        length, close = None, False
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            name = name.strip().lower()
+            if name == "content-length":
+                length = int(value)
+            elif name == "connection":
+                close = value.strip().lower() == "close"
+            elif name == "transfer-encoding":
+                raise ValueError(f"unexpected Transfer-Encoding {value.strip()!r}: expected Content-Length")
+        if length is None:
+            raise ValueError("the answer has no Content-Length")
+        need = end + 4 + length
+        while len(buf) < need:
+            buf += self._recv(sock)
+        body, self._buf = buf[end + 4 : need], buf[need:]
+        if close:
+            self.close()
+        return status, body
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
 def _load(
     base: str, jpeg: bytes, concurrency: int, duration: float, model: str, query: str = ""
 ) -> dict[str, Any]:
     """Closed loop: ``concurrency`` threads, each with its own keep-alive connection
-    (``http.client``: the cheapest real HTTP client in the standard library, so that the client,
-    which shares the machine's cores with the server, takes as little CPU as it can). Every
-    answer is read in full; a 200 must be JSON holding ``model``'s result, or it counts as bad."""
-    import http.client
+    (:class:`_Connection`). Every answer is read in full; a 200 must be JSON holding ``model``'s
+    result, or it counts as bad."""
     import json
     from urllib.parse import urlsplit
 
     parts = urlsplit(base)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
     path = f"/api/frames/process?models={model}{query}"
-    headers = {"Content-Type": "image/jpeg", "Content-Length": str(len(jpeg))}
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: image/jpeg\r\n"
+        f"Content-Length: {len(jpeg)}\r\n\r\n"
+    ).encode("latin-1") + jpeg
     start = threading.Barrier(concurrency + 1)
     stop_at = [0.0]
     lat: list[list[float]] = [[] for _ in range(concurrency)]
     codes: list[dict[str, int]] = [{} for _ in range(concurrency)]
 
-    def post(conn: http.client.HTTPConnection) -> tuple[int, bytes]:
-        conn.request("POST", path, body=jpeg, headers=headers)
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-
     def worker(i: int) -> None:
-        conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30.0)
+        conn = _Connection(host, port, request, timeout=30.0)
         try:
-            post(conn)  # connection + this thread's warm-up
+            conn.roundtrip()  # connection + this thread's warm-up
             start.wait()
             while time.perf_counter() < stop_at[0]:
                 t0 = time.perf_counter()
-                status, body = post(conn)
+                status, body = conn.roundtrip()
                 t1 = time.perf_counter()
                 key = str(status)
                 if status == 200:
@@ -216,6 +279,38 @@ def _measured(
     }
 
 
+def _bare(jpeg: bytes, concurrency: int, duration: float, model: str, threads: int) -> dict[str, Any]:
+    """The same load against :mod:`aisp.bench._bare_app` with ``threads`` pool threads."""
+    import psutil
+
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AISP_")}
+    env["AISP_LOG_LEVEL"] = "WARNING"
+    cmd = [sys.executable, "-m", "aisp.bench._bare_app", "--port", str(port), "--threads", str(threads)]
+    proc = subprocess.Popen([*cmd, "--model", model], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_status(f"{base}/ready", 200, 120, proc)
+        server_ps, client_ps = psutil.Process(proc.pid), psutil.Process()
+        return {"threads": threads, **_measured(server_ps, client_ps, base, jpeg, concurrency, duration, model, "")}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(30)
+
+
+def _ratios(api: dict[str, Any], bare: dict[str, Any]) -> dict[str, float]:
+    """API / bare for latency (1.0: AISP adds nothing) and for throughput (1.0: the same)."""
+    out = {}
+    for key in ("latency_ms_p50", "latency_ms_p99", "requests_per_s", "server_cpu_ms_per_request"):
+        if bare.get(key):
+            out[key] = round(api[key] / bare[key], 3)
+    return out
+
+
 def run(
     quick: bool = False,
     *,
@@ -224,11 +319,14 @@ def run(
     server_env: dict[str, str] | None = None,
     model: str = "face_detection",
     compare_full_decode: bool = True,
+    compare_bare: bool = True,
 ) -> dict[str, Any]:
     """Run the benchmark; ``server_env`` adds ``AISP_*`` settings for the server (experiments).
 
     ``compare_full_decode`` repeats the load with ``?reduced_decode=false`` (same duration) so
     that the reduced JPEG decode's effect is measured side by side in the same run.
+    ``compare_bare`` runs the same load against :mod:`aisp.bench._bare_app` (the same work with
+    no framework, same thread count) after the API: the floor the machine itself sets.
     """
     duration = duration if duration is not None else (3.0 if quick else 20.0)
     jpeg, rgb = _astronaut_jpeg()
@@ -274,6 +372,12 @@ def run(
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(30)
+    bare = None
+    if compare_bare:
+        from aisp.settings import default_inference_threads
+
+        threads = int(env.get("AISP_INFERENCE_THREADS") or default_inference_threads())
+        bare = _bare(jpeg, concurrency, duration, model, threads)
     p99 = load["latency_ms_p99"]
     return {
         "startup_to_health_s": round(t_health - t_spawn, 3),
@@ -281,6 +385,7 @@ def run(
         "frames_process": load,
         **({"frames_process_full_decode": full} if full is not None else {}),
         **baseline,
+        **({"frames_process_bare_asgi": bare, "api_vs_bare": _ratios(load, bare)} if bare else {}),
         "goal_p99_ms": 30.0,
         "goal_met": bool(p99 <= 30.0),
         "shutdown_s": round(t_exit - t_term, 3),

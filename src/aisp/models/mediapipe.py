@@ -4,7 +4,9 @@ MediaPipe 0.10.21 is the last release whose wheel ships these ``.tflite`` files,
 downloaded (``pose`` and ``hands`` use model complexity 1, the variants inside the wheel).
 
 MediaPipe graphs are not thread-safe: each adapter has ``thread_safe = False`` and its own lock,
-and workers load their own instance (``load_model("face_detection", instance="w1")``). The graph
+and workers load their own instance (``load_model("face_detection", instance="w1")``). So each
+graph gets one executor thread by default (``AISP_MEDIAPIPE_GRAPH_THREADS``;
+:mod:`aisp.models._mp_threads` says why). The graph
 is built, and one warm-up inference run, inside :func:`aisp.logs.capture_native_output`, so
 TF Lite / absl start-up noise goes to the ``aisp.native`` logger at DEBUG instead of stderr.
 
@@ -93,16 +95,24 @@ class MediaPipeModel(Model):
     #: Output streams whose protos :meth:`_convert` also takes serialised, with their proto type.
     serialized: dict[str, str] = {}
 
-    def __init__(self, name: str, **options: Any) -> None:
+    def __init__(self, name: str, *, graph_threads: int | None = None, **options: Any) -> None:
+        """``graph_threads``: executor threads of the graph (None: the ``mediapipe_graph_threads``
+        setting; 0: MediaPipe's default, one per core); see :mod:`aisp.models._mp_threads`."""
         super().__init__(name)
         from aisp._lazy import require
         from aisp.logs import capture_native_output, quiet_native_env
+        from aisp.models._mp_threads import graph_threads as threads_cap
 
         quiet_native_env(_log_level())
         mp = require("mediapipe", model_name=name)
         self.options = options
+        if graph_threads is None:
+            from aisp.settings import get_settings
+
+            graph_threads = get_settings().mediapipe_graph_threads
         self._capture = capture_native_output
-        with capture_native_output():
+        with capture_native_output(), threads_cap(graph_threads) as capped:
+            self.graph_threads = graph_threads if capped else 0
             self._solution = self._build(mp.solutions, **options)
             # Tracking graphs keep state across frames: let them have their own copy of each.
             tracking = options.get("static_image_mode") is False
@@ -157,12 +167,20 @@ class FaceDetectionModel(MediaPipeModel):
     serialized = {"detections": "mediapipe.Detection"}
 
     def __init__(
-        self, name: str = "face_detection", *, model_selection: int = 0, min_detection_confidence: float = 0.5
+        self,
+        name: str = "face_detection",
+        *,
+        model_selection: int = 0,
+        min_detection_confidence: float = 0.5,
+        graph_threads: int | None = None,
     ) -> None:
         self.files_key = "face_detection_full" if model_selection == 1 else "face_detection"
         self.network_input_side = 192 if model_selection == 1 else 128
         super().__init__(
-            name, model_selection=model_selection, min_detection_confidence=min_detection_confidence
+            name,
+            graph_threads=graph_threads,
+            model_selection=model_selection,
+            min_detection_confidence=min_detection_confidence,
         )
 
     def _build(self, solutions: Any, **options: Any) -> Any:
@@ -188,9 +206,11 @@ class FaceMeshModel(MediaPipeModel):
         max_num_faces: int = 4,
         static_image_mode: bool = True,
         min_detection_confidence: float = 0.5,
+        graph_threads: int | None = None,
     ) -> None:
         super().__init__(
             name,
+            graph_threads=graph_threads,
             max_num_faces=max_num_faces,
             static_image_mode=static_image_mode,
             refine_landmarks=False,
@@ -217,10 +237,15 @@ class SelfieSegmentationModel(MediaPipeModel):
     files_key = "selfie_segmentation"
 
     def __init__(
-        self, name: str = "selfie_segmentation", *, model_selection: int = 0, threshold: float = 0.5
+        self,
+        name: str = "selfie_segmentation",
+        *,
+        model_selection: int = 0,
+        threshold: float = 0.5,
+        graph_threads: int | None = None,
     ) -> None:
         self.threshold = threshold
-        super().__init__(name, model_selection=model_selection)
+        super().__init__(name, graph_threads=graph_threads, model_selection=model_selection)
 
     def _build(self, solutions: Any, **options: Any) -> Any:
         return solutions.selfie_segmentation.SelfieSegmentation(**options)
@@ -240,10 +265,16 @@ class PoseModel(MediaPipeModel):
     files_key = "pose"
 
     def __init__(
-        self, name: str = "pose", *, static_image_mode: bool = True, min_detection_confidence: float = 0.5
+        self,
+        name: str = "pose",
+        *,
+        static_image_mode: bool = True,
+        min_detection_confidence: float = 0.5,
+        graph_threads: int | None = None,
     ) -> None:
         super().__init__(
             name,
+            graph_threads=graph_threads,
             static_image_mode=static_image_mode,
             model_complexity=1,
             enable_segmentation=False,
@@ -279,9 +310,11 @@ class HandsModel(MediaPipeModel):
         max_num_hands: int = 2,
         static_image_mode: bool = True,
         min_detection_confidence: float = 0.5,
+        graph_threads: int | None = None,
     ) -> None:
         super().__init__(
             name,
+            graph_threads=graph_threads,
             max_num_hands=max_num_hands,
             static_image_mode=static_image_mode,
             model_complexity=1,

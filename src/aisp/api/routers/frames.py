@@ -1,8 +1,12 @@
-"""``POST /api/frames/process``: run models on one JPEG, PNG or WebP image."""
+"""``POST /api/frames/process``: run models on one JPEG, PNG or WebP image.
+
+This route documents the endpoint and serves every request that :mod:`aisp.api.fastpath`
+passes on (multipart uploads, keys not verified yet, and every request it cannot answer exactly
+as this route would); the work itself is :func:`aisp.api.frames.process_image` in both.
+"""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -10,8 +14,7 @@ from fastapi.responses import Response
 
 from aisp.api import modelops
 from aisp.api.context import AppContext
-from aisp.api.frames import FrameOutcome, check_image, infer_image, read_image
-from aisp.api.imageinfo import ImageInfo
+from aisp.api.frames import process_image, read_image
 from aisp.api.schemas import FrameProcessResponse, error_responses
 
 router = APIRouter(prefix="/api/frames", tags=["frames"])
@@ -69,40 +72,5 @@ async def process(
     names = modelops.parse_model_list(models)
     modelops.check_models(names)
     data = await read_image(request)
-    info = check_image(data, max_pixels=ctx.settings.max_pixels)
-    pool = ctx.inference
-    assert pool is not None
-
-    def job() -> tuple[FrameOutcome, bytes | None]:
-        outcome = infer_image(
-            data, info, names, annotate=annotate, instance=pool.thread_index(), reduced_decode=reduced_decode
-        )
-        return outcome, None if annotate else _json_body(info, outcome)
-
-    # the JSON is built on the pool thread too, keeping the event loop free for I/O
-    outcome, body = await pool.run(job)
-    for name, res in outcome.results.items():
-        ctx.metrics.observe_inference(name, float(getattr(res, "inference_ms", 0.0)), "api")
-    if body is None:
-        return Response(
-            outcome.jpeg, media_type="image/jpeg", headers={"X-Inference-Ms": f"{outcome.total_ms:.2f}"}
-        )
-    return Response(body, media_type="application/json")
-
-
-def _json_body(info: ImageInfo, outcome: FrameOutcome) -> bytes:
-    """The FrameProcessResponse (documented by ``response_model``) as JSON bytes, built from
-    plain dicts and serialised once: returning a ``Response`` skips FastAPI's validation and
-    re-encoding of the response model on this hot path."""
-    results = outcome.results
-    body = {
-        "width": info.width,
-        "height": info.height,
-        "format": info.format,
-        "models": {name: res.to_dict() for name, res in results.items()},
-        "inference_ms": {name: round(float(res.inference_ms), 3) for name, res in results.items()},
-        "decode_ms": round(outcome.decode_ms, 3),
-        "decode_scale": outcome.decode_scale,
-        "total_ms": round(outcome.total_ms, 3),
-    }
-    return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+    answer = await process_image(ctx, data, names, annotate=annotate, reduced_decode=reduced_decode)
+    return Response(answer.body, media_type=answer.media_type, headers=answer.headers)
