@@ -96,6 +96,7 @@ class AppContext:
     tasks: Any = None
     auth: Any = None
     inference: InferencePool | None = None
+    fast_path: Any = None  # the FramesFastPath middleware, once the app has built its stack
     started_at: float = 0.0
     started_wall: float = field(default_factory=time.time)
     #: component -> "pending" | "running" | "done" | "failed" | "skipped"

@@ -28,6 +28,7 @@ cannot tell which one answered except by speed. ``AISP_API_FAST_PATH=false`` tur
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -42,6 +43,17 @@ _FLAGS = {"true": True, "1": True, "false": False, "0": False}
 _MAX_MODELS_LEN = 1000  # the route's max_length for ``models``
 
 
+@dataclass(frozen=True)
+class _RouteTemplate:
+    """What Starlette's routing leaves in ``scope["route"]`` that the request metrics read."""
+
+    path: str
+    methods: frozenset[str]
+
+
+_ROUTE = _RouteTemplate(PATH, frozenset({"POST"}))
+
+
 class FramesFastPath:
     def __init__(self, app: Any, *, ctx: Any, enabled: bool = True) -> None:
         self.app = app
@@ -49,7 +61,7 @@ class FramesFastPath:
         self.enabled = enabled
         self.handled = 0  # requests answered here
         self.passed = 0  # requests for PATH passed on to the route
-        self._route: Any = None
+        ctx.fast_path = self
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if not self.enabled or scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
@@ -62,7 +74,7 @@ class FramesFastPath:
             return
         self.handled += 1
         names, annotate, reduced_decode = plan
-        scope["route"] = self._route or self._find_route(scope)  # the metrics' route template
+        scope["route"] = _ROUTE  # the request metrics read the route template from here
         from aisp.api.frames import process_image
 
         try:
@@ -128,14 +140,6 @@ class FramesFastPath:
         except AISPError:
             return None
         return names, flags[0], flags[1]
-
-    def _find_route(self, scope: dict[str, Any]) -> Any:
-        app = scope.get("app")
-        for route in getattr(getattr(app, "router", None), "routes", ()):
-            if getattr(route, "path", None) == PATH and "POST" in (getattr(route, "methods", None) or ()):
-                self._route = route
-                return route
-        return None
 
 
 def _bearer_token(authorization: str | None) -> str | None:

@@ -43,6 +43,17 @@ class BareApp:
 
         load_model(self.model, instance=f"api{self._local.index}")
 
+    async def _load_everywhere(self) -> None:
+        """One load on each pool thread, so every thread has its own model instance."""
+        barrier = threading.Barrier(self.threads)
+
+        def load_here() -> None:
+            barrier.wait()  # each thread takes exactly one of these
+            self._load()
+
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*[loop.run_in_executor(self._pool, load_here) for _ in range(self.threads)])
+
     def _job(self, data: bytes) -> tuple[int, bytes]:
         from aisp.api.frames import check_image, infer_image, json_body
         from aisp.errors import AISPError
@@ -60,14 +71,7 @@ class BareApp:
             while True:
                 message = await receive()
                 if message["type"] == "lifespan.startup":
-                    workers = self.threads  # one load per thread: an instance each
-                    barrier = threading.Barrier(workers)
-
-                    def load_here() -> None:
-                        barrier.wait()  # every thread takes one load, so each gets its instance
-                        self._load()
-
-                    await asyncio.gather(*[loop.run_in_executor(self._pool, load_here) for _ in range(workers)])
+                    await self._load_everywhere()
                     self.ready = True
                     await send({"type": "lifespan.startup.complete"})
                 else:

@@ -288,11 +288,13 @@ def _bare(jpeg: bytes, concurrency: int, duration: float, model: str, threads: i
     env = {k: v for k, v in os.environ.items() if not k.startswith("AISP_")}
     env["AISP_LOG_LEVEL"] = "WARNING"
     cmd = [sys.executable, "-m", "aisp.bench._bare_app", "--port", str(port), "--threads", str(threads)]
-    proc = subprocess.Popen([*cmd, "--model", model], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd += ["--model", model]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_status(f"{base}/ready", 200, 120, proc)
         server_ps, client_ps = psutil.Process(proc.pid), psutil.Process()
-        return {"threads": threads, **_measured(server_ps, client_ps, base, jpeg, concurrency, duration, model, "")}
+        load = _measured(server_ps, client_ps, base, jpeg, concurrency, duration, model, "")
+        return {"threads": threads, **load}
     finally:
         proc.terminate()
         try:

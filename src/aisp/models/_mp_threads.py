@@ -87,7 +87,9 @@ def _install() -> bool:
                 solution_base.calculator_graph = _GraphModule(current)
         return True
     except Exception as exc:  # another mediapipe version: keep its default executor
-        logger.debug("cannot set mediapipe graph threads (%s: %s); using the default", type(exc).__name__, exc)
+        logger.debug(
+            "cannot set mediapipe graph threads (%s: %s); using the default", type(exc).__name__, exc
+        )
         return False
 
 
