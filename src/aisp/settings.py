@@ -112,10 +112,10 @@ class Settings(BaseSettings):
         description="Answer raw-body POST /api/frames/process without FastAPI's per-request machinery.",
     )
     mediapipe_graph_threads: int = Field(
-        1,
+        0,
         ge=0,
         le=64,
-        description="Executor threads per MediaPipe graph; 0: MediaPipe's default (one per core).",
+        description="Where MediaPipe graphs run: 0 on the calling worker thread, N on N graph threads.",
     )
 
     # --- model cache ------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""One executor thread per MediaPipe graph (aisp.models._mp_threads): applied where asked,
-nowhere else, and with the same outputs."""
+"""Where MediaPipe graphs run (aisp.models._mp_threads): on the calling thread by default, or on
+N graph threads; applied where asked, nowhere else, and with the same outputs."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 mp = pytest.importorskip("mediapipe")
 
-from aisp.models._mp_threads import graph_threads, limit_executor_threads  # noqa: E402
+from aisp.models._mp_threads import CALLER, graph_threads, set_default_executor  # noqa: E402
 from aisp.models.mediapipe import FaceDetectionModel  # noqa: E402
 
 
@@ -36,16 +36,13 @@ linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="co
 
 
 @linux_only
-@pytest.mark.parametrize(("threads", "expected"), [(1, 1), (3, 3), (0, None)])
-def test_graph_gets_the_threads_asked_for(threads: int, expected: int | None) -> None:
+@pytest.mark.parametrize("threads", [0, 1, 3])
+def test_graph_gets_the_threads_asked_for(threads: int) -> None:
     before = graph_threads_now()
     model = FaceDetectionModel("face_detection", graph_threads=threads)
     try:
-        added = new_graph_threads(before)
-        if expected is None:  # MediaPipe's default: one per core
-            assert added == (os.cpu_count() or 1) and model.graph_threads == 0
-        else:
-            assert added == expected and model.graph_threads == threads
+        assert model.graph_threads == threads
+        assert new_graph_threads(before) == threads  # 0: the calculators run on this thread
     finally:
         model.close()
 
@@ -55,15 +52,15 @@ def test_default_is_the_setting(settings) -> None:
     before = graph_threads_now()
     model = FaceDetectionModel("face_detection")
     try:
-        assert model.graph_threads == settings.mediapipe_graph_threads == 1
-        assert new_graph_threads(before) == 1
+        assert model.graph_threads == settings.mediapipe_graph_threads == 0
+        assert new_graph_threads(before) == 0
     finally:
         model.close()
 
 
 @linux_only
 def test_graphs_built_outside_the_block_keep_the_default() -> None:
-    with graph_threads(1) as active:
+    with graph_threads(0) as active:
         assert active
     before = graph_threads_now()
     solution = mp.solutions.face_detection.FaceDetection(model_selection=0)
@@ -74,18 +71,27 @@ def test_graphs_built_outside_the_block_keep_the_default() -> None:
         solution.close()
 
 
-def test_same_outputs_with_one_thread_or_the_default(photos) -> None:
-    one = FaceDetectionModel("face_detection", graph_threads=1)
-    default = FaceDetectionModel("face_detection", graph_threads=0)
+def test_same_outputs_on_the_calling_thread_and_on_graph_threads(photos) -> None:
+    caller = FaceDetectionModel("face_detection", graph_threads=0)
+    pooled = FaceDetectionModel("face_detection", graph_threads=2)
+    raw = mp.solutions.face_detection.FaceDetection(model_selection=0, min_detection_confidence=0.5)
     try:
         for name in ("astronaut", "camera"):
-            a, b = one.infer(photos[name]), default.infer(photos[name])
+            a, b = caller.infer(photos[name]), pooled.infer(photos[name])
             assert len(a.detections) >= 1
             np.testing.assert_array_equal(a.detections.xyxy, b.detections.xyxy)
             np.testing.assert_array_equal(a.detections.confidence, b.detections.confidence)
+            expected = raw.process(photos[name]).detections
+            assert [d.score[0] for d in expected] == pytest.approx(list(a.detections.confidence), abs=0)
     finally:
-        one.close()
-        default.close()
+        caller.close()
+        pooled.close()
+        raw.close()
+
+
+def test_negative_threads_refused() -> None:
+    with pytest.raises(ValueError, match="threads"), graph_threads(-1):
+        pass
 
 
 def _config(text: str):
@@ -101,18 +107,22 @@ def _pool_threads(config) -> int:
     return config.executor[0].options.Extensions[tpe.ThreadPoolExecutorOptions.ext].num_threads
 
 
-def test_limit_sets_the_default_executor() -> None:
+def test_sets_the_default_executor() -> None:
     config = _config("executor {}")
-    assert limit_executor_threads(config, 1) and _pool_threads(config) == 1
+    assert set_default_executor(config, 1) and _pool_threads(config) == 1
+    caller = _config("executor {}")
+    assert set_default_executor(caller, 0) and caller.executor[0].type == CALLER
     bare = _config("")
-    assert limit_executor_threads(bare, 2) and bare.num_threads == 2
+    assert set_default_executor(bare, 2) and bare.num_threads == 2
+    bare = _config("")
+    assert set_default_executor(bare, 0) and [(e.name, e.type) for e in bare.executor] == [("", CALLER)]
 
 
-def test_limit_leaves_a_graphs_own_choice() -> None:
+def test_leaves_a_graphs_own_choice() -> None:
     chosen = _config("num_threads: 4")
-    assert not limit_executor_threads(chosen, 1) and chosen.num_threads == 4
-    other = _config('executor { type: "ApplicationThreadExecutor" }')
-    assert not limit_executor_threads(other, 1)
+    assert not set_default_executor(chosen, 0) and chosen.num_threads == 4 and not chosen.executor
+    other = _config('executor { type: "ThreadPoolExecutor" }')
+    assert not set_default_executor(other, 0) and other.executor[0].type == "ThreadPoolExecutor"
     set_already = _config("executor {}")
-    limit_executor_threads(set_already, 3)
-    assert not limit_executor_threads(set_already, 1) and _pool_threads(set_already) == 3
+    set_default_executor(set_already, 3)
+    assert not set_default_executor(set_already, 0) and _pool_threads(set_already) == 3

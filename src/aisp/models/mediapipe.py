@@ -4,9 +4,9 @@ MediaPipe 0.10.21 is the last release whose wheel ships these ``.tflite`` files,
 downloaded (``pose`` and ``hands`` use model complexity 1, the variants inside the wheel).
 
 MediaPipe graphs are not thread-safe: each adapter has ``thread_safe = False`` and its own lock,
-and workers load their own instance (``load_model("face_detection", instance="w1")``). So each
-graph gets one executor thread by default (``AISP_MEDIAPIPE_GRAPH_THREADS``;
-:mod:`aisp.models._mp_threads` says why). The graph
+and workers load their own instance (``load_model("face_detection", instance="w1")``). So by
+default each graph runs its calculators on the thread that calls it, with no graph threads of
+its own (``AISP_MEDIAPIPE_GRAPH_THREADS``; :mod:`aisp.models._mp_threads` says why). The graph
 is built, and one warm-up inference run, inside :func:`aisp.logs.capture_native_output`, so
 TF Lite / absl start-up noise goes to the ``aisp.native`` logger at DEBUG instead of stderr.
 
@@ -96,8 +96,9 @@ class MediaPipeModel(Model):
     serialized: dict[str, str] = {}
 
     def __init__(self, name: str, *, graph_threads: int | None = None, **options: Any) -> None:
-        """``graph_threads``: executor threads of the graph (None: the ``mediapipe_graph_threads``
-        setting; 0: MediaPipe's default, one per core); see :mod:`aisp.models._mp_threads`."""
+        """``graph_threads``: where the graph runs its calculators, 0 on the calling thread or N on
+        a pool of N threads (None: the ``mediapipe_graph_threads`` setting); see
+        :mod:`aisp.models._mp_threads`."""
         super().__init__(name)
         from aisp._lazy import require
         from aisp.logs import capture_native_output, quiet_native_env
@@ -112,7 +113,9 @@ class MediaPipeModel(Model):
             graph_threads = get_settings().mediapipe_graph_threads
         self._capture = capture_native_output
         with capture_native_output(), threads_cap(graph_threads) as capped:
-            self.graph_threads = graph_threads if capped else 0
+            #: 0: calculators run on the calling thread; N: on N graph threads; None: MediaPipe's
+            #: default (this MediaPipe's internals were not the ones expected)
+            self.graph_threads: int | None = graph_threads if capped else None
             self._solution = self._build(mp.solutions, **options)
             # Tracking graphs keep state across frames: let them have their own copy of each.
             tracking = options.get("static_image_mode") is False
