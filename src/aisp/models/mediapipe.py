@@ -102,7 +102,7 @@ class MediaPipeModel(Model):
         super().__init__(name)
         from aisp._lazy import require
         from aisp.logs import capture_native_output, quiet_native_env
-        from aisp.models._mp_threads import graph_threads as threads_cap
+        from aisp.models._mp_threads import graph_threads as graph_executor
 
         quiet_native_env(_log_level())
         mp = require("mediapipe", model_name=name)
@@ -112,10 +112,10 @@ class MediaPipeModel(Model):
 
             graph_threads = get_settings().mediapipe_graph_threads
         self._capture = capture_native_output
-        with capture_native_output(), threads_cap(graph_threads) as capped:
+        with capture_native_output(), graph_executor(graph_threads) as applied:
             #: 0: calculators run on the calling thread; N: on N graph threads; None: MediaPipe's
             #: default (this MediaPipe's internals were not the ones expected)
-            self.graph_threads: int | None = graph_threads if capped else None
+            self.graph_threads: int | None = graph_threads if applied else None
             self._solution = self._build(mp.solutions, **options)
             # Tracking graphs keep state across frames: let them have their own copy of each.
             tracking = options.get("static_image_mode") is False
