@@ -27,16 +27,18 @@ cannot tell which one answered except by speed. ``AISP_API_FAST_PATH=false`` tur
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+from fastapi.security.utils import get_authorization_scheme_param
+
+from aisp.api import modelops
+from aisp.api.errors import aisp_error_response
+from aisp.api.frames import is_raw_image_type, process_image
 from aisp.errors import AISPError
 
 __all__ = ["FramesFastPath", "PATH"]
-
-log = logging.getLogger("aisp.api")
 
 PATH = "/api/frames/process"
 _FLAGS = {"true": True, "1": True, "false": False, "0": False}
@@ -75,8 +77,6 @@ class FramesFastPath:
         self.handled += 1
         names, annotate, reduced_decode = plan
         scope["route"] = _ROUTE  # the request metrics read the route template from here
-        from aisp.api.frames import process_image
-
         try:
             data = await _read_body(receive)
             if data is None:  # the client went away before sending its image
@@ -85,8 +85,6 @@ class FramesFastPath:
                 self.ctx, data, names, annotate=annotate, reduced_decode=reduced_decode
             )
         except AISPError as exc:
-            from aisp.api.errors import aisp_error_response
-
             await aisp_error_response(exc, path=PATH, method="POST")(scope, receive, send)
             return
         headers = [
@@ -110,8 +108,6 @@ class FramesFastPath:
                 api_key = value.decode("latin-1")
             elif name == b"authorization" and authorization is None:
                 authorization = value.decode("latin-1")
-        from aisp.api.frames import is_raw_image_type
-
         if not is_raw_image_type((ctype or "").split(";")[0].strip().lower()):
             return None
         principal = ctx.auth.peek(api_key or _bearer_token(authorization))
@@ -133,8 +129,6 @@ class FramesFastPath:
                 flags.append(_FLAGS[given[0].lower()])
             else:
                 return None
-        from aisp.api import modelops
-
         try:
             names = modelops.check_models(modelops.parse_model_list(models[0]))
         except AISPError:
@@ -144,8 +138,6 @@ class FramesFastPath:
 
 def _bearer_token(authorization: str | None) -> str | None:
     """The credentials of ``Authorization: Bearer <token>``, as FastAPI's ``HTTPBearer`` reads them."""
-    from fastapi.security.utils import get_authorization_scheme_param
-
     scheme, credentials = get_authorization_scheme_param(authorization)
     if not (authorization and scheme and credentials) or scheme.lower() != "bearer":
         return None
