@@ -47,7 +47,7 @@ _install_lock = threading.Lock()
 
 
 class _GraphModule:
-    """Stands in for ``solution_base.calculator_graph``: the real module, plus the thread cap."""
+    """Stands in for ``solution_base.calculator_graph``: the real module, plus the executor choice."""
 
     def __init__(self, real: Any) -> None:
         self._real = real
@@ -105,7 +105,7 @@ def _install() -> bool:
         return True
     except Exception as exc:  # another mediapipe version: keep its default executor
         logger.debug(
-            "cannot set mediapipe graph threads (%s: %s); using the default", type(exc).__name__, exc
+            "cannot choose mediapipe graph executors (%s: %s); using the default", type(exc).__name__, exc
         )
         return False
 
