@@ -279,13 +279,17 @@ def _measured(
     }
 
 
-def _bare(jpeg: bytes, concurrency: int, duration: float, model: str, threads: int) -> dict[str, Any]:
-    """The same load against :mod:`aisp.bench._bare_app` with ``threads`` pool threads."""
+def _bare(
+    jpeg: bytes, concurrency: int, duration: float, model: str, threads: int, server_env: dict[str, str]
+) -> dict[str, Any]:
+    """The same load against :mod:`aisp.bench._bare_app` with ``threads`` pool threads and the
+    server's model settings (``server_env``, e.g. ``AISP_MEDIAPIPE_GRAPH_THREADS``)."""
     import psutil
 
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AISP_")}
+    env.update({k: v for k, v in server_env.items() if k != "AISP_DATA_DIR"})
     env["AISP_LOG_LEVEL"] = "WARNING"
     cmd = [sys.executable, "-m", "aisp.bench._bare_app", "--port", str(port), "--threads", str(threads)]
     cmd += ["--model", model]
@@ -379,7 +383,7 @@ def run(
         from aisp.settings import default_inference_threads
 
         threads = int(env.get("AISP_INFERENCE_THREADS") or default_inference_threads())
-        bare = _bare(jpeg, concurrency, duration, model, threads)
+        bare = _bare(jpeg, concurrency, duration, model, threads, server_env or {})
     p99 = load["latency_ms_p99"]
     return {
         "startup_to_health_s": round(t_health - t_spawn, 3),
