@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from aisp.api.frames import decode_reduction
+from aisp.api.frame_processing import decode_reduction
 from aisp.api.imageinfo import ImageInfo
 from tests.api.conftest import Harness, encode, test_image
 

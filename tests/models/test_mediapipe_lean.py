@@ -55,7 +55,7 @@ def _assert_same(ours: Any, expected: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("name", MODELS)
 def test_lean_path_matches_process_exactly(photos, name: str) -> None:
-    from aisp.models._frames import check_frame
+    from aisp.models._frame_check import check_frame
 
     model = load_model(name, cache=False)
     try:

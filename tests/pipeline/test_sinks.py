@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from aisp.models.fake import FakeModel
-from aisp.pipeline.frame import Frame, FrameResult
+from aisp.pipeline.frame_types import Frame, FrameResult
 from aisp.pipeline.sinks import (
     CallbackSink,
     JsonlSink,

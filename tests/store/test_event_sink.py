@@ -8,7 +8,7 @@ import pytest
 
 from aisp.errors import ValidationError
 from aisp.models.results import Detections, ModelResult
-from aisp.pipeline.frame import Frame, FrameResult
+from aisp.pipeline.frame_types import Frame, FrameResult
 from aisp.pipeline.sinks import Sink
 from aisp.store import EventSink, EventSummary
 

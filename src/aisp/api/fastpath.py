@@ -20,7 +20,7 @@ query string alone, that the route would accept it:
 
 Everything else (multipart uploads, a key not seen yet, a viewer key, a malformed or missing
 parameter) is passed on to the route, which answers it, errors included, in the usual way. Both
-do the work with :func:`aisp.api.frames.process_image`, and errors raised while doing it are
+do the work with :func:`aisp.api.frame_processing.process_image`, and errors raised while doing it are
 answered with the same unified body (:func:`aisp.api.errors.aisp_error_response`), so a client
 cannot tell which one answered except by speed. ``AISP_API_FAST_PATH=false`` turns it off.
 """
@@ -35,7 +35,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 
 from aisp.api import modelops
 from aisp.api.errors import aisp_error_response
-from aisp.api.frames import is_raw_image_type, process_image
+from aisp.api.frame_processing import is_raw_image_type, process_image
 from aisp.errors import AISPError
 
 __all__ = ["FramesFastPath", "PATH"]

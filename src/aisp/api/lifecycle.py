@@ -114,7 +114,7 @@ class Lifecycle:
         return "done"
 
     def _start_engine(self) -> str:
-        from aisp.api.tasks import TaskRunner
+        from aisp.api.task_runner import TaskRunner
         from aisp.pipeline import Engine
 
         ctx = self.ctx
@@ -127,7 +127,7 @@ class Lifecycle:
         return "done"
 
     def _restore_streams(self) -> str:
-        from aisp.api.streams import StreamManager
+        from aisp.api.stream_manager import StreamManager
 
         manager = StreamManager.of(self.ctx)
         restored = manager.restore()

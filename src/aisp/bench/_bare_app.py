@@ -2,9 +2,9 @@
 AISP's API against.
 
 No FastAPI, no middleware, no auth, no metrics: read the raw body, check the image header
-(:func:`aisp.api.frames.check_image`), then on a pool thread decode and infer
-(:func:`aisp.api.frames.infer_image`, one model instance per thread) and build the same JSON
-(:func:`aisp.api.frames.json_body`). It runs under uvicorn with the same loop and HTTP parser as
+(:func:`aisp.api.frame_processing.check_image`), then on a pool thread decode and infer
+(:func:`aisp.api.frame_processing.infer_image`, one model instance per thread) and build the same JSON
+(:func:`aisp.api.frame_processing.json_body`). It runs under uvicorn with the same loop and HTTP parser as
 ``aisp serve``. Whatever latency this server shows under the benchmark's load is what the work
 itself costs on the machine; the API's figures beside it show what AISP adds.
 
@@ -55,7 +55,7 @@ class BareApp:
         await asyncio.gather(*[loop.run_in_executor(self._pool, load_here) for _ in range(self.threads)])
 
     def _job(self, data: bytes) -> tuple[int, bytes]:
-        from aisp.api.frames import check_image, infer_image, json_body
+        from aisp.api.frame_processing import check_image, infer_image, json_body
         from aisp.errors import AISPError
 
         try:

@@ -48,7 +48,7 @@ OTHER_MODELS = ("motion", "fake")
 def _frame() -> tuple[Any, str]:
     import numpy as np
 
-    from aisp.models._decode import center_crop_resize
+    from aisp.models._yolo_postprocess import center_crop_resize
 
     try:
         from skimage import data
@@ -133,7 +133,7 @@ def _bench_model(name: str, frame: Any, n: int, warmup: int) -> dict[str, Any]:
 def _overhead(name: str, model: Any, frame: Any, n: int, warmup: int) -> dict[str, Any]:
     from aisp.logs import capture_native_output
     from aisp.models import ModelResult
-    from aisp.models._frames import check_frame
+    from aisp.models._frame_check import check_frame
 
     raw = _raw_solution(name, model)
     raw2 = _raw_solution(name, model)

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from aisp.models._frames import check_frame
+from aisp.models._frame_check import check_frame
 from aisp.models.results import Classification, Detections, Landmarks, Mask, ModelResult
 
 __all__ = ["annotate", "draw_detections", "draw_landmarks", "draw_mask", "PALETTE", "CONNECTIONS"]

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from aisp.errors import ModelLoadError
-from aisp.models._frames import check_frame, check_frames
+from aisp.models._frame_check import check_frame, check_frames
 from aisp.models.results import ModelResult
 
 __all__ = ["Model"]

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from aisp.errors import ValidationError
-from aisp.models._frames import check_frame, describe
+from aisp.models._frame_check import check_frame, describe
 from aisp.models.results import Mask
 
 __all__ = ["replace_background", "segment_and_replace", "MODES"]
@@ -76,7 +76,7 @@ def _background(
         bg = check_frame(background, "background")
         if bg.shape[:2] == (h, w):
             return bg
-        from aisp.models._decode import center_crop_resize
+        from aisp.models._yolo_postprocess import center_crop_resize
 
         return center_crop_resize(bg, (h, w))
     if (

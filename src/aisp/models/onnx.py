@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from aisp.errors import ModelLoadError
-from aisp.models._decode import center_crop_resize, letterbox, to_probabilities
 from aisp.models._onnx_meta import merged_metadata, read_sidecar, resolve_providers
+from aisp.models._yolo_postprocess import center_crop_resize, letterbox, to_probabilities
 from aisp.models.base import Model
 from aisp.models.results import Classification, Detections
 

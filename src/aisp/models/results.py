@@ -148,8 +148,8 @@ class Detections:
         class_names: Sequence[str] | None = None,
         max_det: int = 300,
     ) -> Detections:
-        """Decode a YOLOv8/YOLO11 export output ``[1, 4+C, N]`` (see :mod:`aisp.models._decode`)."""
-        from aisp.models._decode import decode_yolo
+        """Decode a YOLOv8/YOLO11 export output ``[1, 4+C, N]`` (see :mod:`aisp.models._yolo_postprocess`)."""
+        from aisp.models._yolo_postprocess import decode_yolo
 
         return decode_yolo(
             output,

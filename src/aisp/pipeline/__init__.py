@@ -4,7 +4,7 @@ batch jobs and the sinks. See docs/pipeline.md and :mod:`aisp.pipeline.engine`."
 from __future__ import annotations
 
 from aisp.pipeline.engine import Engine
-from aisp.pipeline.frame import Frame, FrameResult
+from aisp.pipeline.frame_types import Frame, FrameResult
 from aisp.pipeline.job import JobSummary, Pipeline, run_job
 from aisp.pipeline.sinks import (
     CallbackSink,

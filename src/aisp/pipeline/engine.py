@@ -31,7 +31,7 @@ from typing import Any
 
 from aisp.errors import ConflictError, NotFoundError
 from aisp.pipeline import _gil
-from aisp.pipeline.frame import FrameResult
+from aisp.pipeline.frame_types import FrameResult
 from aisp.pipeline.memory import MemoryGuard, default_budget_bytes
 from aisp.pipeline.reader import describe, read_loop
 from aisp.pipeline.scheduler import Scheduler

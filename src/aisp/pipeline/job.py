@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from aisp.pipeline.engine import Engine
-from aisp.pipeline.frame import FrameResult
+from aisp.pipeline.frame_types import FrameResult
 from aisp.pipeline.sinks import CallbackSink, JsonlSink, Sink, VideoSink
 from aisp.pipeline.sources import Source, open_source
 from aisp.pipeline.stream import Stream, StreamSpec

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from aisp.pipeline.frame import Frame
+from aisp.pipeline.frame_types import Frame
 from aisp.pipeline.stream import Stream
 from aisp.pipeline.watchdog import Backoff
 

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aisp.pipeline.frame import FrameResult
+from aisp.pipeline.frame_types import FrameResult
 
 __all__ = ["Sink", "ListSink", "CallbackSink", "LatestResultSink", "MJPEGSink", "JsonlSink", "VideoSink"]
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from aisp.errors import AISPError, ModelLoadError
-from aisp.pipeline.frame import Frame, FrameResult
+from aisp.pipeline.frame_types import Frame, FrameResult
 
 __all__ = ["WorkerPool", "default_loader", "annotate_frame"]
 

@@ -19,8 +19,8 @@ from aisp.store.migrate import current_revision, head_revision, upgrade
 from aisp.store.retention import RetentionResult, RetentionWorker
 from aisp.store.snapshots import METRICS, SnapshotPoint, SnapshotRepository, Snapshotter, make_gatherer
 from aisp.store.store import Store
-from aisp.store.streams import StreamRecord, StreamRepository
-from aisp.store.tasks import TASK_STATES, TaskRecord, TaskRepository
+from aisp.store.stream_repo import StreamRecord, StreamRepository
+from aisp.store.task_repo import TASK_STATES, TaskRecord, TaskRepository
 
 __all__ = [
     "Store",

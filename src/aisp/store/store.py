@@ -28,8 +28,8 @@ from aisp.store.keys import KeyRepository
 from aisp.store.migrate import current_revision, head_revision, upgrade
 from aisp.store.retention import RetentionWorker
 from aisp.store.snapshots import SnapshotRepository, Snapshotter
-from aisp.store.streams import StreamRepository
-from aisp.store.tasks import TaskRepository
+from aisp.store.stream_repo import StreamRepository
+from aisp.store.task_repo import TaskRepository
 
 __all__ = ["Store"]
 

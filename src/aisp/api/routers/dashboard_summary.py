@@ -160,7 +160,7 @@ def _per_model(raw: Any) -> list[dict[str, Any]]:
 def _streams(ctx: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     if ctx.engine is None:
         return [], []
-    from aisp.api.streams import StreamManager
+    from aisp.api.stream_manager import StreamManager
 
     out: list[dict[str, Any]] = []
     alerts: list[dict[str, Any]] = []
@@ -197,7 +197,7 @@ def _tasks(ctx: Any) -> list[dict[str, Any]]:
     store = ctx.store
     if store is None:
         return []
-    from aisp.api.tasks import task_view
+    from aisp.api.task_runner import task_view
 
     runner = ctx.tasks
     out = []

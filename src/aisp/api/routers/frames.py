@@ -2,7 +2,7 @@
 
 This route documents the endpoint and serves every request that :mod:`aisp.api.fastpath`
 passes on (multipart uploads, keys not verified yet, and every request it cannot answer exactly
-as this route would); the work itself is :func:`aisp.api.frames.process_image` in both.
+as this route would); the work itself is :func:`aisp.api.frame_processing.process_image` in both.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from fastapi.responses import Response
 
 from aisp.api import modelops
 from aisp.api.context import AppContext
-from aisp.api.frames import process_image, read_image
+from aisp.api.frame_processing import process_image, read_image
 from aisp.api.schemas import FrameProcessResponse, error_responses
 
 router = APIRouter(prefix="/api/frames", tags=["frames"])

@@ -21,7 +21,7 @@ from fastapi.responses import Response, StreamingResponse
 from aisp.api.auth import authorize_streaming, authorize_websocket_async
 from aisp.api.context import AppContext
 from aisp.api.schemas import StreamCreate, StreamListResponse, StreamOut, error_responses
-from aisp.api.streams import StreamManager
+from aisp.api.stream_manager import StreamManager
 from aisp.errors import AISPError, NotFoundError
 
 router = APIRouter(prefix="/api/streams", tags=["streams"])

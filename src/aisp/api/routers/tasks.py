@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from aisp.api import modelops
 from aisp.api.context import AppContext
 from aisp.api.schemas import TaskCreate, TaskListResponse, TaskOut, error_responses
-from aisp.api.tasks import EVENTS, VIDEO, task_view
+from aisp.api.task_runner import EVENTS, VIDEO, task_view
 from aisp.errors import NotFoundError
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])

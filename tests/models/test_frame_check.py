@@ -7,7 +7,7 @@ import pytest
 
 from aisp.errors import ValidationError
 from aisp.models import FakeModel
-from aisp.models._frames import check_frame, check_frames
+from aisp.models._frame_check import check_frame, check_frames
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from aisp.errors import ValidationError
-from aisp.models._decode import center_crop_resize, decode_yolo, letterbox, nms, to_probabilities
+from aisp.models._yolo_postprocess import center_crop_resize, decode_yolo, letterbox, nms, to_probabilities
 
 
 def test_letterbox_geometry() -> None:
@@ -75,7 +75,7 @@ def test_probabilities() -> None:
 
 
 def test_matrix_and_iterative_nms_agree(monkeypatch) -> None:
-    from aisp.models import _decode
+    from aisp.models import _yolo_postprocess as _decode
 
     rng = np.random.default_rng(1)
     xy = rng.uniform(0, 200, (400, 2))
