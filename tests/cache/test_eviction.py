@@ -22,7 +22,7 @@ def test_count_bound_evicts_least_recently_used(make_cache) -> None:
     cache.put("c", Plain())
     assert cache.names() == ["a", "c"]
     assert ("evict", "b", "capacity") in events
-    assert cache.get_stats()["evictions"] == 1
+    assert cache.get_stats().evictions == 1
 
 
 def test_memory_bound_evicts_until_it_fits(make_cache) -> None:
@@ -32,8 +32,8 @@ def test_memory_bound_evicts_until_it_fits(make_cache) -> None:
     cache.put("c", Plain(), size_bytes=900_000)  # needs both a and b gone
     assert cache.names() == ["c"]
     stats = cache.get_stats()
-    assert stats["memory_usage_bytes"] == 900_000 and stats["evictions"] == 2
-    assert stats["memory_usage_bytes"] <= stats["max_memory_bytes"]
+    assert stats.memory_usage_bytes == 900_000 and stats.evictions == 2
+    assert stats.memory_usage_bytes <= stats.max_memory_bytes
 
 
 def test_model_larger_than_the_budget_is_an_error(make_cache) -> None:
@@ -52,7 +52,7 @@ def test_oversize_loaded_model_fails_the_load_and_is_closed(make_cache) -> None:
         cache.get_or_load("huge", lambda: Model("huge", size_bytes=5 * MB, log=closed))
     assert closed == ["huge"]
     assert not cache.contains("huge")
-    assert cache.get_stats()["load_failures"] == 1
+    assert cache.get_stats().load_failures == 1
 
 
 def test_pinned_models_are_never_evicted(make_cache) -> None:
@@ -64,7 +64,7 @@ def test_pinned_models_are_never_evicted(make_cache) -> None:
     cache.put("c", Plain())
     cache.put("d", Plain())
     assert "a" in cache.names() and len(cache) == 2
-    assert cache.get_stats()["pinned"] == 1
+    assert cache.get_stats().pinned == 1
     assert cache.unpin("a") is True
     assert cache.unpin("a") is False
     cache.put("e", Plain())
@@ -92,7 +92,7 @@ def test_replacing_a_pinned_model_keeps_it_pinned(make_cache) -> None:
     cache.put("a", Plain())
     cache.pin("a")
     cache.put("a", Plain())
-    assert cache.info("a")["pinned"] is True
+    assert cache.info("a").pinned is True
 
 
 def test_evicted_model_is_closed_at_once_when_nobody_holds_it(make_cache) -> None:
@@ -101,7 +101,7 @@ def test_evicted_model_is_closed_at_once_when_nobody_holds_it(make_cache) -> Non
     cache.get_or_load("a", lambda: Model("a", log=closed))
     cache.get_or_load("b", lambda: Model("b", log=closed))
     assert closed == ["a"]
-    assert cache.get_stats()["closed_models"] == 1
+    assert cache.get_stats().closed_models == 1
 
 
 def test_evicted_model_is_closed_once_its_holder_lets_go(make_cache) -> None:
@@ -160,8 +160,8 @@ def test_weak_ref_revives_an_evicted_model_still_held(make_cache) -> None:
     again = cache.get_or_load("a", loader)
     assert again is held and len(loads) == 1
     stats = cache.get_stats()
-    assert stats["revived"] == 1 and stats["loads"] == 1
-    assert cache.info("a")["revived"] == 1
+    assert stats.revived == 1 and stats.loads == 1
+    assert cache.info("a").revived == 1
 
 
 def test_weak_ref_revival_of_a_closeable_model_via_get(make_cache) -> None:
@@ -172,7 +172,7 @@ def test_weak_ref_revival_of_a_closeable_model_via_get(make_cache) -> None:
     cache.put("b", Model("b", log=closed))
     assert cache.get("a") is held  # revived, counted as a hit
     assert closed == ["b"]  # b was evicted to make room for the revived a; nobody held b
-    assert cache.get_stats()["hits"] == 1
+    assert cache.get_stats().hits == 1
 
 
 def test_no_revival_once_the_model_is_gone(make_cache) -> None:
@@ -181,7 +181,7 @@ def test_no_revival_once_the_model_is_gone(make_cache) -> None:
     cache.put("b", Plain())
     gc.collect()
     assert cache.get("a") is None
-    assert cache.get_stats()["revived"] == 0
+    assert cache.get_stats().revived == 0
 
 
 def test_no_revival_when_weak_refs_are_off(make_cache) -> None:
@@ -189,7 +189,7 @@ def test_no_revival_when_weak_refs_are_off(make_cache) -> None:
     held = cache.get_or_load("a", Plain)
     cache.put("b", Plain())
     assert cache.get_or_load("a", Plain) is not held
-    assert cache.get_stats()["loads"] == 2
+    assert cache.get_stats().loads == 2
 
 
 def test_same_object_under_two_names_is_closed_once(make_cache) -> None:
@@ -220,7 +220,7 @@ def test_a_revived_pinned_model_comes_back_unpinned_with_the_default_ttl(make_ca
     cache.invalidate("a")
     assert cache.get("a") is held  # revived
     info = cache.info("a")
-    assert info["pinned"] is False and info["ttl_seconds"] == 10
+    assert info.pinned is False and info.ttl_seconds == 10
 
 
 def test_an_empty_cache_is_truthy(make_cache) -> None:

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from aisp.cache import CacheCollector
+from aisp.cache import CacheCollector, CacheReport, CacheStats, ModelKey, ModelStats
 from aisp.cache.stats import STAT_KEYS
 from tests.cache.helpers import Plain
 
@@ -33,17 +33,22 @@ def busy_cache(make_cache, clock):
 
 def test_basic_stats_keys_and_values(busy_cache) -> None:
     stats = busy_cache.get_stats()
-    assert list(stats) == STAT_KEYS
-    assert stats["hits"] == 1 and stats["misses"] == 4 and stats["loads"] == 3
-    assert stats["evictions"] == 1 and stats["cache_size"] == 2
-    assert stats["memory_usage_bytes"] == 4096
-    assert stats["total_load_time_ms"] == pytest.approx(1500.0)
+    assert isinstance(stats, CacheStats)
+    assert list(stats.to_dict()) == STAT_KEYS
+    assert stats.hits == 1 and stats.misses == 4 and stats.loads == 3
+    assert stats.evictions == 1 and stats.cache_size == 2
+    assert stats.memory_usage_bytes == 4096
+    assert stats.total_load_time_ms == pytest.approx(1500.0)
 
 
 def test_detailed_stats_shape(busy_cache) -> None:
-    detailed = busy_cache.get_detailed_stats()
+    report = busy_cache.get_detailed_stats()
+    assert isinstance(report, CacheReport) and report.basic == busy_cache.get_stats()  # same fake clock
+    assert all(isinstance(m, ModelStats) for m in report.models.values())
+    assert report.models[ModelKey("pose")].hits == 1
+    detailed = report.to_dict()
     assert set(detailed) == {"basic_stats", "models", "prewarm", "alerts", "config"}
-    assert detailed["basic_stats"] == busy_cache.get_stats() | {
+    assert detailed["basic_stats"] == busy_cache.get_stats().to_dict() | {
         "uptime_seconds": detailed["basic_stats"]["uptime_seconds"]
     }
     assert detailed["models"]["pose"]["hits"] == 1

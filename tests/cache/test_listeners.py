@@ -35,7 +35,7 @@ def test_event_sequence(make_cache, clock) -> None:
 def test_listener_may_call_back_into_the_cache(make_cache) -> None:
     cache = make_cache()
     stats = []
-    cache.add_listener(lambda e: stats.append(cache.get_stats()["hits"]))
+    cache.add_listener(lambda e: stats.append(cache.get_stats().hits))
     cache.put("a", Plain())
     cache.get("a")
     assert stats[-1] == 1

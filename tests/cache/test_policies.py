@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from aisp.cache._entry import Entry
+from aisp.cache.keys import ModelKey
 from aisp.cache.policies import CostPolicy, LRUPolicy, make_policy
 from tests.cache.helpers import Plain
 
@@ -30,13 +31,13 @@ class PolicyContract:
         cache = make_cache(max_size=10, max_memory_mb=1, eviction_policy=self.policy)
         for i in range(5):
             cache.put(f"m{i}", Plain(), size_bytes=300_000)
-        assert cache.get_stats()["memory_usage_bytes"] <= 1024 * 1024
+        assert cache.get_stats().memory_usage_bytes <= 1024 * 1024
         assert len(cache) == 3
 
     def test_reports_its_name(self, make_cache) -> None:
         cache = make_cache(eviction_policy=self.policy)
-        assert cache.get_stats()["eviction_policy"] == self.policy
-        assert cache.get_detailed_stats()["config"]["eviction_policy"] == self.policy
+        assert cache.get_stats().eviction_policy == self.policy
+        assert cache.get_detailed_stats().config.eviction_policy == self.policy
 
 
 class TestLRUContract(PolicyContract):
@@ -90,7 +91,7 @@ class TestCostContract(PolicyContract):
 
     def test_frequency_and_aging(self) -> None:
         policy = CostPolicy()
-        a, b = Entry("a"), Entry("b")
+        a, b = Entry(ModelKey("a")), Entry(ModelKey("b"))
         for e in (a, b):
             e.cost, e.size_bytes = 1.0, 1 << 20
             policy.on_insert(e)
@@ -99,14 +100,14 @@ class TestCostContract(PolicyContract):
         assert policy.choose_victim([a, b]) is b
         policy.on_evict(b)
         assert policy.inflation == pytest.approx(1.0)
-        c = Entry("c")
+        c = Entry(ModelKey("c"))
         c.cost, c.size_bytes = 1.0, 1 << 20
         policy.on_insert(c)
         assert c.priority == pytest.approx(2.0)  # L + value: new entries are not starved
 
 
 def test_lru_victim_skips_pinned() -> None:
-    a, b = Entry("a"), Entry("b")
+    a, b = Entry(ModelKey("a")), Entry(ModelKey("b"))
     a.pinned = True
     assert LRUPolicy().choose_victim([a, b]) is b
     b.pinned = True

@@ -1,23 +1,14 @@
-"""Prewarm: parallel loads, per-model results, failures isolated, names via the resolver, background."""
+"""Prewarm: parallel loads, per-model results, failures isolated, keys via a resolver, background."""
 
 from __future__ import annotations
 
 import threading
-import types
 
 import pytest
 
-import aisp.cache.prewarm as prewarm_mod
-from aisp.cache import PrewarmHandle, PrewarmReport, set_name_resolver
-from aisp.errors import NotFoundError
+from aisp.cache import ModelKey, PrewarmHandle, PrewarmReport
+from aisp.errors import NotFoundError, ValidationError
 from tests.cache.helpers import Plain
-
-
-@pytest.fixture(autouse=True)
-def _restore_resolver():
-    before = prewarm_mod.get_name_resolver()
-    yield
-    set_name_resolver(before)
 
 
 def test_prewarm_mapping_loads_all_and_reports(make_cache, clock) -> None:
@@ -51,8 +42,11 @@ def test_one_failure_does_not_stop_the_others(make_cache) -> None:
     assert sorted(report.loaded) == ["also_good", "good"]
     assert not cache.is_warmed_up()
     assert cache.get_warmed_models() == ["good", "also_good"]
-    detailed = cache.get_detailed_stats()["prewarm"]
+    detailed = cache.get_detailed_stats().prewarm.to_dict()
     assert detailed["pending"] == ["bad"] and detailed["last_report"]["failed"]["bad"]
+    state = cache.prewarm_state()
+    assert state.pending == (ModelKey("bad"),) and state.warmed == (ModelKey("good"), ModelKey("also_good"))
+    assert state.last_report is report and not state.is_warmed_up
     cache.get_or_load("bad", Plain)  # loaded later by anyone: now warmed up
     assert cache.is_warmed_up()
 
@@ -71,14 +65,16 @@ def test_prewarm_runs_in_parallel(make_cache) -> None:
 
 def test_names_resolve_through_the_resolver_and_unknown_names_fail(make_cache) -> None:
     cache = make_cache()
+    asked = []
 
-    def resolver(name):
-        if name == "face_detection":
+    def resolver(key: ModelKey):
+        asked.append(key)
+        if key.name == "face_detection":
             return Plain
-        raise NotFoundError(f"unknown model {name!r}", kind="model", key=name)
+        raise NotFoundError(f"unknown model {key.name!r}", kind="model", key=str(key))
 
-    set_name_resolver(resolver)
-    report = cache.prewarm(["face_detection", "nope", "face_detection"])
+    report = cache.prewarm(["face_detection", "nope", "face_detection"], resolver=resolver)
+    assert sorted(asked) == [ModelKey("face_detection"), ModelKey("nope")]  # keys, not text
     assert report.requested == ["face_detection", "nope"]  # duplicates dropped
     assert report.results["face_detection"].status == "ok"
     assert report.results["nope"].status == "failed"
@@ -92,32 +88,37 @@ def test_single_name_string_is_one_model(make_cache) -> None:
     assert report.requested == ["solo"] and report.ok
 
 
-def test_without_a_resolver_aisp_models_is_imported_first(make_cache, monkeypatch) -> None:
+def test_names_without_a_resolver_are_refused_with_the_reason(make_cache) -> None:
     cache = make_cache()
-    set_name_resolver(None)
-    imported = []
-
-    def fake_import(name):
-        imported.append(name)
-        set_name_resolver(lambda n: Plain)  # what importing the registry does
-        return types.ModuleType(name)
-
-    monkeypatch.setattr(prewarm_mod, "importlib", types.SimpleNamespace(import_module=fake_import))
-    report = cache.prewarm(["x"])
-    assert imported == ["aisp.models"] and report.ok
+    with pytest.raises(ValidationError, match="without a resolver") as exc:
+        cache.prewarm(["x", "y#w1"])
+    assert exc.value.field == "resolver" and "'y#w1'" in str(exc.value)
+    assert cache.is_warmed_up()  # nothing was requested
+    assert cache.prewarm({"x": Plain}).ok  # a mapping needs no resolver
 
 
-def test_without_any_registry_names_fail_with_the_reason(make_cache, monkeypatch) -> None:
+def test_keys_with_instances_and_mixed_key_forms(make_cache) -> None:
     cache = make_cache()
-    set_name_resolver(None)
+    report = cache.prewarm(
+        [ModelKey("pose"), "pose#w1", ModelKey("pose", "w1"), "pose"],
+        resolver=lambda key: (lambda: Plain(size_bytes=len(str(key)))),
+    )
+    assert report.requested == ["pose", "pose#w1"]  # one job per key, whatever its form
+    assert cache.keys() == [ModelKey("pose"), ModelKey("pose", "w1")] or set(cache.keys()) == {
+        ModelKey("pose"),
+        ModelKey("pose", "w1"),
+    }
+    assert cache.info(ModelKey("pose", "w1")).size_bytes == len("pose#w1")
+    assert cache.get_warmed_models() == ["pose", "pose#w1"]
+    state = cache.get_detailed_stats().prewarm
+    assert state.requested == (ModelKey("pose"), ModelKey("pose", "w1")) and state.is_warmed_up
 
-    def failing_import(name):
-        raise ImportError("no module named aisp.models")
 
-    monkeypatch.setattr(prewarm_mod, "importlib", types.SimpleNamespace(import_module=failing_import))
-    report = cache.prewarm(["x"])
-    assert report.results["x"].status == "failed"
-    assert "no model registry" in report.results["x"].error
+def test_mapping_keys_may_be_model_keys(make_cache) -> None:
+    cache = make_cache()
+    report = cache.prewarm({ModelKey("a", "t1"): Plain, "b": Plain})
+    assert report.ok and report.loaded == ["a#t1", "b"]
+    assert cache.contains(ModelKey("a", "t1")) and cache.contains("a#t1") and not cache.contains("a")
 
 
 def test_resolver_returning_a_non_callable_fails_that_model(make_cache) -> None:
@@ -188,7 +189,7 @@ def test_prewarm_complete_event(make_cache) -> None:
 
 def test_empty_prewarm_is_warmed_up(make_cache) -> None:
     cache = make_cache()
-    report = cache.prewarm([])
+    report = cache.prewarm([])  # no keys: no resolver needed
     assert report.ok and report.requested == [] and cache.is_warmed_up()
 
 

@@ -46,7 +46,7 @@ def test_concurrent_callers_share_one_load(make_cache) -> None:
     assert len(calls) == 1
     assert len(results) == N and all(r is results[0] for r in results)
     stats = cache.get_stats()
-    assert stats["loads"] == 1 and stats["misses"] + stats["hits"] == N
+    assert stats.loads == 1 and stats.misses + stats.hits == N
 
 
 def test_waiters_are_counted_as_coalesced(make_cache) -> None:
@@ -71,7 +71,7 @@ def test_waiters_are_counted_as_coalesced(make_cache) -> None:
     owner.join(10)
     waiter.join(10)
     stats = cache.get_stats()
-    assert stats["coalesced_waits"] == 1 and stats["loads"] == 1
+    assert stats.coalesced_waits == 1 and stats.loads == 1
 
 
 def test_other_models_are_not_blocked_while_one_loads(make_cache) -> None:
@@ -92,8 +92,8 @@ def test_other_models_are_not_blocked_while_one_loads(make_cache) -> None:
         fast = cache.get_or_load("fast", Plain)
         assert cache.get("fast") is fast
         assert cache.get("slow") is None  # a get never waits for a load in flight
-        assert cache.info("slow")["loading"] is True
-        assert cache.get_stats()["loading"] == 1
+        assert cache.info("slow").loading is True
+        assert cache.get_stats().loading == 1
         cache.put("other", Plain())
         assert set(cache.names()) == {"fast", "other"}
     finally:
@@ -141,12 +141,12 @@ def test_a_failing_load_reaches_every_waiter_and_caches_nothing(make_cache) -> N
     assert len(errors) == N and all("corrupt" in str(e) for e in errors)
     assert not cache.contains("bad")
     stats = cache.get_stats()
-    assert stats["load_failures"] == 1 and stats["loads"] == 0
-    assert cache.info("bad")["load_failures"] == 1
+    assert stats.load_failures == 1 and stats.loads == 0
+    assert cache.info("bad").load_failures == 1
     # the next call tries again
     model = cache.get_or_load("bad", Plain)
     assert cache.get("bad") is model
-    assert cache.get_stats()["loads"] == 1
+    assert cache.get_stats().loads == 1
 
 
 def test_failure_is_logged_and_announced(make_cache, caplog) -> None:
@@ -172,7 +172,7 @@ def test_recursive_load_of_the_same_name_is_an_error(make_cache) -> None:
 
     with pytest.raises(RuntimeError, match="again"):
         cache.get_or_load("self", loader)
-    assert cache.get_stats()["loading"] == 0  # the flight was cleaned up
+    assert cache.get_stats().loading == 0  # the flight was cleaned up
 
 
 def test_loader_may_load_another_model(make_cache) -> None:
@@ -231,9 +231,9 @@ def test_stress_mixed_operations_keep_invariants(make_cache) -> None:
         t.join(30)
     assert not errors
     stats = cache.get_stats()
-    assert stats["cache_size"] <= 3
-    assert stats["memory_usage_bytes"] == 200_000 * stats["cache_size"]
-    assert stats["requests"] == 8 * 300 and stats["loading"] == 0
+    assert stats.cache_size <= 3
+    assert stats.memory_usage_bytes == 200_000 * stats.cache_size
+    assert stats.requests == 8 * 300 and stats.loading == 0
 
 
 @pytest.mark.slow
@@ -271,7 +271,7 @@ def test_soak_many_threads_with_ttl_pins_and_failures(make_cache, clock) -> None
                     cache.unpin(name)
                 stats = cache.get_stats() if i % 200 == 0 else None
                 if stats is not None:
-                    assert stats["cache_size"] <= 4
+                    assert stats.cache_size <= 4
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -282,5 +282,5 @@ def test_soak_many_threads_with_ttl_pins_and_failures(make_cache, clock) -> None
         t.join(120)
     assert not errors
     stats = cache.get_stats()
-    assert stats["requests"] == 16 * 1500 and stats["loading"] == 0
-    assert stats["memory_usage_bytes"] == 300_000 * stats["cache_size"] <= 2 * 1024 * 1024
+    assert stats.requests == 16 * 1500 and stats.loading == 0
+    assert stats.memory_usage_bytes == 300_000 * stats.cache_size <= 2 * 1024 * 1024

@@ -69,6 +69,6 @@ def test_cache_uses_the_estimated_size(make_cache) -> None:
     cache = make_cache()
     cache.put("arr", WithNbytes())
     cache.put("unknown", object())
-    assert cache.info("arr")["size_bytes"] == 4096
-    assert cache.info("unknown")["size_source"] == "default"
-    assert cache.get_stats()["memory_usage_bytes"] == 4096 + DEFAULT_SIZE_BYTES
+    assert cache.info("arr").size_bytes == 4096
+    assert cache.info("unknown").size_source == "default"
+    assert cache.get_stats().memory_usage_bytes == 4096 + DEFAULT_SIZE_BYTES

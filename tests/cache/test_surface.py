@@ -13,13 +13,30 @@ def test_all_names_resolve() -> None:
         assert getattr(aisp.cache, name) is not None, name
     assert {
         "ModelCache",
-        "get_model_cache",
-        "reset_model_cache",
-        "set_name_resolver",
+        "ModelKey",
+        "CacheConfig",
+        "CacheStats",
+        "ModelStats",
+        "CacheReport",
         "PrewarmReport",
         "PrewarmHandle",
+        "PrewarmState",
         "CacheCollector",
     } <= set(aisp.cache.__all__)
+
+
+def test_process_wide_entry_points_are_gone() -> None:
+    """The process-wide cache and name resolver moved to ``aisp.runtime``; the cache package has none."""
+    for name in (
+        "get_model_cache",
+        "reset_model_cache",
+        "prewarm_from_settings",
+        "set_name_resolver",
+        "get_name_resolver",
+        "resolve_loader",
+    ):
+        assert not hasattr(aisp.cache, name), name
+        assert name not in aisp.cache.__all__
 
 
 def test_import_is_light() -> None:

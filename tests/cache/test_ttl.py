@@ -17,7 +17,7 @@ def test_expired_entry_is_a_miss_on_access(make_cache, clock) -> None:
     assert cache.get("a") is None
     assert not cache.contains("a")
     stats = cache.get_stats()
-    assert stats["expirations"] == 1 and stats["misses"] == 1 and stats["cache_size"] == 0
+    assert stats.expirations == 1 and stats.misses == 1 and stats.cache_size == 0
 
 
 def test_access_refreshes_the_idle_ttl(make_cache, clock) -> None:
@@ -26,7 +26,7 @@ def test_access_refreshes_the_idle_ttl(make_cache, clock) -> None:
     for _ in range(5):
         clock.advance(8)
         assert cache.get("a") is not None
-    assert cache.get_stats()["expirations"] == 0
+    assert cache.get_stats().expirations == 0
 
 
 def test_contains_and_names_hide_expired_entries_without_removing(make_cache, clock) -> None:
@@ -34,9 +34,9 @@ def test_contains_and_names_hide_expired_entries_without_removing(make_cache, cl
     cache.put("a", Plain())
     clock.advance(5)
     assert not cache.contains("a") and cache.names() == []
-    assert cache.get_stats()["cache_size"] == 1  # removed by the next access or sweep
+    assert cache.get_stats().cache_size == 1  # removed by the next access or sweep
     assert cache.sweep() == 1
-    assert cache.get_stats()["cache_size"] == 0
+    assert cache.get_stats().cache_size == 0
 
 
 def test_per_call_ttl_overrides_the_default(make_cache, clock) -> None:
@@ -47,7 +47,7 @@ def test_per_call_ttl_overrides_the_default(make_cache, clock) -> None:
     assert cache.sweep() == 1
     clock.advance(10**6)
     assert cache.names() == ["forever"]
-    assert cache.info("forever")["ttl_seconds"] is None
+    assert cache.info("forever").ttl_seconds is None
 
 
 def test_no_default_ttl_never_expires(make_cache, clock) -> None:
@@ -81,8 +81,8 @@ def test_sweep_expires_and_closes_unheld_models(make_cache, clock) -> None:
     assert cache.sweep() == 1
     assert closed == ["a"] and cache.names() == ["b"]
     assert ("expire", "a") in events
-    assert cache.info("a")["ttl_left_seconds"] is None
-    assert cache.info("b")["ttl_left_seconds"] == 20
+    assert cache.info("a").ttl_left_seconds is None
+    assert cache.info("b").ttl_left_seconds == 20
 
 
 def test_background_sweeper_expires_when_woken_and_stops_on_close() -> None:

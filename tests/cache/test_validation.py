@@ -43,7 +43,7 @@ def test_valid_edges_are_accepted() -> None:
         hit_rate_threshold=0.0,
         background_sweep=False,
     )
-    assert cache.get_detailed_stats()["config"]["default_ttl_seconds"] is None
+    assert cache.get_detailed_stats().config.default_ttl_seconds is None
     assert (
         ModelCache(hit_rate_threshold=1, default_ttl_seconds=0, background_sweep=False).hit_rate_threshold
         == 1.0
@@ -82,4 +82,4 @@ def test_bad_call_arguments(make_cache, call, error, match) -> None:
     cache = make_cache()
     with pytest.raises(error, match=match):
         call(cache)
-    assert cache.get_stats()["cache_size"] == 0
+    assert cache.get_stats().cache_size == 0

@@ -1,26 +1,32 @@
-"""One record per model name: the cached object (if any) and its statistics.
+"""The cache's per-key records: an :class:`Entry` per model key, a :class:`Flight` per load.
 
-A record outlives its model: after an eviction ``model`` is ``None`` but the counters stay, so
-per-model statistics (hits, loads, load times) survive evictions and reloads. All fields are
-mutated only under the cache lock.
+An entry outlives its model: after an eviction ``model`` is ``None`` but the counters stay, so
+per-model statistics (hits, loads, load times) survive evictions and reloads. A flight is one
+load in progress, which concurrent callers of the same key wait on. All fields are mutated only
+under the cache lock.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+import threading
 
-__all__ = ["Entry", "NEVER"]
+from aisp.cache.keys import ModelKey
+
+__all__ = ["Entry", "Flight", "MISSING", "NEVER"]
 
 #: ``expires_at`` of an entry that never expires (one float comparison on the hit path).
 NEVER = math.inf
 
+#: "No model found", where ``None`` could be a cached value.
+MISSING = object()
+
 
 class Entry:
-    """Mutable per-model record (``__slots__`` keeps attribute access fast on the hit path)."""
+    """Mutable per-key record (``__slots__`` keeps attribute access fast on the hit path)."""
 
     __slots__ = (
-        "name",
+        "key",
         "model",
         "cached",
         "size_bytes",
@@ -43,9 +49,9 @@ class Entry:
         "cost",
     )
 
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.model: Any = None
+    def __init__(self, key: ModelKey) -> None:
+        self.key = key
+        self.model: object = None
         self.cached = False
         self.size_bytes = 0
         self.size_source = ""
@@ -78,35 +84,15 @@ class Entry:
             self.load_seconds_max = seconds
         self.cost = seconds
 
-    def to_dict(self, now: float) -> dict[str, Any]:
-        """Per-model statistics (times in ms / seconds relative to ``now`` of the cache clock)."""
 
-        def ms(value: float | None) -> float | None:
-            return None if value is None else round(value * 1000.0, 3)
+class Flight:
+    """One load in progress; waiters block on ``done``, then read ``value`` or ``error``."""
 
-        mean = self.load_seconds_mean
-        ttl = None if self.ttl == NEVER else self.ttl
-        ttl_left = None
-        if self.cached and self.expires_at != NEVER:
-            ttl_left = max(0.0, self.expires_at - now)
-        return {
-            "name": self.name,
-            "cached": self.cached,
-            "pinned": self.pinned,
-            "hits": self.hits,
-            "misses": self.misses,
-            "requests": self.hits + self.misses,
-            "loads": self.loads,
-            "load_failures": self.load_failures,
-            "revived": self.revived,
-            "load_ms_last": ms(self.load_seconds_last),
-            "load_ms_mean": ms(mean),
-            "load_ms_max": ms(self.load_seconds_max) if self.loads else None,
-            "size_bytes": self.size_bytes if self.cached else None,
-            "size_source": self.size_source or None,
-            "last_access": self.last_access,
-            "idle_seconds": None if self.last_access is None else max(0.0, now - self.last_access),
-            "ttl_seconds": ttl,
-            "ttl_left_seconds": ttl_left,
-            "priority": round(self.priority, 6),
-        }
+    __slots__ = ("done", "value", "error", "owner", "invalidated")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: object = None
+        self.error: BaseException | None = None
+        self.owner = threading.get_ident()
+        self.invalidated = False

@@ -1,32 +1,33 @@
-"""Retirement of removed models: close once nobody holds them, or revive them.
+"""Retirement of removed models: close them once nobody holds them, or revive them.
 
-A removed model that has ``close()``/``release()`` is kept (strongly) in the retired list and
+A removed model that has ``close()``/``release()`` is kept (strongly) by :class:`Retirement` and
 closed as soon as no one else holds it, judged by its CPython reference count, exactly once.
-With ``enable_weak_ref`` a retired model that a caller still holds is revived on the next request
-instead of being reloaded; models without ``close()`` are tracked through a weak reference only.
-A model caught in a reference cycle with itself is closed by ``ModelCache.close()``.
+With weak references on, a retired model that a caller still holds can be revived on the next
+request instead of being reloaded; models without ``close()`` are tracked through a weak
+reference only. A model caught in a reference cycle with itself is closed by a forced collection
+(``ModelCache.close()``).
+
+:class:`Retirement` owns the retired records and is not thread-safe: its owner calls
+:meth:`~Retirement.retire`, :meth:`~Retirement.find`, :meth:`~Retirement.remove` and
+:meth:`~Retirement.collect` under its lock, and :func:`close_models` after releasing it, since a
+model's ``close()`` may take long or call back into the cache.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-import threading
 import weakref
 from collections.abc import Callable
-from typing import Any
 
-from aisp.cache._entry import Entry
-from aisp.cache._internal import MISSING, Actions
-from aisp.cache.events import CacheEvent
-from aisp.errors import AISPError
+from aisp.cache.keys import ModelKey
 
-__all__ = ["Retired", "RetireMixin", "closer"]
+__all__ = ["Retired", "Retirement", "close_models", "closer"]
 
 logger = logging.getLogger("aisp.cache")
 
 
-def closer(model: Any) -> Callable[[], Any] | None:
+def closer(model: object) -> Callable[[], object] | None:
     """The model's ``close`` or ``release`` method, if it has one."""
     for attr in ("close", "release"):
         fn = getattr(model, attr, None)
@@ -36,107 +37,124 @@ def closer(model: Any) -> Callable[[], Any] | None:
 
 
 class Retired:
-    """A removed model waiting to be closed (strong ref) or revived (weak or strong ref)."""
+    """A removed model waiting to be closed (strong ref) or revived (weak or strong ref), with
+    what the cache needs to re-insert it as it was."""
 
-    __slots__ = ("name", "obj", "weak", "size_bytes", "size_source", "ttl")
+    __slots__ = ("key", "obj", "weak", "size_bytes", "size_source", "ttl")
 
-    def __init__(self, name: str, obj: Any, weak: bool, entry: Entry, ttl: float) -> None:
-        self.name = name
+    def __init__(
+        self, key: ModelKey, obj: object, weak: bool, size_bytes: int, size_source: str, ttl: float
+    ) -> None:
+        self.key = key
         self.obj = obj
         self.weak = weak
-        self.size_bytes = entry.size_bytes
-        self.size_source = entry.size_source
+        self.size_bytes = size_bytes
+        self.size_source = size_source
         self.ttl = ttl
 
-    def get(self) -> Any:
-        return self.obj() if self.weak else self.obj
+    def get(self) -> object:
+        """The model, or ``None`` once a weakly held model is gone."""
+        return self.obj() if self.weak else self.obj  # type: ignore[operator]
 
 
-class RetireMixin:
-    """Retire / revive / reap for ``ModelCache`` (uses its lock, maps and counters)."""
+class Retirement:
+    """The models removed from a cache that may still be in use; see the module docstring."""
 
-    _lock: threading.Lock
-    _retired: list[Retired]
-    enable_weak_ref: bool
-    _listeners: tuple[Any, ...]
+    __slots__ = ("weak_refs", "_retired")
 
-    def _retire_locked(self, entry: Entry, model: Any, ttl: float) -> None:
+    def __init__(self, weak_refs: bool) -> None:
+        self.weak_refs = weak_refs
+        self._retired: list[Retired] = []
+
+    def __len__(self) -> int:
+        return len(self._retired)
+
+    @property
+    def holds_models(self) -> bool:
+        """Whether a closeable model is held strongly (someone must check it again later)."""
+        return any(not r.weak for r in self._retired)
+
+    def retire(
+        self, key: ModelKey, model: object, size_bytes: int, size_source: str, ttl: float
+    ) -> bool:
+        """Keep ``model`` to close or revive it; ``True`` when it is held strongly (closeable)."""
         if model is None:
-            return
+            return False
         if closer(model) is not None:
-            self._retired.append(Retired(entry.name, model, False, entry, ttl))
-            self._ensure_sweeper()  # re-checks held models every REAP_INTERVAL_SECONDS
-        elif self.enable_weak_ref:
+            self._retired.append(Retired(key, model, False, size_bytes, size_source, ttl))
+            return True
+        if self.weak_refs:
             try:
                 ref = weakref.ref(model)
             except TypeError:  # not weak-referenceable (int, dict, ...): nothing to revive
-                return
-            self._retired.append(Retired(entry.name, ref, True, entry, ttl))
+                return False
+            self._retired.append(Retired(key, ref, True, size_bytes, size_source, ttl))
+        return False
 
-    def _revive_locked(self, name: str, now: float, acts: Actions) -> Any:
-        if not self.enable_weak_ref or not self._retired:
-            return MISSING
-        for index in range(len(self._retired) - 1, -1, -1):
-            rec = self._retired[index]
-            if rec.name != name:
+    def find(self, key: ModelKey) -> tuple[Retired, object] | None:
+        """The newest retired model of ``key`` still alive, to revive (weak refs on only); records
+        of models that are gone are dropped on the way. The record stays until :meth:`remove`."""
+        if not self.weak_refs or not self._retired:
+            return None
+        retired = self._retired
+        for index in range(len(retired) - 1, -1, -1):
+            rec = retired[index]
+            if rec.key != key:
                 continue
             model = rec.get()
             if model is None:
-                del self._retired[index]
+                del retired[index]
                 continue
-            record = self._record(name)
-            try:
-                self._insert_locked(record, model, rec.size_bytes, rec.size_source, rec.ttl, now, acts)
-            except AISPError:
-                return MISSING
-            del self._retired[index]
-            record.revived += 1
-            self._revived += 1
-            acts.logs.append((logging.INFO, "revived model %s (still held by a caller)", (name,)))
-            if self._listeners:
-                acts.events.append(CacheEvent("revive", name, now))
-            return model
-        return MISSING
+            return rec, model
+        return None
 
-    def _reap(self, force: bool = False) -> int:
-        """Close retired models nobody holds any more (all of them with ``force``)."""
+    def remove(self, rec: Retired) -> None:
+        """Forget ``rec`` (its model was revived)."""
+        self._retired.remove(rec)
+
+    def collect(self, force: bool = False) -> list[Retired]:
+        """Take out the records whose models nobody else holds (every one with ``force``); weak
+        records of models that are gone are dropped. Close the result with :func:`close_models`."""
+        shared: dict[int, int] = {}
+        for rec in self._retired:
+            if not rec.weak:
+                shared[id(rec.obj)] = shared.get(id(rec.obj), 0) + 1
+        keep: list[Retired] = []
         to_close: list[Retired] = []
-        with self._lock:
-            shared: dict[int, int] = {}
-            for rec in self._retired:
-                if not rec.weak:
-                    shared[id(rec.obj)] = shared.get(id(rec.obj), 0) + 1
-            keep: list[Retired] = []
-            for rec in self._retired:
-                if rec.weak:
-                    if not force and rec.obj() is not None:
-                        keep.append(rec)
-                    continue
-                obj = rec.obj
-                # held only by retired records, the local ``obj`` and getrefcount's argument
-                if force or sys.getrefcount(obj) <= 2 + shared[id(obj)]:
-                    to_close.append(rec)
-                else:
+        for rec in self._retired:
+            if rec.weak:
+                if not force and rec.obj() is not None:  # type: ignore[operator]
                     keep.append(rec)
-                del obj
-            self._retired = keep
-        closed = 0
-        done: set[int] = set()
-        for rec in to_close:
-            model, rec.obj = rec.obj, None
-            if id(model) in done:  # the same object retired under two names
                 continue
-            done.add(id(model))
-            fn = closer(model)
-            if fn is None:  # pragma: no cover - only closeable models are held strongly
-                continue
-            try:
-                fn()
-                closed += 1
-            except Exception:
-                logger.warning("closing evicted model %s failed", rec.name, exc_info=True)
-        if closed:
-            with self._lock:
-                self._closed_models += closed
-            logger.debug("closed %d evicted model(s)", closed)
-        return closed
+            obj = rec.obj
+            # held only by retired records, the local ``obj`` and getrefcount's argument
+            if force or sys.getrefcount(obj) <= 2 + shared[id(obj)]:
+                to_close.append(rec)
+            else:
+                keep.append(rec)
+            del obj
+        self._retired = keep
+        return to_close
+
+
+def close_models(records: list[Retired]) -> int:
+    """Close the models of ``records`` (each object once); returns how many were closed. Errors
+    are logged, never raised. Call it without holding the cache lock."""
+    closed = 0
+    done: set[int] = set()
+    for rec in records:
+        model, rec.obj = rec.obj, None
+        if id(model) in done:  # the same object retired under two keys
+            continue
+        done.add(id(model))
+        fn = closer(model)
+        if fn is None:  # pragma: no cover - only closeable models are held strongly
+            continue
+        try:
+            fn()
+            closed += 1
+        except Exception:
+            logger.warning("closing evicted model %s failed", rec.key, exc_info=True)
+    if closed:
+        logger.debug("closed %d evicted model(s)", closed)
+    return closed

@@ -1,81 +1,65 @@
 """Prewarm: load a set of models in parallel before they are needed.
 
-``cache.prewarm({"name": loader, ...})`` or ``cache.prewarm(["face_detection", ...])``; names are
-turned into loaders by the resolver set with :func:`set_name_resolver` (``aisp.models`` sets it
-when imported; without one, ``aisp.models`` is imported first). Each model's result (``ok`` or
-``failed`` with its reason, or ``timeout``) and load time go into a :class:`PrewarmReport`; one
-failure does not stop the others. ``background=True`` returns a :class:`PrewarmHandle` at once.
+``cache.prewarm({key: loader, ...})``, or ``cache.prewarm([key, ...], resolver=fn)`` where
+``fn(ModelKey) -> loader`` (the model registry hands its own in). There is no process-wide
+resolver: names without a resolver are a :class:`~aisp.errors.ValidationError` at once. Each
+model's result (``ok``, ``failed`` with its reason, or ``timeout``) and load time go into a
+:class:`PrewarmReport`; one failure does not stop the others. ``background=True`` returns a
+:class:`PrewarmHandle` at once.
 
-Loads run on daemon worker threads through :meth:`ModelCache.get_or_load`, so a prewarm and a
-request for the same model share one load.
+Loads run on daemon worker threads through the target's ``get_or_load`` (:class:`PrewarmTarget`,
+the cache), so a prewarm and a request for the same model share one load.
+:class:`PrewarmTracker` is the cache's record of what prewarm asked for and what is still
+missing (``is_warmed_up``); a model counts as warmed once it is inserted, by the prewarm or by
+any later call. The report is the shown form and is keyed by the keys' text.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import queue
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 
-from aisp.cache.events import CacheEvent, dispatch
-
-if TYPE_CHECKING:  # pragma: no cover
-    from aisp.cache.model_cache import ModelCache
+from aisp.cache.config import check_key
+from aisp.cache.keys import ModelKey
+from aisp.errors import ValidationError
 
 __all__ = [
+    "Loader",
     "PrewarmHandle",
+    "PrewarmJobs",
+    "PrewarmOptions",
     "PrewarmReport",
     "PrewarmResult",
+    "PrewarmState",
+    "PrewarmTarget",
+    "PrewarmTracker",
     "Resolver",
-    "get_name_resolver",
-    "resolve_loader",
+    "new_report",
+    "prewarm_jobs",
     "run_prewarm",
-    "set_name_resolver",
 ]
 
 logger = logging.getLogger("aisp.cache")
 
-Resolver = Callable[[str], Callable[[], Any]]
-_resolver: Resolver | None = None
+Loader = Callable[[], object]
+#: ``fn(key) -> loader``: turns a model key into the function that loads it.
+Resolver = Callable[[ModelKey], Loader]
+#: ``(key, loader)`` pairs; ``None`` where the resolver supplies the loader.
+PrewarmJobs = list[tuple[ModelKey, Loader | None]]
+ProgressCallback = Callable[["PrewarmResult", int, int], object]
+CompleteCallback = Callable[["PrewarmReport"], object]
 
 
-def set_name_resolver(fn: Resolver | None) -> None:
-    """Set the process-wide ``fn(name) -> loader`` used by ``prewarm([...names])`` (``None`` unsets)."""
-    global _resolver
-    if fn is not None and not callable(fn):
-        raise TypeError(f"name resolver must be callable, got {type(fn).__name__}")
-    _resolver = fn
+class PrewarmTarget(Protocol):
+    """What prewarm loads through (the cache)."""
 
+    def get_or_load(self, key: ModelKey, loader: Loader) -> object: ...
 
-def get_name_resolver() -> Resolver | None:
-    return _resolver
-
-
-def resolve_loader(name: str, resolver: Resolver | None = None) -> Callable[[], Any]:
-    """The loader for ``name``; ``LookupError`` when no registry is available, or the resolver's error."""
-    fn = resolver or _resolver
-    if fn is None:
-        try:
-            models = importlib.import_module("aisp.models")
-            install = getattr(models, "install_cache_resolver", None)
-            if _resolver is None and callable(install):
-                install()
-        except ImportError as exc:
-            raise LookupError(
-                f"no model registry to resolve {name!r}: importing aisp.models failed: {exc}"
-            ) from exc
-        fn = _resolver
-    if fn is None:
-        raise LookupError(f"no model registry to resolve {name!r}: no name resolver is set")
-    loader = fn(name)
-    if not callable(loader):
-        raise TypeError(
-            f"the name resolver returned a {type(loader).__name__} for {name!r}, expected a loader"
-        )
-    return loader
+    def contains(self, key: ModelKey) -> bool: ...
 
 
 @dataclass
@@ -86,7 +70,7 @@ class PrewarmResult:
     load_ms: float | None = None
     already_cached: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "name": self.name,
             "status": self.status,
@@ -115,7 +99,7 @@ class PrewarmReport:
     def failed(self) -> dict[str, str]:
         return {n: r.error or r.status for n, r in self.results.items() if r.status in ("failed", "timeout")}
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "requested": list(self.requested),
             "ok": self.ok,
@@ -146,30 +130,138 @@ class PrewarmHandle:
         return self.report
 
 
-def _normalise(models: Any, resolver: Resolver | None) -> list[tuple[str, Callable[[], Any] | None]]:
-    from aisp.cache._internal import check_name as _check_name
+@dataclass(frozen=True, slots=True)
+class PrewarmState:
+    """Every key prewarm asked for (in request order), those not loaded since, the last report."""
 
-    if isinstance(models, str):
+    requested: tuple[ModelKey, ...]
+    pending: tuple[ModelKey, ...]
+    last_report: PrewarmReport | None
+
+    @property
+    def warmed(self) -> tuple[ModelKey, ...]:
+        return tuple(k for k in self.requested if k not in self.pending)
+
+    @property
+    def is_warmed_up(self) -> bool:
+        return not self.pending
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "requested": [str(k) for k in self.requested],
+            "warmed": [str(k) for k in self.warmed],
+            "pending": [str(k) for k in self.pending],
+            "is_warmed_up": self.is_warmed_up,
+            "last_report": None if self.last_report is None else self.last_report.to_dict(),
+        }
+
+
+class PrewarmTracker:
+    """Requested and still-pending prewarm keys. Not thread-safe: the cache calls it under its lock."""
+
+    __slots__ = ("_requested", "_pending", "_last")
+
+    def __init__(self) -> None:
+        self._requested: dict[ModelKey, None] = {}  # an ordered set
+        self._pending: set[ModelKey] = set()
+        self._last: PrewarmReport | None = None
+
+    def request(
+        self, keys: Iterable[ModelKey], report: PrewarmReport, cached: Callable[[ModelKey], bool]
+    ) -> None:
+        """A prewarm of ``keys`` starts; those not ``cached`` yet are pending until :meth:`loaded`."""
+        for key in keys:
+            self._requested[key] = None
+            if not cached(key):
+                self._pending.add(key)
+        self._last = report
+
+    def loaded(self, key: ModelKey) -> None:
+        """``key`` was inserted into the cache."""
+        if self._pending:
+            self._pending.discard(key)
+
+    def state(self) -> PrewarmState:
+        pending = self._pending
+        return PrewarmState(
+            tuple(self._requested), tuple(k for k in self._requested if k in pending), self._last
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PrewarmOptions:
+    """How a prewarm runs: on ``max_workers`` threads, in the ``background`` or not, giving up on
+    unfinished models after ``timeout_seconds``, with ``on_progress(result, done, total)`` and
+    ``on_complete(report)``. A bad option is a ``ValidationError`` or ``TypeError`` naming it."""
+
+    background: bool = False
+    max_workers: int = 2
+    timeout_seconds: float | None = None
+    on_progress: ProgressCallback | None = None
+    on_complete: CompleteCallback | None = None
+
+    def __post_init__(self) -> None:
+        workers, timeout = self.max_workers, self.timeout_seconds
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValidationError(
+                f"max_workers must be an integer >= 1, got {workers!r}", field="max_workers", value=workers
+            )
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
+        ):
+            raise ValidationError(
+                f"timeout_seconds must be > 0 or None, got {timeout!r}",
+                field="timeout_seconds",
+                value=timeout,
+            )
+        for cb_name, cb in (("on_progress", self.on_progress), ("on_complete", self.on_complete)):
+            if cb is not None and not callable(cb):
+                raise TypeError(f"{cb_name} must be callable, got {type(cb).__name__}")
+
+
+def prewarm_jobs(
+    models: Mapping[ModelKey | str, Loader] | Iterable[ModelKey | str] | ModelKey | str,
+    resolver: Resolver | None,
+) -> PrewarmJobs:
+    """``models`` as ``(key, loader)`` pairs (duplicates dropped); with keys only, a resolver is
+    required (``ValidationError`` naming ``resolver`` otherwise)."""
+    if resolver is not None and not callable(resolver):
+        raise TypeError(f"resolver must be callable, got {type(resolver).__name__}")
+    if isinstance(models, (str, ModelKey)):
         models = [models]
     if isinstance(models, Mapping):
-        items: list[tuple[str, Callable[[], Any] | None]] = []
-        for name, loader in models.items():
-            _check_name(name)
+        jobs: dict[ModelKey, Loader | None] = {}
+        for key, loader in models.items():
             if not callable(loader):
-                raise TypeError(f"loader for model {name!r} must be callable, got {type(loader).__name__}")
-            items.append((name, loader))
-        return items
+                got = type(loader).__name__
+                raise TypeError(f"loader for model {str(key)!r} must be callable, got {got}")
+            jobs[check_key(key)] = loader
+        return list(jobs.items())
     if not isinstance(models, Iterable):
         raise TypeError(
-            f"models must be a mapping of name to loader or a list of names, got {type(models).__name__}"
+            f"models must be a mapping of key to loader or a list of keys, got {type(models).__name__}"
         )
-    seen: dict[str, None] = {}
-    for name in models:
-        seen[_check_name(name)] = None
-    return [(n, None) for n in seen]
+    keys = list(dict.fromkeys(check_key(key) for key in models))
+    if keys and resolver is None:
+        raise ValidationError(
+            f"cannot prewarm {[str(k) for k in keys]} by name without a resolver: pass "
+            "resolver=fn(key) -> loader (the model registry's), or a mapping of key to loader",
+            field="resolver",
+            value=None,
+            expected="a callable ModelKey -> loader",
+        )
+    return [(key, None) for key in keys]
 
 
-def _call(cb: Callable[..., Any] | None, *args: Any) -> None:
+def _resolve(key: ModelKey, resolver: Resolver) -> Loader:
+    loader = resolver(key)
+    if not callable(loader):
+        got = type(loader).__name__
+        raise TypeError(f"the resolver returned a {got} for {str(key)!r}, expected a loader")
+    return loader
+
+
+def _call(cb: Callable[..., object] | None, *args: object) -> None:
     if cb is None:
         return
     try:
@@ -179,58 +271,27 @@ def _call(cb: Callable[..., Any] | None, *args: Any) -> None:
 
 
 def run_prewarm(
-    cache: ModelCache,
-    models: Any,
+    target: PrewarmTarget,
+    jobs: PrewarmJobs,
+    report: PrewarmReport,
+    options: PrewarmOptions,
     *,
-    background: bool = False,
-    max_workers: int = 2,
-    timeout_seconds: float | None = None,
-    on_progress: Callable[..., Any] | None = None,
-    on_complete: Callable[..., Any] | None = None,
-    resolver: Resolver | None = None,
+    resolver: Resolver | None,
+    clock: Callable[[], float],
+    on_finished: Callable[[PrewarmReport], object],
 ) -> PrewarmReport | PrewarmHandle:
-    """Implementation of :meth:`ModelCache.prewarm`; ``on_progress(result, done, total)``,
-    ``on_complete(report)``."""
-    from aisp.errors import ValidationError
-
-    if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
-        raise ValidationError(
-            f"max_workers must be an integer >= 1, got {max_workers!r}",
-            field="max_workers",
-            value=max_workers,
-        )
-    if timeout_seconds is not None and (
-        isinstance(timeout_seconds, bool)
-        or not isinstance(timeout_seconds, (int, float))
-        or timeout_seconds <= 0
-    ):
-        raise ValidationError(
-            f"timeout_seconds must be > 0 or None, got {timeout_seconds!r}",
-            field="timeout_seconds",
-            value=timeout_seconds,
-        )
-    for cb_name, cb in (("on_progress", on_progress), ("on_complete", on_complete)):
-        if cb is not None and not callable(cb):
-            raise TypeError(f"{cb_name} must be callable, got {type(cb).__name__}")
-    items = _normalise(models, resolver)
-    report = PrewarmReport(requested=[n for n, _ in items])
-    report.results = {n: PrewarmResult(n) for n, _ in items}
-    with cache._lock:
-        for name, _ in items:
-            cache._prewarm_requested[name] = None
-            if name not in cache._entries:
-                cache._prewarm_pending.add(name)
-        cache._prewarm_running += 1
-        cache._prewarm_last = report
+    """Load ``jobs`` into ``target`` as ``options`` say, filling ``report``; when all are done (or
+    the time is up) ``on_finished(report)`` (the cache's event), then ``options.on_complete``."""
+    timeout_seconds, on_progress = options.timeout_seconds, options.on_progress
     lock = threading.Lock()
     finished = threading.Event()
     all_done = threading.Event()
     state = {"done": 0}
-    work: queue.SimpleQueue[tuple[str, Callable[[], Any] | None]] = queue.SimpleQueue()
-    for item in items:
-        work.put(item)
-    started = cache._clock()
-    logger.info("prewarming %d model(s): %s", len(items), ", ".join(report.requested) or "-")
+    work: queue.SimpleQueue[tuple[ModelKey, Loader | None]] = queue.SimpleQueue()
+    for job in jobs:
+        work.put(job)
+    started = clock()
+    logger.info("prewarming %d model(s): %s", len(jobs), ", ".join(report.requested) or "-")
 
     def finish() -> None:
         with lock:
@@ -239,10 +300,8 @@ def run_prewarm(
             for result in report.results.values():
                 if result.status == "pending":
                     result.status, result.error = "timeout", f"not loaded within {timeout_seconds} s"
-            report.duration_ms = (cache._clock() - started) * 1000.0
+            report.duration_ms = (clock() - started) * 1000.0
             report.finished = True
-        with cache._lock:
-            cache._prewarm_running -= 1
         logger.info(
             "prewarm finished in %.0f ms: %d ok, %d failed%s",
             report.duration_ms,
@@ -250,50 +309,53 @@ def run_prewarm(
             len(report.failed),
             "".join(f"; {n}: {why}" for n, why in report.failed.items()),
         )
-        if cache._listeners:
-            dispatch(
-                cache._listeners, [CacheEvent("prewarm_complete", None, cache._clock(), report.to_dict())]
-            )
-        _call(on_complete, report)
+        _call(on_finished, report)
+        _call(options.on_complete, report)
         finished.set()
 
     def worker() -> None:
         while True:
             try:
-                name, loader = work.get_nowait()
+                key, loader = work.get_nowait()
             except queue.Empty:
                 return
-            result = report.results[name]
-            t0 = cache._clock()
+            result = report.results[str(key)]
+            t0 = clock()
             try:
-                result.already_cached = cache.contains(name)
-                fn = loader if loader is not None else resolve_loader(name, resolver)
-                cache.get_or_load(name, fn)
+                result.already_cached = target.contains(key)
+                fn = loader if loader is not None else _resolve(key, resolver)  # type: ignore[arg-type]
+                target.get_or_load(key, fn)
                 status, error = "ok", None
             except Exception as exc:
                 status, error = "failed", f"{type(exc).__name__}: {exc}"
-            elapsed = (cache._clock() - t0) * 1000.0
+            elapsed = (clock() - t0) * 1000.0
             with lock:
                 if report.finished:  # timed out already; the model is cached anyway when it loads
                     continue
                 result.status, result.error, result.load_ms = status, error, elapsed
                 state["done"] += 1
                 done = state["done"]
-            _call(on_progress, result, done, len(items))
-            if done == len(items):
+            _call(on_progress, result, done, len(jobs))
+            if done == len(jobs):
                 all_done.set()
 
-    if not items:
+    if not jobs:
         all_done.set()
-    for i in range(min(max_workers, len(items))):
+    for i in range(min(options.max_workers, len(jobs))):
         threading.Thread(target=worker, name=f"aisp-prewarm-{i}", daemon=True).start()
 
     def supervise() -> None:
         all_done.wait(timeout_seconds)
         finish()
 
-    if background:
+    if options.background:
         threading.Thread(target=supervise, name="aisp-prewarm", daemon=True).start()
         return PrewarmHandle(report, finished)
     supervise()
     return report
+
+
+def new_report(jobs: PrewarmJobs) -> PrewarmReport:
+    """An empty report for ``jobs``: every model ``pending``."""
+    names = [str(key) for key, _ in jobs]
+    return PrewarmReport(requested=names, results={n: PrewarmResult(n) for n in names})
