@@ -1,4 +1,5 @@
-"""Fixtures for the models tests: real photos shipped with scikit-image, loaded once."""
+"""Fixtures for the models tests: real photos shipped with scikit-image, loaded once, and a
+model registry of its own per test (no process-wide cache or settings)."""
 
 from __future__ import annotations
 
@@ -18,3 +19,14 @@ def photos() -> dict[str, np.ndarray]:
     data = pytest.importorskip("skimage.data")
     names = ["astronaut", "camera", "coffee", "chelsea", "rocket", "horse", "cat"]
     return {name: _rgb(getattr(data, name)()) for name in names}
+
+
+@pytest.fixture
+def registry():
+    """A registry of its own for one test: a fresh ModelCache and the default ModelConfig."""
+    from aisp.cache import ModelCache
+    from aisp.models import ModelConfig, ModelRegistry
+
+    cache = ModelCache(background_sweep=False)
+    yield ModelRegistry(cache, ModelConfig())
+    cache.close()

@@ -44,23 +44,39 @@ def test_unknown_model_is_one_line_and_exit_2() -> None:
     assert "unknown model 'nope'" in out.stderr and "Traceback" not in out.stderr
 
 
-def test_table_shows_missing_dependency_hint(settings, monkeypatch, capsys) -> None:
+@pytest.fixture
+def in_process(monkeypatch, tmp_path, capsys):
+    """``aisp <args>`` in this process, through the root command (which loads the settings from a
+    clean environment), returning what it printed."""
+    from typer.testing import CliRunner
+
+    from aisp.cli.main import app
+
+    for key in [k for k in os.environ if k.startswith("AISP_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("AISP_DATA_DIR", str(tmp_path / "data"))
+
+    def run(*args: str) -> str:
+        result = CliRunner().invoke(app, list(args), catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.stdout + capsys.readouterr().out
+
+    return run
+
+
+def test_table_shows_missing_dependency_hint(in_process, monkeypatch) -> None:
     from aisp.cli import _common
-    from aisp.cli.models import models
 
     monkeypatch.setitem(sys.modules, "mediapipe", None)
     monkeypatch.setattr(_common.console, "_width", 200)
-    models(as_json=False, load=None)
-    text = capsys.readouterr().out
+    text = in_process("models")
     assert "missing_dependency" in text and "pip install 'aisp[mediapipe]'" in text
     assert "fake" in text and "per worker" in text
 
 
-def test_json_in_process_after_load(settings, capsys) -> None:
-    from aisp.cli.models import models
-
-    models(as_json=True, load=["fake"])
-    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+def test_json_in_process_after_load(in_process) -> None:
+    out = in_process("models", "--json", "--load", "fake")
+    rows = {r["name"]: r for r in json.loads(out)}
     assert rows["fake"]["status"] == "loaded"
 
 

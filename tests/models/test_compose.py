@@ -73,15 +73,23 @@ def test_bad_input(kwargs: dict, match: str) -> None:
         replace_background(_frame(), **args)
 
 
-def test_segment_and_replace_needs_a_mask_model() -> None:
+def test_segment_and_replace_needs_a_mask_model(registry) -> None:
     with pytest.raises(ValidationError, match="expected a segmentation model giving a mask, got 'fake'"):
         segment_and_replace(_frame(), model=FakeModel())
+    with pytest.raises(ValidationError, match="expected a segmentation model giving a mask, got 'fake'"):
+        segment_and_replace(_frame(), model="fake", registry=registry)
 
 
-def test_segment_and_replace_on_a_real_photo(settings, photos) -> None:
+def test_segment_and_replace_needs_a_registry_for_a_name() -> None:
+    with pytest.raises(ValidationError, match="registry: expected a ModelRegistry") as info:
+        segment_and_replace(_frame())
+    assert info.value.field == "registry" and "selfie_segmentation" in info.value.message
+
+
+def test_segment_and_replace_on_a_real_photo(registry, photos) -> None:
     pytest.importorskip("mediapipe")
     frame = photos["astronaut"]
-    out = segment_and_replace(frame, "color", color=(0, 255, 0))
+    out = segment_and_replace(frame, "color", color=(0, 255, 0), registry=registry)
     x1, y1, x2, y2 = (int(v) for v in ASTRONAUT_FACE)
     face_diff = np.abs(out[y1:y2, x1:x2].astype(int) - frame[y1:y2, x1:x2]).mean()
     assert face_diff < 10  # the person stays

@@ -1,6 +1,12 @@
-"""The public surface of aisp.models is stated explicitly."""
+"""The public surface of aisp.models is stated explicitly, and the package holds no process-wide
+services (no load_model/list_models, no cache resolver, no settings reads)."""
 
 from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
 
 import aisp.models as models
 
@@ -11,24 +17,24 @@ EXPECTED = {
     "Detections",
     "FakeModel",
     "Landmarks",
+    "LoadRecord",
     "Mask",
     "Model",
+    "ModelConfig",
     "ModelInfo",
+    "ModelRegistry",
     "ModelResult",
     "ModelSpec",
     "annotate",
-    "cache_key",
     "get_spec",
-    "install_cache_resolver",
-    "list_models",
-    "load_model",
     "model_names",
     "register_model",
     "replace_background",
-    "resolve_loader",
     "segment_and_replace",
     "unregister_model",
 }
+
+PACKAGE = Path(models.__file__).parent
 
 
 def test_all_is_exactly_the_public_surface() -> None:
@@ -37,38 +43,42 @@ def test_all_is_exactly_the_public_surface() -> None:
         assert getattr(models, name) is not None, name
 
 
+@pytest.mark.parametrize(
+    "name", ["load_model", "list_models", "cache_key", "resolve_loader", "install_cache_resolver"]
+)
+def test_process_wide_entry_points_are_gone(name: str) -> None:
+    """They live on a runtime now (``aisp.runtime.load_model`` uses the default runtime)."""
+    assert not hasattr(models, name)
+
+
 def test_lazy_top_level_names() -> None:
     import aisp
+    import aisp.runtime
 
-    assert aisp.load_model is models.load_model and aisp.list_models is models.list_models
-
-
-def test_cache_resolver_is_installed_on_import() -> None:
-    """A fresh process: importing aisp.models makes the cache resolve names through the registry
-    (checked in a subprocess, since other tests swap the process-wide resolver)."""
-    import subprocess
-    import sys
-
-    code = (
-        "import aisp.models, aisp.cache; "
-        "assert aisp.cache.get_name_resolver() is aisp.models.resolve_loader; "
-        "print(aisp.cache.resolve_loader('fake')().name)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().splitlines()[-1] == "fake"
+    assert aisp.load_model is aisp.runtime.load_model and aisp.list_models is aisp.runtime.list_models
 
 
-def test_install_cache_resolver() -> None:
-    from aisp.cache import get_name_resolver, set_name_resolver
+def _calls_and_imports(path: Path) -> tuple[set[str], set[str]]:
+    calls, imported = set(), set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call):
+            func = node.func
+            calls.add(func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", ""))
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+    return calls, imported
 
-    before = get_name_resolver()
-    try:
-        set_name_resolver(None)
-        assert models.install_cache_resolver() is True
-        assert get_name_resolver() is models.resolve_loader
-    finally:
-        set_name_resolver(before)
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.glob("*.py")), ids=lambda p: p.name)
+def test_no_process_globals_in_models(path: Path) -> None:
+    calls, imported = _calls_and_imports(path)
+    assert not calls & {"get_settings", "set_settings", "get_model_cache", "load_model"}, path.name
+    assert not {m for m in imported if m.startswith(("aisp.runtime", "aisp.pipeline", "aisp.api"))}
+
+
+def test_results_and_yolo_postprocess_do_not_import_each_other_both_ways() -> None:
+    _, imported = _calls_and_imports(PACKAGE / "_yolo_postprocess.py")
+    assert "aisp.models.results" not in imported
 
 
 def test_import_imports_no_backend() -> None:

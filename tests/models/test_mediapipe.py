@@ -8,11 +8,14 @@ import numpy as np
 import pytest
 
 from aisp.errors import ModelLoadError
-from aisp.models import load_model
+from aisp.models import ModelRegistry
 from tests.models._helpers import ASTRONAUT_FACE, CAMERA_FACE, NO_FACE_PHOTOS, iou
 
 mp = pytest.importorskip("mediapipe")
 cv2 = pytest.importorskip("cv2")
+
+#: Models built fresh (no cache), with the default ModelConfig.
+UNCACHED = ModelRegistry()
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +24,7 @@ def models():
 
     def get(name: str):
         if name not in loaded:
-            loaded[name] = load_model(name, cache=False)
+            loaded[name] = UNCACHED.load(name, cache=False)
         return loaded[name]
 
     yield get
@@ -151,13 +154,11 @@ def test_hands_converts_handedness_from_real_protos() -> None:
     assert lm.points[0, 20, 0] == pytest.approx(100.0) and lm.points[0, 0, 1] == pytest.approx(50.0)
 
 
-def test_per_worker_instances_and_thread_safety(photos, settings) -> None:
-    w1 = load_model("face_detection", instance="w1")
-    w2 = load_model("face_detection", instance="w2")
-    assert w1 is not w2 and not w1.thread_safe and load_model("face_detection", instance="w1") is w1
-    from aisp.cache import get_model_cache
-
-    assert {"face_detection#w1", "face_detection#w2"} <= set(get_model_cache().names())
+def test_per_worker_instances_and_thread_safety(photos, registry) -> None:
+    w1 = registry.load("face_detection", instance="w1")
+    w2 = registry.load("face_detection", instance="w2")
+    assert w1 is not w2 and not w1.thread_safe and registry.load("face_detection", instance="w1") is w1
+    assert {"face_detection#w1", "face_detection#w2"} <= {str(k) for k in registry.cache.keys()}
     # one instance, hit by four threads at once: its lock serialises the graph, results agree
     frame = photos["astronaut"]
     barrier = threading.Barrier(4)
@@ -182,7 +183,7 @@ def test_per_worker_instances_and_thread_safety(photos, settings) -> None:
 
 
 def test_closed_model_refuses_frames(photos) -> None:
-    model = load_model("face_detection", cache=False)
+    model = UNCACHED.load("face_detection", cache=False)
     model.close()
     model.close()
     with pytest.raises(ModelLoadError, match="is closed"):
@@ -194,11 +195,11 @@ def test_info_after_load(models) -> None:
     assert model.backend == "mediapipe" and model.size_bytes > 100_000 and model.load_ms > 0
 
 
-def test_worker_instances_run_in_parallel(photos, settings) -> None:
+def test_worker_instances_run_in_parallel(photos, registry) -> None:
     """Two workers, each with its own graph, infer at the same time and agree with a lone run."""
     frames = [photos["astronaut"], photos["camera"], photos["coffee"]]
-    expected = [load_model("face_detection", cache=False).infer(f).detections.xyxy for f in frames]
-    workers = [load_model("face_detection", instance=f"par{i}") for i in range(2)]
+    expected = [registry.load("face_detection", cache=False).infer(f).detections.xyxy for f in frames]
+    workers = [registry.load("face_detection", instance=f"par{i}") for i in range(2)]
     barrier = threading.Barrier(2)
     got: dict[int, list] = {0: [], 1: []}
     errors: list = []

@@ -10,9 +10,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from aisp.models import load_model
+from aisp.models import ModelRegistry
 
 mp = pytest.importorskip("mediapipe")
+
+#: Models built fresh for each test (no cache), with the default ModelConfig.
+UNCACHED = ModelRegistry()
 
 MODELS = ["face_detection", "face_detection_full", "face_mesh", "selfie_segmentation", "pose", "hands"]
 RAW = {
@@ -57,7 +60,7 @@ def _assert_same(ours: Any, expected: dict[str, Any]) -> None:
 def test_lean_path_matches_process_exactly(photos, name: str) -> None:
     from aisp.models._frame_check import check_frame
 
-    model = load_model(name, cache=False)
+    model = UNCACHED.load(name, cache=False)
     try:
         assert model._runner is not None and model._runner.reference
         with RAW[name]()(**model.options) as raw:
@@ -72,7 +75,7 @@ def test_lean_path_matches_process_exactly(photos, name: str) -> None:
 
 def test_face_detection_lean_path_finds_faces(photos) -> None:
     """Not only equal to process(): the parity above compares real findings."""
-    model = load_model("face_detection", cache=False)
+    model = UNCACHED.load("face_detection", cache=False)
     try:
         assert model.infer(photos["astronaut"]).num_detections == 1
         assert model.infer(photos["camera"]).num_detections == 1
@@ -81,7 +84,7 @@ def test_face_detection_lean_path_finds_faces(photos) -> None:
 
 
 def test_caller_frame_untouched_and_not_retained(photos) -> None:
-    model = load_model("selfie_segmentation", cache=False)
+    model = UNCACHED.load("selfie_segmentation", cache=False)
     try:
         frame = photos["astronaut"].copy()
         before = frame.copy()
@@ -99,7 +102,7 @@ def test_caller_frame_untouched_and_not_retained(photos) -> None:
 
 def test_process_and_lean_path_share_timestamps(photos) -> None:
     """Mixing the two paths keeps timestamps increasing (the graph refuses a step back)."""
-    model = load_model("face_detection", cache=False)
+    model = UNCACHED.load("face_detection", cache=False)
     try:
         frame = photos["astronaut"]
         t0 = model._solution._simulated_timestamp
@@ -140,7 +143,7 @@ def test_falls_back_to_process_when_lean_path_cannot_be_set_up(photos, caplog) -
         assert model._runner is None
         assert any("lean call path unavailable" in r.getMessage() for r in caplog.records)
         dets = model.infer(photos["astronaut"]).detections
-        ref = load_model("face_detection", cache=False)
+        ref = UNCACHED.load("face_detection", cache=False)
         try:
             assert np.array_equal(dets.xyxy, ref.infer(photos["astronaut"]).detections.xyxy)
         finally:
@@ -214,7 +217,7 @@ def test_runner_switches_to_copying_when_the_graph_keeps_frames() -> None:
 def test_protos_come_back_serialised(photos, name: str, stream: str, photo: str) -> None:
     from aisp.models._protobuf import Serialized
 
-    model = load_model(name, cache=False)
+    model = UNCACHED.load(name, cache=False)
     try:
         value = getattr(model._runner(photos[photo]), stream)
         first = value if isinstance(value, bytes) else value[0]
@@ -231,7 +234,7 @@ def test_reader_falls_back_to_the_getter_on_another_proto_type(photos) -> None:
     from aisp.models._mp_graph import _reader
     from aisp.models._protobuf import Serialized
 
-    model = load_model("face_detection", cache=False)
+    model = UNCACHED.load("face_detection", cache=False)
     try:
         solution, lists = model._solution, PacketDataType.PROTO_LIST
         as_detections = _reader(solution, lists, "mediapipe.Detection", PacketDataType)

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from aisp.errors import ValidationError
-from aisp.models import load_model
 from aisp.models.motion import MotionModel
 from tests.models._helpers import iou
 
@@ -61,9 +60,9 @@ def test_size_change_and_reset_reseed() -> None:
     assert model.infer(_with_square(other, 20, 20, side=50)).num_detections == 0
 
 
-def test_stateful_per_instance(settings) -> None:
-    a = load_model("motion", instance="cam1")
-    b = load_model("motion", instance="cam2")
+def test_stateful_per_instance(registry) -> None:
+    a = registry.load("motion", instance="cam1")
+    b = registry.load("motion", instance="cam2")
     assert a is not b and a.stateful and not a.thread_safe
     with pytest.raises(ValidationError, match="kernel_size: expected >= 1"):
         MotionModel(kernel_size=0)

@@ -48,11 +48,20 @@ def test_graph_gets_the_threads_asked_for(threads: int) -> None:
 
 
 @linux_only
-def test_default_is_the_setting(settings) -> None:
+def test_default_is_the_config_default(tmp_path) -> None:
+    from aisp.models import ModelConfig
+    from aisp.settings import load_settings
+
+    settings = load_settings(environ={}, data_dir=tmp_path)
     before = graph_threads_now()
     model = FaceDetectionModel("face_detection")
     try:
-        assert model.graph_threads == settings.mediapipe_graph_threads == 0
+        assert (
+            model.graph_threads
+            == ModelConfig().mediapipe_graph_threads
+            == settings.mediapipe_graph_threads
+            == 0
+        )
         assert new_graph_threads(before) == 0
     finally:
         model.close()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from aisp.errors import ConfigError, ModelLoadError
-from aisp.models import list_models, load_model
+from aisp.models import ModelConfig, ModelRegistry
 from tests.models._onnx_builders import build_classifier, build_detector
 
 ort = pytest.importorskip("onnxruntime")
@@ -32,7 +32,7 @@ def detector(tmp_path: Path) -> Path:
     return build_detector(tmp_path / "tiny.onnx", metadata=META)
 
 
-def test_detector_with_ultralytics_metadata(settings, detector: Path) -> None:
+def test_detector_with_ultralytics_metadata(detector: Path) -> None:
     model = OnnxModel(detector)
     assert model.task == "detect" and model.input_size == (64, 64) and model.class_names == ["person", "car"]
     assert model.thread_safe and not model.supports_batch and model.providers == ["CPUExecutionProvider"]
@@ -47,27 +47,28 @@ def test_detector_with_ultralytics_metadata(settings, detector: Path) -> None:
     assert model.infer(np.zeros((128, 256, 3), np.uint8)).num_detections == 0  # black: all scores 0
 
 
-def test_thresholds_are_options(settings, detector: Path) -> None:
+def test_thresholds_are_options(detector: Path) -> None:
     loose = OnnxModel(detector, conf_threshold=0.1, iou_threshold=0.99)
     assert loose.infer(GREY).num_detections == 4  # nothing filtered, nothing suppressed
     one = OnnxModel(detector, conf_threshold=0.1, iou_threshold=0.99, max_det=1)
     assert one.infer(GREY).num_detections == 1
 
 
-def test_min_detection_confidence_setting_is_the_default(tmp_path: Path, detector: Path) -> None:
-    from aisp.settings import load_settings, set_settings
+def test_min_detection_confidence_of_the_registry_config_is_the_default(detector: Path) -> None:
+    registry = ModelRegistry(None, ModelConfig(min_detection_confidence=0.7))
+    model = registry.load(f"onnx:{detector}")
+    assert model.conf_threshold == 0.7
+    assert model.infer(GREY).detections.labels == ("person",)  # the car (0.66) is below 0.7
+    assert OnnxModel(detector).conf_threshold == ModelConfig().min_detection_confidence == 0.5
 
-    set_settings(load_settings(environ={}, data_dir=tmp_path, min_detection_confidence=0.7))
-    assert OnnxModel(detector).infer(GREY).detections.labels == ("person",)  # the car (0.66) is below 0.7
 
-
-def test_transposed_output_layout(settings, tmp_path: Path) -> None:
+def test_transposed_output_layout(tmp_path: Path) -> None:
     path = build_detector(tmp_path / "t.onnx", metadata=META, transposed=True)
     dets = OnnxModel(path).infer(GREY).detections
     assert np.allclose(dets.xyxy, [PERSON_BOX, CAR_BOX], atol=0.01)
 
 
-def test_dynamic_input_with_sidecars_and_batching(settings, tmp_path: Path) -> None:
+def test_dynamic_input_with_sidecars_and_batching(tmp_path: Path) -> None:
     path = build_detector(tmp_path / "dyn.onnx", input_shape=("batch", 3, "h", "w"))
     with pytest.raises(ModelLoadError, match="input size unknown") as info:
         OnnxModel(path)
@@ -85,13 +86,13 @@ def test_dynamic_input_with_sidecars_and_batching(settings, tmp_path: Path) -> N
     assert model.input_size == (64, 96) and model.class_names == ["a", "b"]
 
 
-def test_metadata_wins_over_sidecar(settings, detector: Path) -> None:
+def test_metadata_wins_over_sidecar(detector: Path) -> None:
     detector.with_suffix(".json").write_text(json.dumps({"names": ["x", "y"], "imgsz": 32}))
     model = OnnxModel(detector)
     assert model.class_names == ["person", "car"] and model.input_size == (64, 64)
 
 
-def test_classifier_logits_and_probabilities(settings, tmp_path: Path) -> None:
+def test_classifier_logits_and_probabilities(tmp_path: Path) -> None:
     logits = OnnxModel(build_classifier(tmp_path / "cls.onnx"), class_names=["white", "grey", "black"])
     assert logits.task == "classify" and logits.input_size == (32, 32)
     white = logits.infer(np.full((40, 60, 3), 255, np.uint8))
@@ -110,15 +111,15 @@ def test_classifier_logits_and_probabilities(settings, tmp_path: Path) -> None:
     assert same.class_names == ("w", "g", "b")
 
 
-def test_missing_and_corrupt_files(settings, tmp_path: Path) -> None:
+def test_missing_and_corrupt_files(registry, tmp_path: Path) -> None:
     missing = tmp_path / "nope.onnx"
     with pytest.raises(ModelLoadError) as info:
-        load_model(f"onnx:{missing}", cache=False)
+        registry.load(f"onnx:{missing}", cache=False)
     assert str(missing) in info.value.message and info.value.details["path"] == str(missing)
     corrupt = tmp_path / "bad.onnx"
     corrupt.write_bytes(b"this is not a protobuf \x00\x01\x02" * 10)
     with pytest.raises(ModelLoadError) as info:
-        load_model(f"onnx:{corrupt}", cache=False)
+        registry.load(f"onnx:{corrupt}", cache=False)
     assert f"cannot load ONNX model '{corrupt}'" in info.value.message and info.value.path == str(corrupt)
 
 
@@ -133,7 +134,7 @@ def test_missing_and_corrupt_files(settings, tmp_path: Path) -> None:
         ({}, "- just\n- a list\n", "expected a mapping"),
     ],
 )
-def test_bad_metadata_and_sidecars(settings, tmp_path: Path, meta, sidecar, match: str) -> None:
+def test_bad_metadata_and_sidecars(tmp_path: Path, meta, sidecar, match: str) -> None:
     path = build_detector(tmp_path / "m.onnx", metadata=meta)
     if sidecar is not None:
         (tmp_path / "m.yml").write_text(sidecar, encoding="utf-8")
@@ -142,7 +143,7 @@ def test_bad_metadata_and_sidecars(settings, tmp_path: Path, meta, sidecar, matc
     assert info.value.details.get("model") == f"onnx:{path}"
 
 
-def test_unsupported_output_shape(settings, tmp_path: Path) -> None:
+def test_unsupported_output_shape(tmp_path: Path) -> None:
     import onnx
     from onnx import TensorProto, helper
 
@@ -160,9 +161,8 @@ def test_unsupported_output_shape(settings, tmp_path: Path) -> None:
         OnnxModel(path)
 
 
-def test_providers(tmp_path: Path, detector: Path) -> None:
+def test_providers(detector: Path) -> None:
     from aisp.models._onnx_meta import resolve_providers
-    from aisp.settings import load_settings, set_settings
 
     assert resolve_providers(["auto"], ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
     assert resolve_providers(["auto"], ["CUDAExecutionProvider", "CPUExecutionProvider"]) == [
@@ -172,17 +172,20 @@ def test_providers(tmp_path: Path, detector: Path) -> None:
     assert resolve_providers(["cpu"], ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
     with pytest.raises(ConfigError, match="onnx_providers: expected providers from"):
         resolve_providers(["cuda"], ["CPUExecutionProvider"])
-    set_settings(load_settings(environ={}, data_dir=tmp_path, onnx_providers="CPUExecutionProvider"))
-    assert OnnxModel(detector).providers == ["CPUExecutionProvider"]
-    if "CUDAExecutionProvider" not in ort.get_available_providers():
-        set_settings(load_settings(environ={}, data_dir=tmp_path, onnx_providers="cuda"))
-        with pytest.raises(ConfigError):
-            OnnxModel(detector)
-
-
-def test_onnx_through_the_registry_and_cache(settings, detector: Path) -> None:
     name = f"onnx:{detector}"
-    model = load_model(name)
-    assert load_model(name, instance="w1") is model  # sessions are shared between workers
-    info = {i.name: i for i in list_models()}[name]
+    cpu = ModelRegistry(None, ModelConfig(onnx_providers=("CPUExecutionProvider",)))
+    assert cpu.load(name).providers == ["CPUExecutionProvider"]
+    assert OnnxModel(detector, providers=["CPUExecutionProvider"]).providers == ["CPUExecutionProvider"]
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        with pytest.raises(ConfigError):
+            ModelRegistry(None, ModelConfig(onnx_providers=("cuda",))).load(name)
+        with pytest.raises(ConfigError):
+            OnnxModel(detector, providers=["cuda"])
+
+
+def test_onnx_through_the_registry_and_cache(registry, detector: Path) -> None:
+    name = f"onnx:{detector}"
+    model = registry.load(name)
+    assert registry.load(name, instance="w1") is model  # sessions are shared between workers
+    info = {i.name: i for i in registry.list()}[name]
     assert info.status == "loaded" and info.backend == "onnx" and info.size_bytes == detector.stat().st_size

@@ -7,6 +7,7 @@ import pytest
 
 from aisp.errors import ValidationError
 from aisp.models._yolo_postprocess import center_crop_resize, decode_yolo, letterbox, nms, to_probabilities
+from aisp.models.results import Detections
 
 
 def test_letterbox_geometry() -> None:
@@ -35,18 +36,19 @@ def test_decode_yolo_unletterboxes_and_clips() -> None:
     out[0, 4, 0] = 0.9
     out[0, :4, 1] = [2, 20, 10, 10]  # partly in the padding / left of the image
     out[0, 5, 1] = 0.8
-    dets = decode_yolo(
-        out,
-        image_shape=(100, 200),
-        scale=0.32,
-        pad=(0.0, 16.0),
-        conf_threshold=0.5,
-        iou_threshold=0.5,
-        class_names=["a", "b"],
-    )
+    geometry = {"image_shape": (100, 200), "scale": 0.32, "pad": (0.0, 16.0)}
+    xyxy, conf, class_id = decode_yolo(out, **geometry, conf_threshold=0.5, iou_threshold=0.5)
+    assert (xyxy.dtype, conf.dtype, class_id.dtype) == (np.float32, np.float32, np.int32)
+    assert class_id.tolist() == [0, 1] and np.allclose(conf, [0.9, 0.8])
+    thresholds = {"conf_threshold": 0.5, "iou_threshold": 0.5}
+    dets = Detections.from_yolo(out, **geometry, **thresholds, class_names=["a", "b"])
     assert dets.labels == ("a", "b")
     assert np.allclose(dets.xyxy[0], [22 / 0.32, 6 / 0.32, 42 / 0.32, 26 / 0.32], atol=1e-3)
     assert dets.xyxy[1, 0] == 0.0  # clipped
+    assert np.array_equal(dets.xyxy, xyxy) and np.array_equal(dets.class_id, class_id)
+    # past the end of the names list, the class id is the label; without names, no labels
+    assert Detections.from_yolo(out, **geometry, **thresholds, class_names=["a"]).labels == ("a", "1")
+    assert Detections.from_yolo(out, **geometry, **thresholds).labels is None
     with pytest.raises(ValidationError, match=r"expected shape \[1, 4\+C, N\]"):
         decode_yolo(
             np.zeros((1, 4, 3)),
@@ -93,3 +95,14 @@ def test_matrix_and_iterative_nms_agree(monkeypatch) -> None:
     same = classes[fast][:, None] == classes[fast][None, :]
     np.fill_diagonal(iou, 0)
     assert (iou[same] <= 0.45 + 1e-6).all()
+
+
+def test_nothing_above_the_threshold_is_the_empty_result() -> None:
+    out = np.zeros((1, 6, 4), np.float32)
+    geometry = {"image_shape": (10, 10), "scale": 1.0, "pad": (0.0, 0.0)}
+    xyxy, conf, class_id = decode_yolo(out, **geometry, conf_threshold=0.5, iou_threshold=0.5)
+    assert (xyxy.shape, conf.shape, class_id.shape) == ((0, 4), (0,), (0,))
+    assert (xyxy.dtype, conf.dtype, class_id.dtype) == (np.float32, np.float32, np.int32)
+    labelled = Detections.from_yolo(out, **geometry, conf_threshold=0.5, iou_threshold=0.5, class_names=["a"])
+    assert len(labelled) == 0 and labelled.labels == () and labelled.keypoints is None
+    assert Detections.from_yolo(out, **geometry, conf_threshold=0.5, iou_threshold=0.5).labels is None

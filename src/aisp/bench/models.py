@@ -1,6 +1,7 @@
 """``aisp bench models``: per-model latency at 640x480 and AISP's overhead over raw MediaPipe.
 
-For every registered model that can load here: load it (not through the cache), warm it up, and
+For every registered model that can load here: load it (through a registry of its own with no
+cache, built from a :class:`~aisp.models.ModelConfig`; no process-wide state), warm it up, and
 time ``model.infer(frame)`` on a 640x480 frame cut from a real photo (scikit-image's astronaut;
 a synthetic frame when scikit-image is missing). Reports the median and p90 wall time per call
 and the model's own ``inference_ms`` median.
@@ -29,7 +30,10 @@ import logging
 import statistics
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover - aisp.models imports numpy; this module stays light
+    from aisp.models import ModelConfig, ModelRegistry
 
 logger = logging.getLogger("aisp.bench")
 
@@ -98,11 +102,9 @@ def _raw_solution(name: str, model: Any) -> Any:
         return builders[name](**model.options)
 
 
-def _bench_model(name: str, frame: Any, n: int, warmup: int) -> dict[str, Any]:
-    from aisp.models import load_model
-
+def _bench_model(registry: ModelRegistry, name: str, frame: Any, n: int, warmup: int) -> dict[str, Any]:
     t0 = time.perf_counter()
-    model = load_model(name, cache=False)
+    model = registry.load(name, cache=False)
     load_ms = (time.perf_counter() - t0) * 1000.0
     try:
         for _ in range(warmup):
@@ -307,14 +309,16 @@ def _bench_onnx(frame: Any, n: int, warmup: int) -> dict[str, Any]:
         }
 
 
-def run(quick: bool = False) -> dict[str, Any]:
-    """Benchmark every model that can load here; JSON-ready dict."""
+def run(quick: bool = False, config: ModelConfig | None = None) -> dict[str, Any]:
+    """Benchmark every model that can load here, built with ``config`` (default
+    ``ModelConfig()``); JSON-ready dict."""
     from aisp.errors import AISPError
-    from aisp.models import list_models
+    from aisp.models import ModelRegistry
 
+    registry = ModelRegistry(None, config)
     frame, source = _frame()
     n, warmup = (12, 2) if quick else (60, 5)
-    available = {i.name: i for i in list_models()}
+    available = {i.name: i for i in registry.list()}
     results: dict[str, Any] = {}
     for name in (*MEDIAPIPE_MODELS, *OTHER_MODELS):
         info = available.get(name)
@@ -322,7 +326,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             results[name] = {"skipped": info.install_hint if info else "not registered"}
             continue
         try:
-            results[name] = _bench_model(name, frame, n, warmup)
+            results[name] = _bench_model(registry, name, frame, n, warmup)
         except AISPError as exc:
             results[name] = {"error": exc.message}
     if available.get("onnx:<path>") is not None and available["onnx:<path>"].status == "available":

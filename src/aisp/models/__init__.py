@@ -1,15 +1,22 @@
 """Vision models: a registry of named models, typed results, annotation and compositing.
 
-    >>> from aisp.models import load_model, list_models
-    >>> model = load_model("face_detection")   # through the model cache unless cache=False
-    >>> result = model.infer(frame)             # frame: numpy uint8, H x W x 3, RGB
-    >>> result.to_dict()
+    >>> from aisp.cache import ModelCache
+    >>> from aisp.models import ModelConfig, ModelRegistry
+    >>> registry = ModelRegistry(ModelCache(), ModelConfig())
+    >>> model = registry.load("face_detection")  # doctest: +SKIP
+    >>> result = model.infer(frame)               # doctest: +SKIP
+    >>> result.to_dict()                          # doctest: +SKIP
+
+A :class:`ModelRegistry` is bound to one cache and one :class:`ModelConfig`; nothing in this
+package reads process-wide settings or a process-wide cache. ``aisp.runtime`` builds the registry
+of a runtime from its settings, and provides the ``load_model()`` / ``list_models()``
+conveniences on a default runtime. The table of names (:func:`register_model`) is shared by the
+process: registering a model is registering code.
 
 Backends: MediaPipe (``mediapipe.py``), ONNX Runtime (``onnx.py``), OpenCV motion
 (``motion.py``) and the dependency-free :class:`FakeModel` (``fake.py``). Importing this package
-imports numpy but none of the backends; they load with their first model. When the cache
-package is present, the registry is installed as its name resolver, so
-``cache.prewarm(["face_detection"])`` works.
+imports numpy but none of the backends; they load with their first model. Of ``aisp.cache`` it
+uses only :class:`~aisp.cache.keys.ModelKey` at run time.
 """
 
 from __future__ import annotations
@@ -18,18 +25,17 @@ from aisp.models._builtins import BUILTIN_NAMES, register_builtins
 from aisp.models.annotate import annotate
 from aisp.models.base import Model
 from aisp.models.compose import replace_background, segment_and_replace
+from aisp.models.config import ModelConfig
 from aisp.models.fake import FakeModel
 from aisp.models.registry import (
     ONNX_PREFIX,
+    LoadRecord,
     ModelInfo,
+    ModelRegistry,
     ModelSpec,
-    cache_key,
     get_spec,
-    list_models,
-    load_model,
     model_names,
     register_model,
-    resolve_loader,
     unregister_model,
 )
 from aisp.models.results import Classification, Detections, Landmarks, Mask, ModelResult
@@ -41,35 +47,21 @@ __all__ = [
     "Detections",
     "FakeModel",
     "Landmarks",
+    "LoadRecord",
     "Mask",
     "Model",
+    "ModelConfig",
     "ModelInfo",
+    "ModelRegistry",
     "ModelResult",
     "ModelSpec",
     "annotate",
-    "cache_key",
     "get_spec",
-    "install_cache_resolver",
-    "list_models",
-    "load_model",
     "model_names",
     "register_model",
     "replace_background",
-    "resolve_loader",
     "segment_and_replace",
     "unregister_model",
 ]
 
-
-def install_cache_resolver() -> bool:
-    """Make ``aisp.cache`` resolve model names through this registry (False if no cache package)."""
-    try:
-        from aisp.cache import set_name_resolver
-    except ImportError:
-        return False
-    set_name_resolver(resolve_loader)
-    return True
-
-
 register_builtins()
-install_cache_resolver()

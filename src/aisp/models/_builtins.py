@@ -1,11 +1,26 @@
-"""The built-in models: the registry names that are part of AISP's public contract."""
+"""The built-in models: the registry names that are part of AISP's public contract.
+
+Each factory receives the registry's :class:`~aisp.models.config.ModelConfig` (the specs are
+registered with ``takes_config=True``); none reads the process settings. The adapter modules are
+imported here at the top: none of them imports its backend (mediapipe, onnxruntime, cv2) before a
+model is built.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from aisp.models.registry import register_model
+from aisp.models.base import Model
+from aisp.models.config import ModelConfig
+from aisp.models.fake import FakeModel
+from aisp.models.mediapipe import (
+    FaceDetectionModel,
+    FaceMeshModel,
+    HandsModel,
+    PoseModel,
+    SelfieSegmentationModel,
+    model_files_size,
+)
+from aisp.models.motion import MotionModel
+from aisp.models.specs import Factory, register_model
 
 __all__ = ["register_builtins", "BUILTIN_NAMES"]
 
@@ -21,15 +36,7 @@ BUILTIN_NAMES = (
 )
 
 
-def _min_confidence() -> float:
-    from aisp.settings import get_settings
-
-    return get_settings().min_detection_confidence
-
-
-def _mp(name: str, build: Callable[[], Any], description: str) -> None:
-    from aisp.models.mediapipe import model_files_size
-
+def _mp(name: str, build: Factory, description: str) -> None:
     register_model(
         name,
         build,
@@ -39,56 +46,68 @@ def _mp(name: str, build: Callable[[], Any], description: str) -> None:
         requires=("mediapipe",),
         extra="mediapipe",
         size_hint=lambda: model_files_size(name),
+        takes_config=True,
     )
 
 
-def _face_detection() -> Any:
-    from aisp.models.mediapipe import FaceDetectionModel
-
-    return FaceDetectionModel("face_detection", model_selection=0, min_detection_confidence=_min_confidence())
-
-
-def _face_detection_full() -> Any:
-    from aisp.models.mediapipe import FaceDetectionModel
-
+def _face_detection(config: ModelConfig) -> Model:
     return FaceDetectionModel(
-        "face_detection_full", model_selection=1, min_detection_confidence=_min_confidence()
+        "face_detection",
+        model_selection=0,
+        min_detection_confidence=config.min_detection_confidence,
+        graph_threads=config.mediapipe_graph_threads,
+        log_level=config.log_level,
     )
 
 
-def _face_mesh() -> Any:
-    from aisp.models.mediapipe import FaceMeshModel
-
-    return FaceMeshModel("face_mesh", min_detection_confidence=_min_confidence())
-
-
-def _selfie() -> Any:
-    from aisp.models.mediapipe import SelfieSegmentationModel
-
-    return SelfieSegmentationModel("selfie_segmentation")
+def _face_detection_full(config: ModelConfig) -> Model:
+    return FaceDetectionModel(
+        "face_detection_full",
+        model_selection=1,
+        min_detection_confidence=config.min_detection_confidence,
+        graph_threads=config.mediapipe_graph_threads,
+        log_level=config.log_level,
+    )
 
 
-def _pose() -> Any:
-    from aisp.models.mediapipe import PoseModel
-
-    return PoseModel("pose", min_detection_confidence=_min_confidence())
-
-
-def _hands() -> Any:
-    from aisp.models.mediapipe import HandsModel
-
-    return HandsModel("hands", min_detection_confidence=_min_confidence())
+def _face_mesh(config: ModelConfig) -> Model:
+    return FaceMeshModel(
+        "face_mesh",
+        min_detection_confidence=config.min_detection_confidence,
+        graph_threads=config.mediapipe_graph_threads,
+        log_level=config.log_level,
+    )
 
 
-def _motion() -> Any:
-    from aisp.models.motion import MotionModel
+def _selfie(config: ModelConfig) -> Model:
+    return SelfieSegmentationModel(
+        "selfie_segmentation", graph_threads=config.mediapipe_graph_threads, log_level=config.log_level
+    )
 
+
+def _pose(config: ModelConfig) -> Model:
+    return PoseModel(
+        "pose",
+        min_detection_confidence=config.min_detection_confidence,
+        graph_threads=config.mediapipe_graph_threads,
+        log_level=config.log_level,
+    )
+
+
+def _hands(config: ModelConfig) -> Model:
+    return HandsModel(
+        "hands",
+        min_detection_confidence=config.min_detection_confidence,
+        graph_threads=config.mediapipe_graph_threads,
+        log_level=config.log_level,
+    )
+
+
+def _motion(config: ModelConfig) -> Model:
     return MotionModel("motion")
 
 
-def _fake() -> Any:
-    from aisp.models.fake import FakeModel
-
+def _fake(config: ModelConfig) -> Model:
     return FakeModel("fake")
 
 
@@ -111,6 +130,7 @@ def register_builtins() -> None:
         requires=("cv2",),
         description="OpenCV MOG2 background subtraction: moving-region boxes (stateful)",
         size_hint=lambda: 0,
+        takes_config=True,
     )
     register_model(
         "fake",
@@ -119,4 +139,5 @@ def register_builtins() -> None:
         thread_safe=True,
         size_hint=lambda: 1024,
         description="deterministic test model, no dependencies",
+        takes_config=True,
     )

@@ -8,13 +8,12 @@ after another anyway. The pool only adds threads that must be woken for every ca
 on 2 cores with 3 API workers, 6 graph threads compete with the workers, the event loop and the
 HTTP clients.
 
-With ``threads=0`` (AISP's default, ``AISP_MEDIAPIPE_GRAPH_THREADS``) the graph's default
+With ``threads=0`` (AISP's default, ``ModelConfig.mediapipe_graph_threads``) the graph's default
 executor is MediaPipe's ``ApplicationThreadExecutor``: the calculators run on the thread that
 calls ``wait_until_idle()``, with the GIL released, so a worker thread does its whole inference
 itself and no graph thread exists. The graph and its calculators are unchanged, and so are the
-outputs (tested bit for bit against the raw solutions). Measured on 2 cores with face detection
-on a 320x240 frame: one thread 294 calls/s against 251 with a one-thread pool, two threads 572
-against 522, 3.2 ms of CPU per call against 3.5. ``threads=N`` gives each graph a pool of N
+outputs (tested bit for bit against the raw solutions); ``docs/models.md`` ("No graph threads")
+has the throughput measured both ways. ``threads=N`` gives each graph a pool of N
 threads instead.
 
 ``SolutionBase.__init__`` builds its ``CalculatorGraph`` itself, from the module it imported as

@@ -150,7 +150,7 @@ def merged_metadata(
 
 
 def resolve_providers(requested: Sequence[str], available: Sequence[str]) -> list[str]:
-    """Settings' ``onnx_providers`` to ONNX Runtime provider names.
+    """``ModelConfig.onnx_providers`` to ONNX Runtime provider names.
 
     ``auto`` means CUDA when ONNX Runtime has it, else CPU. Short names (``cpu``, ``cuda``, ...)
     are accepted. A provider ONNX Runtime does not have is a :class:`ConfigError`.

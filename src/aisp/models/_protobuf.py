@@ -1,19 +1,19 @@
 """Fast conversion of MediaPipe ``NormalizedLandmarkList`` and ``Detection`` protos.
 
 Reading a freshly parsed proto field by field from Python is slow: every first access builds a
-wrapper object (~0.25 ms for one face detection with its 6 keypoints, ~0.5 ms for a 468-point
-mesh), a noticeable share of the inference itself. Serialising the message again is cheap, and
+wrapper object, a noticeable share of the inference itself (``docs/models.md`` has the figures).
+Serialising the message again is cheap, and
 the bytes are easy to read.
 
 
 Landmarks: the serialised list is regular: one length-delimited record per
 landmark, each holding fixed32 floats with one-byte tags (x=0x0d, y=0x15, z=0x1d, visibility=0x25,
 presence=0x2d). When every record has the same layout, numpy reads the floats straight out of
-the bytes (~0.04 ms). Any other layout (a field left unset, an unexpected field) falls back to
+the bytes. Any other layout (a field left unset, an unexpected field) falls back to
 the field-by-field path, so the result is always the same.
 
 Detections: :func:`detection_fields` walks the wire format once for the score, the relative
-bounding box and the keypoints' x, y (~0.05 ms), skipping every other field, and falls back to
+bounding box and the keypoints' x, y, skipping every other field, and falls back to
 attribute access for anything it does not expect.
 
 Both also take :class:`Serialized` bytes, which the lean MediaPipe call path

@@ -2,8 +2,12 @@
 
 * :func:`letterbox` -- resize keeping the aspect ratio and pad to the network size (YOLO style).
 * :func:`decode_yolo` -- a YOLOv8/YOLO11 detector output ``[1, 4+C, N]`` (rows ``cx, cy, w, h``
-  then one score per class) to :class:`~aisp.models.results.Detections` in image pixels:
+  then one score per class) to arrays in image pixels, ``(xyxy, confidence, class_id)``:
   confidence filter, class-aware NMS, un-letterboxing, clipping.
+
+This module knows nothing of the result types: its decoders return plain numpy arrays (the way
+supervision's ``iou_and_nms.py`` does), and :meth:`aisp.models.results.Detections.from_yolo`
+wraps them, with class names as labels. So the import goes one way only: results -> here.
 * :func:`nms` -- greedy non-maximum suppression; class-aware through per-class box offsets.
 * :func:`to_probabilities` -- a classifier's ``[1, C]`` output to probabilities (softmax unless the
   row already is a probability distribution).
@@ -11,12 +15,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 from aisp.errors import ValidationError
-from aisp.models.results import Detections
 
 __all__ = [
     "letterbox",
@@ -26,7 +27,11 @@ __all__ = [
     "pairwise_iou",
     "to_probabilities",
     "center_crop_resize",
+    "Boxes",
 ]
+
+#: ``(xyxy, confidence, class_id)``: float32 (n, 4), float32 (n,), int32 (n,).
+Boxes = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 PAD_VALUE = 114
 
@@ -134,11 +139,11 @@ def decode_yolo(
     pad: tuple[float, float],
     conf_threshold: float,
     iou_threshold: float,
-    class_names: Sequence[str] | None = None,
     max_det: int = 300,
     max_candidates: int = 30000,
-) -> Detections:
-    """Decode one image's YOLOv8/YOLO11 output to Detections in the original image's pixels."""
+) -> Boxes:
+    """Decode one image's YOLOv8/YOLO11 output to ``(xyxy, confidence, class_id)`` in the original
+    image's pixels, best first within NMS order."""
     out = np.asarray(output)
     if out.ndim == 3:
         if out.shape[0] != 1:
@@ -160,7 +165,7 @@ def decode_yolo(
     best = class_scores.max(axis=0)  # cheap; argmax only over the columns that pass
     keep = np.flatnonzero(best >= conf_threshold)
     if keep.size == 0:
-        return Detections.empty(with_labels=class_names is not None)
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int32)
     if keep.size > max_candidates:
         keep = keep[np.argsort(-best[keep], kind="stable")[:max_candidates]]
     class_id = class_scores[:, keep].argmax(axis=0).astype(np.int32)
@@ -173,10 +178,7 @@ def decode_yolo(
     boxes /= np.float32(scale)
     ih, iw = image_shape
     np.clip(boxes, 0, np.array([iw, ih, iw, ih], np.float32), out=boxes)
-    labels = None
-    if class_names is not None:
-        labels = tuple(class_names[c] if c < len(class_names) else str(c) for c in class_id.tolist())
-    return Detections(boxes, conf, class_id, None, labels)
+    return boxes, conf, class_id
 
 
 def to_probabilities(logits: np.ndarray) -> np.ndarray:

@@ -175,7 +175,7 @@ def draw_landmarks(image: np.ndarray, marks: Landmarks) -> None:
 def draw_mask(
     image: np.ndarray, mask: Mask, *, alpha: float = 0.45, colour: tuple[int, int, int] | None = None
 ) -> None:
-    """Blend a translucent colour over the mask's pixels, in place (OpenCV kernels, ~1 ms at 640x480)."""
+    """Blend a translucent colour over the mask's pixels, in place (OpenCV kernels)."""
     import cv2
 
     h, w = image.shape[:2]

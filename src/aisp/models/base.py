@@ -32,7 +32,7 @@ class Model(ABC):
         backend: ``mediapipe``, ``onnx``, ``opencv``, ``fake`` or ``custom``.
         thread_safe: whether one instance may be called from several threads at once. When
             false, calls are serialised by the instance's own lock, and workers should load
-            their own instance (``load_model(name, instance="w1")``).
+            their own instance (``registry.load(name, instance="w1")``).
         supports_batch: whether :meth:`infer_batch` runs the frames as one batch.
         stateful: whether results depend on earlier frames (motion); load one instance per stream.
         size_bytes: the model's weights on disk (what the cache accounts for).

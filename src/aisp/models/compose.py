@@ -3,7 +3,9 @@
 :func:`replace_background` blends the frame over a new background using the soft mask as the
 alpha channel (MediaPipe's soft edges look better than a hard cut): ``blur`` blurs the frame
 itself, ``image`` puts a picture behind the person (resized to cover the frame, centre-cropped),
-``color`` uses a solid colour. :func:`segment_and_replace` runs the segmentation model first.
+``color`` uses a solid colour. :func:`segment_and_replace` runs the segmentation model first:
+a model object, or a name loaded through the :class:`~aisp.models.registry.ModelRegistry` the
+caller passes (there is no process-wide registry to fall back on).
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ import numpy as np
 
 from aisp.errors import ValidationError
 from aisp.models._frame_check import check_frame, describe
+from aisp.models._yolo_postprocess import center_crop_resize
+from aisp.models.base import Model
+from aisp.models.registry import ModelRegistry
 from aisp.models.results import Mask
 
 __all__ = ["replace_background", "segment_and_replace", "MODES"]
@@ -58,8 +63,8 @@ def _background(
                 expected="odd int >= 1",
                 value=blur_ksize,
             )
-        # A wide Gaussian at full size costs ~30 ms per 640x480 frame: blur a 1/f-size copy with a
-        # 1/f-size kernel and scale it back up instead (~1 ms, visually the same for a background).
+        # A wide Gaussian at full size is the costliest step of a frame: blur a 1/f-size copy with
+        # a 1/f-size kernel and scale it back up instead (visually the same for a background).
         f = max(1, min(8, blur_ksize // 8, w // 16, h // 16))
         if f == 1:
             return cv2.GaussianBlur(image, (blur_ksize, blur_ksize), 0)
@@ -76,8 +81,6 @@ def _background(
         bg = check_frame(background, "background")
         if bg.shape[:2] == (h, w):
             return bg
-        from aisp.models._yolo_postprocess import center_crop_resize
-
         return center_crop_resize(bg, (h, w))
     if (
         not isinstance(color, (tuple, list))
@@ -136,16 +139,27 @@ def segment_and_replace(
     mode: str = "blur",
     background: np.ndarray | None = None,
     *,
-    model: Any = "selfie_segmentation",
+    model: Model | str = "selfie_segmentation",
+    registry: ModelRegistry | None = None,
     **options: Any,
 ) -> np.ndarray:
-    """Run the segmentation model (a name, loaded through the cache, or a Model) and replace the
-    background; ``options`` go to :func:`replace_background`."""
+    """Run the segmentation model and replace the background; ``options`` go to
+    :func:`replace_background`.
+
+    ``model`` is a :class:`Model`, or a name loaded through ``registry`` (and its cache); a name
+    without a registry is a ``ValidationError``.
+    """
     frame = check_frame(image, "image")
     if isinstance(model, str):
-        from aisp.models.registry import load_model
-
-        model = load_model(model)
+        if registry is None:
+            raise ValidationError(
+                f"registry: expected a ModelRegistry to load the model '{model}' from, got None "
+                "(pass registry=..., or a loaded model as model=...)",
+                field="registry",
+                expected="a ModelRegistry when model is a name",
+                value=None,
+            )
+        model = registry.load(model)
     result = model.infer(frame)
     if result.mask is None:
         raise ValidationError(

@@ -4,9 +4,11 @@ MediaPipe 0.10.21 is the last release whose wheel ships these ``.tflite`` files,
 downloaded (``pose`` and ``hands`` use model complexity 1, the variants inside the wheel).
 
 MediaPipe graphs are not thread-safe: each adapter has ``thread_safe = False`` and its own lock,
-and workers load their own instance (``load_model("face_detection", instance="w1")``). So by
+and workers load their own instance (``registry.load("face_detection", instance="w1")``). So by
 default each graph runs its calculators on the thread that calls it, with no graph threads of
-its own (``AISP_MEDIAPIPE_GRAPH_THREADS``; :mod:`aisp.models._mp_threads` says why). The graph
+its own (``graph_threads=0``, from ``ModelConfig.mediapipe_graph_threads``;
+:mod:`aisp.models._mp_threads` says why). Adapters take every option as a constructor argument
+(defaults from ``ModelConfig()``) and read no settings. The graph
 is built, and one warm-up inference run, inside :func:`aisp.logs.capture_native_output`, so
 TF Lite / absl start-up noise goes to the ``aisp.native`` logger at DEBUG instead of stderr.
 
@@ -26,8 +28,12 @@ from typing import Any
 
 import numpy as np
 
+from aisp._lazy import require
+from aisp.logs import capture_native_output, quiet_native_env
 from aisp.models._mp_graph import make_runner
+from aisp.models._mp_threads import graph_threads as graph_executor
 from aisp.models.base import Model
+from aisp.models.config import ModelConfig
 from aisp.models.results import Detections, Landmarks, Mask
 
 __all__ = [
@@ -52,6 +58,7 @@ MODEL_FILES: dict[str, tuple[str, ...]] = {
 }
 
 _WARMUP = np.full((96, 128, 3), 127, np.uint8)
+_DEFAULTS = ModelConfig()
 QUIET_FIRST_CALLS = 100
 
 
@@ -95,22 +102,21 @@ class MediaPipeModel(Model):
     #: Output streams whose protos :meth:`_convert` also takes serialised, with their proto type.
     serialized: dict[str, str] = {}
 
-    def __init__(self, name: str, *, graph_threads: int | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        graph_threads: int = _DEFAULTS.mediapipe_graph_threads,
+        log_level: str = _DEFAULTS.log_level,
+        **options: Any,
+    ) -> None:
         """``graph_threads``: where the graph runs its calculators, 0 on the calling thread or N on
-        a pool of N threads (None: the ``mediapipe_graph_threads`` setting); see
-        :mod:`aisp.models._mp_threads`."""
+        a pool of N threads (see :mod:`aisp.models._mp_threads`); ``log_level``: the process log
+        level (below DEBUG, native start-up output is quietened); ``options`` go to the solution."""
         super().__init__(name)
-        from aisp._lazy import require
-        from aisp.logs import capture_native_output, quiet_native_env
-        from aisp.models._mp_threads import graph_threads as graph_executor
-
-        quiet_native_env(_log_level())
+        quiet_native_env(log_level)
         mp = require("mediapipe", model_name=name)
         self.options = options
-        if graph_threads is None:
-            from aisp.settings import get_settings
-
-            graph_threads = get_settings().mediapipe_graph_threads
         self._capture = capture_native_output
         with capture_native_output(), graph_executor(graph_threads) as applied:
             #: 0: calculators run on the calling thread; N: on N graph threads; None: MediaPipe's
@@ -153,15 +159,6 @@ class MediaPipeModel(Model):
             self._runner.release()
 
 
-def _log_level() -> str:
-    try:
-        from aisp.settings import get_settings
-
-        return get_settings().log_level
-    except Exception:  # settings errors surface elsewhere; stay quiet here
-        return "INFO"
-
-
 class FaceDetectionModel(MediaPipeModel):
     """BlazeFace: boxes + 6 keypoints (eyes, nose tip, mouth, ear tragions). Selection 0 is the
     short-range model (faces within ~2 m), 1 the full-range sparse model (small, far faces)."""
@@ -174,14 +171,16 @@ class FaceDetectionModel(MediaPipeModel):
         name: str = "face_detection",
         *,
         model_selection: int = 0,
-        min_detection_confidence: float = 0.5,
-        graph_threads: int | None = None,
+        min_detection_confidence: float = _DEFAULTS.min_detection_confidence,
+        graph_threads: int = _DEFAULTS.mediapipe_graph_threads,
+        log_level: str = _DEFAULTS.log_level,
     ) -> None:
         self.files_key = "face_detection_full" if model_selection == 1 else "face_detection"
         self.network_input_side = 192 if model_selection == 1 else 128
         super().__init__(
             name,
             graph_threads=graph_threads,
+            log_level=log_level,
             model_selection=model_selection,
             min_detection_confidence=min_detection_confidence,
         )
@@ -208,12 +207,14 @@ class FaceMeshModel(MediaPipeModel):
         *,
         max_num_faces: int = 4,
         static_image_mode: bool = True,
-        min_detection_confidence: float = 0.5,
-        graph_threads: int | None = None,
+        min_detection_confidence: float = _DEFAULTS.min_detection_confidence,
+        graph_threads: int = _DEFAULTS.mediapipe_graph_threads,
+        log_level: str = _DEFAULTS.log_level,
     ) -> None:
         super().__init__(
             name,
             graph_threads=graph_threads,
+            log_level=log_level,
             max_num_faces=max_num_faces,
             static_image_mode=static_image_mode,
             refine_landmarks=False,
@@ -245,10 +246,13 @@ class SelfieSegmentationModel(MediaPipeModel):
         *,
         model_selection: int = 0,
         threshold: float = 0.5,
-        graph_threads: int | None = None,
+        graph_threads: int = _DEFAULTS.mediapipe_graph_threads,
+        log_level: str = _DEFAULTS.log_level,
     ) -> None:
         self.threshold = threshold
-        super().__init__(name, graph_threads=graph_threads, model_selection=model_selection)
+        super().__init__(
+            name, graph_threads=graph_threads, log_level=log_level, model_selection=model_selection
+        )
 
     def _build(self, solutions: Any, **options: Any) -> Any:
         return solutions.selfie_segmentation.SelfieSegmentation(**options)
@@ -272,12 +276,14 @@ class PoseModel(MediaPipeModel):
         name: str = "pose",
         *,
         static_image_mode: bool = True,
-        min_detection_confidence: float = 0.5,
-        graph_threads: int | None = None,
+        min_detection_confidence: float = _DEFAULTS.min_detection_confidence,
+        graph_threads: int = _DEFAULTS.mediapipe_graph_threads,
+        log_level: str = _DEFAULTS.log_level,
     ) -> None:
         super().__init__(
             name,
             graph_threads=graph_threads,
+            log_level=log_level,
             static_image_mode=static_image_mode,
             model_complexity=1,
             enable_segmentation=False,
@@ -312,12 +318,14 @@ class HandsModel(MediaPipeModel):
         *,
         max_num_hands: int = 2,
         static_image_mode: bool = True,
-        min_detection_confidence: float = 0.5,
-        graph_threads: int | None = None,
+        min_detection_confidence: float = _DEFAULTS.min_detection_confidence,
+        graph_threads: int = _DEFAULTS.mediapipe_graph_threads,
+        log_level: str = _DEFAULTS.log_level,
     ) -> None:
         super().__init__(
             name,
             graph_threads=graph_threads,
+            log_level=log_level,
             max_num_hands=max_num_hands,
             static_image_mode=static_image_mode,
             model_complexity=1,

@@ -7,7 +7,7 @@ foreground pixels inside it.
 
 The model is stateful -- the background model learns from every frame -- so it is neither
 thread-safe nor shareable between streams: load one instance per stream
-(``load_model("motion", instance=stream_id)``). The first frame after start (or after the frame
+(``registry.load("motion", instance=stream_id)``). The first frame after start (or after the frame
 size changes) only seeds the background and yields no boxes.
 """
 

@@ -8,8 +8,13 @@
 
 Inputs are ``[B, 3, H, W]`` float (0..1). The task, input size and class names come from the
 model's metadata (Ultralytics writes ``task``, ``imgsz`` and ``names``), else from a sidecar JSON
-or YAML next to the file, else from the graph's static shapes. Execution providers come from
-``settings.onnx_providers`` (``auto``: CUDA when present, else CPU).
+or YAML next to the file, else from the graph's static shapes. Execution providers and the
+confidence floor are constructor arguments (``providers``, ``conf_threshold``; defaults from
+``ModelConfig()``: ``auto``, i.e. CUDA when present, else CPU, and 0.5); the registry passes its
+config's ``onnx_providers`` and ``min_detection_confidence``. Nothing here reads settings.
+
+Decoding is split along the module boundary: :mod:`aisp.models._yolo_postprocess` turns the raw
+output into arrays (boxes, confidences, class ids); :meth:`Detections.from_yolo` wraps them.
 
 ONNX Runtime sessions may be called from several threads at once, so these models are shared
 (``thread_safe = True``). A dynamic batch dimension enables real batching in ``infer_batch``.
@@ -18,21 +23,25 @@ ONNX Runtime sessions may be called from several threads at once, so these model
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from aisp._lazy import require
 from aisp.errors import ModelLoadError
 from aisp.models._onnx_meta import merged_metadata, read_sidecar, resolve_providers
 from aisp.models._yolo_postprocess import center_crop_resize, letterbox, to_probabilities
 from aisp.models.base import Model
+from aisp.models.config import ModelConfig
 from aisp.models.results import Classification, Detections
 
 __all__ = ["OnnxModel"]
 
 logger = logging.getLogger("aisp.models")
 
+_DEFAULTS = ModelConfig()
 _FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
 
 
@@ -51,8 +60,8 @@ class OnnxModel(Model):
         path: str | Path,
         *,
         name: str | None = None,
-        providers: list[str] | None = None,
-        conf_threshold: float | None = None,
+        providers: Sequence[str] = _DEFAULTS.onnx_providers,
+        conf_threshold: float = _DEFAULTS.min_detection_confidence,
         iou_threshold: float = 0.45,
         max_det: int = 300,
         task: str | None = None,
@@ -66,14 +75,8 @@ class OnnxModel(Model):
             raise ModelLoadError(
                 f"ONNX model file not found: '{self.path}'", model_name=self.name, path=str(self.path)
             )
-        from aisp._lazy import require
-        from aisp.settings import get_settings
-
-        settings = get_settings()
         ort = require("onnxruntime", model_name=self.name)
-        self.providers = resolve_providers(
-            providers or settings.onnx_providers, ort.get_available_providers()
-        )
+        self.providers = resolve_providers(providers, ort.get_available_providers())
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         if intra_op_num_threads:
@@ -87,7 +90,7 @@ class OnnxModel(Model):
                 path=str(self.path),
             ) from exc
         self.size_bytes = self.path.stat().st_size
-        self.conf_threshold = settings.min_detection_confidence if conf_threshold is None else conf_threshold
+        self.conf_threshold = conf_threshold
         self.iou_threshold = iou_threshold
         self.max_det = max_det
         self._configure(task, class_names, input_size)
@@ -192,7 +195,7 @@ class OnnxModel(Model):
             and out.shape[2] == 4 + self.num_classes
         ):
             out = out.transpose(0, 2, 1)  # [1, N, 4+C] variant
-        dets = Detections.from_onnx(
+        dets = Detections.from_yolo(
             out.astype(np.float32, copy=False),
             image_shape=frame.shape[:2],
             scale=scale,

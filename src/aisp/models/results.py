@@ -23,8 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from aisp.models._protobuf import detection_fields, landmark_array
 from aisp.models._validate import _array, _fail, _index, _round, _take_labels
 from aisp.models._whole_frame import Classification, Mask
+from aisp.models._yolo_postprocess import decode_yolo
 
 __all__ = ["Detections", "Landmarks", "Mask", "Classification", "ModelResult"]
 
@@ -93,8 +95,6 @@ class Detections:
         """
         if not detections:
             return cls.empty(6, with_labels=True)
-        from aisp.models._protobuf import detection_fields
-
         # One row of Python floats per detection and a single numpy call: right after inference
         # the caches are cold and every numpy call costs, so keep them few.
         fields = [detection_fields(det) for det in detections]
@@ -136,7 +136,7 @@ class Detections:
         return obj
 
     @classmethod
-    def from_onnx(
+    def from_yolo(
         cls,
         output: np.ndarray,
         *,
@@ -148,19 +148,22 @@ class Detections:
         class_names: Sequence[str] | None = None,
         max_det: int = 300,
     ) -> Detections:
-        """Decode a YOLOv8/YOLO11 export output ``[1, 4+C, N]`` (see :mod:`aisp.models._yolo_postprocess`)."""
-        from aisp.models._yolo_postprocess import decode_yolo
-
-        return decode_yolo(
+        """Decode a YOLOv8/YOLO11 export output ``[1, 4+C, N]`` (see :mod:`aisp.models._yolo_postprocess`);
+        with ``class_names``, each detection is labelled with its class's name (or its id, past
+        the end of the list)."""
+        xyxy, confidence, class_id = decode_yolo(
             output,
             image_shape=image_shape,
             scale=scale,
             pad=pad,
             conf_threshold=conf_threshold,
             iou_threshold=iou_threshold,
-            class_names=class_names,
             max_det=max_det,
         )
+        labels = None
+        if class_names is not None:
+            labels = tuple(class_names[c] if c < len(class_names) else str(c) for c in class_id.tolist())
+        return cls(xyxy, confidence, class_id, None, labels)
 
     # --- container protocol ---------------------------------------------------------------
     def __len__(self) -> int:
@@ -261,8 +264,6 @@ class Landmarks:
         """From ``NormalizedLandmarkList`` protos; x, y scaled to pixels, z scaled by the width."""
         if not landmark_lists:
             return cls.empty(num_points, kind=kind)
-        from aisp.models._protobuf import landmark_array
-
         arrays = [landmark_array(lst) for lst in landmark_lists]
         if any(a.shape[0] != num_points for a in arrays):
             raise _fail("Landmarks", "points", f"{num_points} points per set", [a.shape[0] for a in arrays])
