@@ -1,4 +1,5 @@
-"""Helpers for the pipeline tests: a fake-model loader, small images, a tiny generated video."""
+"""Helpers for the pipeline tests: a fake-model loader, a real registry's loader, small images,
+a tiny generated video."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from aisp.cache import ModelCache
+from aisp.models import Model, ModelConfig, ModelRegistry
 from aisp.models.fake import FakeModel
 
 
@@ -29,6 +32,21 @@ class FakeLoader:
             if key not in self.models:
                 self.models[key] = FakeModel(name, **kwargs)
             return self.models[key]
+
+
+class RegistryLoader:
+    """``loader(name, instance)`` through a private :class:`ModelRegistry` and :class:`ModelCache`
+    (the real models, no process global); ``close()`` releases them."""
+
+    def __init__(self) -> None:
+        self.cache = ModelCache()
+        self.registry = ModelRegistry(self.cache, ModelConfig())
+
+    def __call__(self, name: str, instance: str) -> Model:
+        return self.registry.load(name, instance=instance)
+
+    def close(self) -> None:
+        self.cache.close()
 
 
 def make_images(n: int, h: int = 48, w: int = 64) -> list[np.ndarray]:

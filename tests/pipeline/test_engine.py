@@ -15,7 +15,7 @@ from aisp.pipeline import Engine, ListSink, MemorySource, StreamSpec
 from aisp.pipeline.memory import MemoryGuard
 from aisp.pipeline.sources import Source, SourceFrame
 from aisp.settings import load_settings
-from tests.pipeline.helpers import FakeLoader, make_images
+from tests.pipeline.helpers import FakeLoader, RegistryLoader, make_images
 
 TIMEOUT = 30
 
@@ -62,7 +62,7 @@ def test_results_reach_sinks_in_frame_order_even_when_workers_finish_out_of_orde
     assert [r.frame.index for r in sink.results] == list(range(20))
     assert stream.state == "stopped" and sink.closed
     snap = stream.stats.snapshot()
-    assert snap["frames_out"] == 20 and snap["dropped"] == 0 and snap["detections"] == 20
+    assert snap.frames_out == 20 and snap.dropped == 0 and snap.detections == 20
 
 
 def test_files_are_processed_completely_with_backpressure(settings, loader) -> None:
@@ -73,7 +73,7 @@ def test_files_are_processed_completely_with_backpressure(settings, loader) -> N
     assert [r.frame.index for r in sink.results] == list(range(200))
     assert all(set(r.results) == {"fake", "other"} for r in sink.results)
     assert all(r.annotated is not None and r.annotated.shape == (48, 64, 3) for r in sink.results)
-    assert stream.stats.snapshot()["dropped"] == 0
+    assert stream.stats.snapshot().dropped == 0
 
 
 def test_batches_are_used_when_the_model_supports_them(settings) -> None:
@@ -162,8 +162,8 @@ def test_live_reader_never_blocks_and_counts_drops(settings, loader) -> None:
                                start=True)
     assert reads.wait(TIMEOUT)  # 200 frames read while the only worker is blocked
     snap = stream.stats.snapshot()
-    assert snap["dropped"] >= 200 - 4 - 4  # queue capacity + in-flight limit
-    assert snap["queue_depths"]["input"] <= 4
+    assert snap.dropped >= 200 - 4 - 4  # queue capacity + in-flight limit
+    assert snap.queue_depths["input"] <= 4
     gate.set()
     assert engine.stop_stream("live", TIMEOUT)
     assert stream.state == "stopped" and sink.closed
@@ -199,7 +199,7 @@ def test_drop_newest_policy(loader, tmp_path) -> None:
     # drop-newest keeps the oldest frames: frame 1 is still queued although 50+ frames came after it
     queued = [f.index for f in stream.queue.items]
     assert queued[0] == 1 and len(queued) == 2
-    assert stream.stats.snapshot()["dropped"] >= 47
+    assert stream.stats.snapshot().dropped >= 47
     gate.set()
     engine.stop_stream("l", TIMEOUT)
     assert engine.shutdown(TIMEOUT)
@@ -251,11 +251,13 @@ def test_stream_registry_errors(engine) -> None:
 
 
 def test_unknown_model_is_reported_before_start(settings) -> None:
-    engine = Engine(settings, monitor_interval=None)  # the real registry
+    models = RegistryLoader()  # the real registry
+    engine = Engine(settings, models, monitor_interval=None)
     with pytest.raises(NotFoundError, match="unknown model 'nope'"):
         engine.add_stream(StreamSpec("a", MemorySource(make_images(1)), ["nope"]))
     assert engine.streams() == []
     assert engine.shutdown(TIMEOUT)
+    models.close()
 
 
 @pytest.mark.parametrize(("kwargs", "field"), [
@@ -372,7 +374,7 @@ def test_memory_guard_shrinks_live_buffers_and_drops(loader, settings, caplog) -
     with caplog.at_level(logging.WARNING, logger="aisp.pipeline"):
         engine.check_health()
     assert any("memory guard" in r.message for r in caplog.records)
-    assert stream.queue.capacity == 1 and stream.stats.snapshot()["queue_depths"]["input"] <= 1
+    assert stream.queue.capacity == 1 and stream.stats.snapshot().queue_depths["input"] <= 1
     rss[0] = 10
     engine.check_health()
     assert stream.queue.capacity == base

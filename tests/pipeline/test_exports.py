@@ -10,6 +10,7 @@ def test_public_names_resolve() -> None:
     assert set(pipeline.__all__) >= {
         "Frame", "FrameResult", "open_source", "Source", "Engine", "Stream", "StreamSpec", "Pipeline",
         "run_job", "JobSummary", "Sink", "JsonlSink", "VideoSink", "MJPEGSink", "LatestResultSink",
-        "CallbackSink", "ListSink",
+        "CallbackSink", "ListSink", "EventSink", "SummaryWriter", "StreamStats", "StreamMeter",
+        "LatencySummary", "Loader",
     }
     assert aisp.Pipeline is pipeline.Pipeline

@@ -81,6 +81,27 @@ def test_pipeline_facade_with_the_demo_source(settings, loader) -> None:
     assert stream.mjpeg.latest_jpeg().startswith(b"\xff\xd8")
 
 
+def test_pipeline_without_a_loader_builds_private_models_and_releases_them(settings) -> None:
+    sink = ListSink()
+    pipe = Pipeline(MemorySource(make_images(5)), "fake", sinks=[sink], settings=settings)
+    model = pipe.engine.pool.loader("fake", "w0")  # from the pipeline's own registry and cache
+    assert pipe.engine.pool.loader("fake", "w0") is model  # cached
+    stream = pipe.run(30)
+    assert stream.state == "stopped" and [r.frame.index for r in sink.results] == list(range(5))
+    assert model.closed  # the private cache was closed with the pipeline
+    other = Pipeline(MemorySource(make_images(1)), "fake", settings=settings)
+    assert other.engine.pool.loader("fake", "w0") is not model  # nothing shared between pipelines
+    other.stop(30)
+
+
+def test_run_job_reads_the_settings_from_the_environment_when_none_are_given(loader, monkeypatch,
+                                                                            tmp_path) -> None:
+    monkeypatch.setenv("AISP_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("AISP_WORKERS", "1")
+    summary = run_job(MemorySource(make_images(3)), "fake", loader=loader)
+    assert summary.ok and summary.frames == 3
+
+
 def _aisp(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AISP_")}
     env["AISP_DATA_DIR"] = str(cwd / "data")

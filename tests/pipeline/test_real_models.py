@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from aisp.cache.keys import ModelKey
 from aisp.pipeline import Engine, ListSink, StreamSpec
 from aisp.pipeline.demo import DemoSource
+from tests.pipeline.helpers import RegistryLoader
 
 pytest.importorskip("mediapipe")
 
@@ -22,7 +24,8 @@ def iou(a, b) -> float:
 
 @pytest.mark.parametrize("model", ["face_detection", "face_detection_full"])
 def test_face_detection_finds_the_demo_face_in_every_frame(settings, model) -> None:
-    engine = Engine(settings, workers=2, monitor_interval=None)
+    models = RegistryLoader()
+    engine = Engine(settings, models, workers=2, monitor_interval=None)
     sink = ListSink(needs_image=True)
     stream = engine.add_stream(StreamSpec("demo", DemoSource(frames=24), [model]), [sink], start=True)
     assert stream.wait(120)
@@ -36,7 +39,6 @@ def test_face_detection_finds_the_demo_face_in_every_frame(settings, model) -> N
         assert max(iou(box, truth) for box in det.xyxy.tolist()) > 0.5
         assert not np.array_equal(r.annotated, r.frame.image)  # boxes were drawn
     # MediaPipe graphs are not thread-safe: one instance per worker, from the cache
-    from aisp.cache import get_model_cache
-
-    names = set(get_model_cache().names())
-    assert f"{model}#w0" in names
+    names = set(models.cache.keys())
+    assert ModelKey(model, "w0") in names
+    models.close()

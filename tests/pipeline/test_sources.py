@@ -11,6 +11,7 @@ import pytest
 from aisp.errors import SourceError
 from aisp.pipeline.decode import OpenCVDecoder, PyAVDecoder, available_decoders, make_decoder
 from aisp.pipeline.demo import DemoSource
+from aisp.pipeline.source_factory import open_source
 from aisp.pipeline.sources import (
     CameraSource,
     ImageSource,
@@ -18,7 +19,6 @@ from aisp.pipeline.sources import (
     Source,
     UrlSource,
     VideoFileSource,
-    open_source,
 )
 from tests.pipeline.helpers import make_images, write_video
 

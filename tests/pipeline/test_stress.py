@@ -41,12 +41,12 @@ def test_many_streams_stay_ordered_and_shut_down_cleanly(settings) -> None:
     assert engine.shutdown(TIMEOUT)
     for sid, sink in files.items():
         assert [r.frame.index for r in sink.results] == list(range(300)), sid
-        assert engine.get_stream(sid).stats.snapshot()["dropped"] == 0
+        assert engine.get_stream(sid).stats.snapshot().dropped == 0
     for sid, sink in lives.items():
         indexes = [r.frame.index for r in sink.results]
         assert indexes == sorted(indexes) and len(set(indexes)) == len(indexes), sid
         stream = engine.get_stream(sid)
         assert stream.state == "stopped" and sink.closed
         snap = stream.stats.snapshot()
-        assert snap["frames_in"] >= 500
-        assert snap["frames_out"] + snap["dropped"] <= snap["frames_in"]
+        assert snap.frames_in >= 500
+        assert snap.frames_out + snap.dropped <= snap.frames_in

@@ -1,5 +1,9 @@
 """The frame pipeline: sources, the engine (bounded queues, shared workers, ordered sinks),
-batch jobs and the sinks. See docs/pipeline.md and :mod:`aisp.pipeline.engine`."""
+batch jobs and the sinks. See docs/pipeline.md and :mod:`aisp.pipeline.engine`.
+
+The pipeline sits above the models and the cache and below the runtime: an :class:`Engine` is
+handed its settings and a model loader; it never reaches for a process global.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from aisp.pipeline.sinks import (
     Sink,
     VideoSink,
 )
+from aisp.pipeline.source_factory import open_source
 from aisp.pipeline.sources import (
     ImageSource,
     MemorySource,
@@ -22,9 +27,11 @@ from aisp.pipeline.sources import (
     SourceFrame,
     UrlSource,
     VideoFileSource,
-    open_source,
 )
+from aisp.pipeline.stats import LatencySummary, StreamMeter, StreamStats
 from aisp.pipeline.stream import Stream, StreamSpec
+from aisp.pipeline.summary_sink import EventSink, SummaryWriter
+from aisp.pipeline.workers import Loader
 
 __all__ = [
     "Frame",
@@ -37,8 +44,12 @@ __all__ = [
     "UrlSource",
     "open_source",
     "Engine",
+    "Loader",
     "Stream",
     "StreamSpec",
+    "StreamMeter",
+    "StreamStats",
+    "LatencySummary",
     "Pipeline",
     "run_job",
     "JobSummary",
@@ -49,4 +60,6 @@ __all__ = [
     "MJPEGSink",
     "JsonlSink",
     "VideoSink",
+    "EventSink",
+    "SummaryWriter",
 ]

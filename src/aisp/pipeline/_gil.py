@@ -3,10 +3,9 @@
 Inference workers spend most of a frame in native code that releases the GIL, then need it back
 for a few short Python steps (packets in, results out). With CPython's default 5 ms switch
 interval, a worker waiting to get the GIL back from a busy Python thread (the reader, a sink)
-can lose up to 5 ms per step (a convoy). In a side-by-side check with ``face_detection_full``
-the engine ran at 1.06-1.53x the naive loop with 5 ms and at 1.57-1.73x with 0.5 ms (same
-process, alternated). Engines lower the interval while they have streams running and put the
-previous value back when the last one shuts down.
+can lose up to 5 ms per step (a convoy). Engines lower the interval while they have streams
+running and put the previous value back when the last one shuts down. The side-by-side check
+that motivated this is in docs/pipeline.md ("GIL switch interval").
 """
 
 from __future__ import annotations

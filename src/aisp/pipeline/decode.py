@@ -1,18 +1,9 @@
 """Video decoding: PyAV (chosen) with an OpenCV fallback.
 
-Measured on a 640x480 H.264 mp4 (2 shared cores; see docs/pipeline.md):
-
-=====================================================  ==========
-decoder                                                 frames/s
-=====================================================  ==========
-PyAV, decode + ``to_ndarray("yuv420p")`` + cv2 to RGB    ~800-900
-OpenCV ``VideoCapture.read`` + ``cvtColor`` to RGB       ~490-530
-PyAV, decode + ``to_ndarray("rgb24")`` (swscale)         ~250-330
-=====================================================  ==========
-
-So frames are decoded with PyAV (threaded codec), taken out as planar YUV and converted to
-RGB once with OpenCV's SIMD converter. PyAV also gives exact presentation timestamps. When
-PyAV is not installed (it is the ``video`` extra), OpenCV decodes.
+Frames are decoded with PyAV (threaded codec), taken out as planar YUV and converted to RGB once
+with OpenCV's SIMD converter, the fastest of the paths compared in docs/pipeline.md ("Decoder
+choice"); PyAV also gives exact presentation timestamps. When PyAV is not installed (it is the
+``video`` extra), OpenCV decodes.
 """
 
 from __future__ import annotations

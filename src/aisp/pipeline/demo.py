@@ -46,6 +46,7 @@ class DemoSource(Source):
             raise ValueError(f"fps expected > 0, got {fps!r}")
         self.live = live
         self.fps = fps
+        self._rate = fps  # the announced ``fps`` as a plain float (the base class allows None)
         self.total_frames = None if live else frames
         self._frames = frames
         self._clock = clock
@@ -104,12 +105,12 @@ class DemoSource(Source):
             now = self._clock()
             if self._t0 is None:
                 self._t0 = now
-            due = self._t0 + index / self.fps
+            due = self._t0 + index / self._rate
             if due > now and not self._interrupted:
                 self._sleep(due - now)
         image = self.render(index)
         self.frames_read += 1
-        return SourceFrame(image, index / self.fps)
+        return SourceFrame(image, index / self._rate)
 
     def interrupt(self) -> None:
         self._interrupted = True

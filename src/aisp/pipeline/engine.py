@@ -26,21 +26,22 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
 
 from aisp.errors import ConflictError, NotFoundError
 from aisp.pipeline import _gil
-from aisp.pipeline.frame_types import FrameResult
+from aisp.pipeline._describe import describe
 from aisp.pipeline.memory import MemoryGuard, default_budget_bytes
-from aisp.pipeline.reader import describe, read_loop
+from aisp.pipeline.reader import read_loop
 from aisp.pipeline.scheduler import Scheduler
 from aisp.pipeline.sinks import Sink
-from aisp.pipeline.sources import Source, open_source
-from aisp.pipeline.stats import StreamStats
+from aisp.pipeline.source_factory import open_source
+from aisp.pipeline.sources import Source
+from aisp.pipeline.stats import Clock, StreamMeter
 from aisp.pipeline.stream import Stream, StreamSpec
-from aisp.pipeline.watchdog import Watchdog
-from aisp.pipeline.workers import WorkerPool, default_loader
+from aisp.pipeline.watchdog import Backoff, Watchdog
+from aisp.pipeline.workers import Loader, WorkerJob, WorkerPool
+from aisp.settings import Settings
 
 __all__ = ["Engine"]
 
@@ -50,22 +51,24 @@ log = logging.getLogger("aisp.pipeline")
 class Engine:
     """Runs streams on ``workers`` shared inference threads. Thread-safe.
 
-    ``loader(name, instance)`` returns a model (default: :func:`aisp.models.load_model` through
-    the cache, or through ``cache`` when one is given). ``clock`` stamps frames and feeds every
-    statistic and watchdog. ``monitor_interval`` (seconds; None: no monitor thread, tests call
-    :meth:`check_health`) paces the memory guard and stall checks. ``switch_interval`` lowers the
-    GIL switch interval while streams run (see :mod:`aisp.pipeline._gil`); None leaves it alone.
+    ``settings`` gives the defaults (workers, queue size, drop policy, memory budget, stall and
+    reconnect timings). ``loader(name, instance)`` returns a model; the engine never loads one
+    by itself (the runtime hands in its model registry's ``load``, tests a fake). Unknown model
+    names raise :class:`~aisp.errors.NotFoundError` from the loader, at :meth:`add_stream`.
+    ``clock`` stamps frames and feeds every statistic and watchdog. ``monitor_interval``
+    (seconds; None: no monitor thread, tests call :meth:`check_health`) paces the memory guard
+    and stall checks. ``switch_interval`` lowers the GIL switch interval while streams run (see
+    :mod:`aisp.pipeline._gil`); None leaves it alone.
     """
 
     def __init__(
         self,
-        settings: Any = None,
-        cache: Any = None,
-        clock: Callable[[], float] = time.monotonic,
+        settings: Settings,
+        loader: Loader,
+        clock: Clock = time.monotonic,
         *,
         workers: int | None = None,
         queue_size: int | None = None,
-        loader: Callable[[str, str], Any] | None = None,
         max_batch: int = 4,
         monitor_interval: float | None = 0.25,
         memory_guard: MemoryGuard | None = None,
@@ -73,18 +76,11 @@ class Engine:
     ) -> None:
         if switch_interval is not None and not switch_interval > 0:
             raise ValueError(f"switch interval expected > 0 seconds or None, got {switch_interval!r}")
-        if settings is None:
-            from aisp.settings import get_settings
-
-            settings = get_settings()
         self.settings = settings
         self.clock = clock
         self.queue_size = queue_size or settings.queue_size
         self.scheduler = Scheduler()
-        self.pool = WorkerPool(
-            self.scheduler, workers or settings.workers, loader or default_loader(cache), self._on_batch_done
-        )
-        self.cache = cache
+        self.pool = WorkerPool(self.scheduler, workers or settings.workers, loader)
         self.max_batch = max(1, max_batch)
         self.memory_guard = memory_guard or MemoryGuard(default_budget_bytes(settings.memory_budget_mb))
         self._streams: dict[str, Stream] = {}
@@ -110,9 +106,10 @@ class Engine:
         batchable = self.pool.check_models(spec.models)
         if not source.live:
             source.open()  # SourceError(phase="open") right away for a missing or unreadable file
-        stats = StreamStats(self.clock)
+        stats = StreamMeter(self.clock)
         stream = Stream(spec, source, list(sinks), stats,
-                        Watchdog(self.settings.stall_timeout_seconds, self.clock), mjpeg=mjpeg)
+                        Watchdog(self.settings.stall_timeout_seconds, self.clock), mjpeg=mjpeg,
+                        on_stop=self._release_queue)
         stream.queue = self.scheduler.add(
             spec.id,
             priority=spec.priority,
@@ -131,7 +128,7 @@ class Engine:
                 self.scheduler.remove(spec.id)
                 raise ConflictError(f"stream {spec.id!r} already exists", details={"stream": spec.id})
             self._streams[spec.id] = stream
-            self.pool.jobs[spec.id] = (list(spec.models), stream.needs_image, stream)
+            self.pool.set_job(spec.id, self._job(stream))
         if start:
             self.start_stream(spec.id)
         return stream
@@ -143,8 +140,12 @@ class Engine:
             raise ConflictError(f"stream {stream_id!r} has already started; add sinks before starting it")
         stream.sinks.extend(sinks)
         stream.needs_image = any(s.needs_image for s in stream.sinks)
-        self.pool.jobs[stream_id] = (list(stream.spec.models), stream.needs_image, stream)
+        self.pool.set_job(stream_id, self._job(stream))
         return stream
+
+    @staticmethod
+    def _job(stream: Stream) -> WorkerJob:
+        return WorkerJob(tuple(stream.spec.models), stream.needs_image, stream.deliver)
 
     def get_stream(self, stream_id: str) -> Stream:
         with self._lock:
@@ -166,8 +167,8 @@ class Engine:
         with self._lock:
             if not self._switch_held and not self._closing.is_set():
                 self._switch_held = _gil.acquire(self._switch_interval)
-        reader = threading.Thread(target=read_loop, args=(self, stream), name=f"aisp-read-{stream.id}",
-                                  daemon=True)
+        reader = threading.Thread(target=read_loop, args=(stream, self.scheduler, self.clock, self._backoff),
+                                  name=f"aisp-read-{stream.id}", daemon=True)
         sink = threading.Thread(target=self._sink_loop, args=(stream,), name=f"aisp-sink-{stream.id}",
                                 daemon=True)
         stream.threads = [reader, sink]
@@ -178,7 +179,7 @@ class Engine:
     def stop_stream(self, stream_id: str, timeout: float | None = None) -> bool:
         """Stop reading; frames in flight still reach the sinks, which are then closed."""
         stream = self.get_stream(stream_id)
-        self._cancel(stream)
+        stream.request_stop()
         if not stream.threads:  # never started: nothing in flight
             self._close_sinks(stream, opened=[])
             try:
@@ -193,7 +194,7 @@ class Engine:
         stopped = self.stop_stream(stream_id, timeout)
         with self._lock:
             self._streams.pop(stream_id, None)
-            self.pool.jobs.pop(stream_id, None)
+        self.pool.remove_job(stream_id)
         self.scheduler.remove(stream_id)
         return stopped
 
@@ -203,7 +204,7 @@ class Engine:
         self._closing.set()
         streams = self.streams()
         for stream in streams:
-            self._cancel(stream)
+            stream.request_stop()
         ok = True
         for stream in streams:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -261,17 +262,13 @@ class Engine:
             if stream.live and stream.state == "running" and stream.watchdog.stalled(now):
                 silence = stream.watchdog.silence(now)
                 log.warning("stream %s: no frame for %.1f s; reconnecting", stream.id, silence)
-                stream.set_state("reconnecting", error=f"stalled: no frame for {silence:.1f} s")
-                stream._reconnect_requested.set()
-                stream.source.interrupt()
+                stream.request_reconnect(f"stalled: no frame for {silence:.1f} s")
 
-    # -- stage: inference (callback from the worker pool) -----------------------------------
-    @staticmethod
-    def _on_batch_done(stream: Any, results: list[FrameResult]) -> None:
-        if stream is None:  # the stream was removed before its frames were taken
-            return
-        for result in results:
-            stream.reorder.push(result.frame.seq, result)
+    def _backoff(self) -> Backoff:
+        """A fresh reconnect backoff from the settings (the reader asks for one per outage)."""
+        s = self.settings
+        return Backoff(s.reconnect_initial_delay_seconds, s.reconnect_max_delay_seconds,
+                       s.reconnect_max_attempts)
 
     # -- stage: sinks -------------------------------------------------------------------------
     def _sink_loop(self, stream: Stream) -> None:
@@ -285,7 +282,7 @@ class Engine:
                     sink.open()
                     opened.append(sink)
                 except Exception as exc:
-                    self._abort(stream, f"sink {sink!r} failed to open: {describe(exc)}")
+                    stream.abort(f"sink {sink!r} failed to open: {describe(exc)}")
                     writing = False
                     break
             while True:
@@ -298,20 +295,19 @@ class Engine:
                         try:
                             sink.write(result)
                         except Exception as exc:
-                            self._abort(stream, f"sink {sink!r} failed: {describe(exc)}")
+                            stream.abort(f"sink {sink!r} failed: {describe(exc)}")
                             writing = False
                             break
                 stream.stats.record_output(result.frame.captured_at, result.inference_ms,
                                            result.num_detections, error=result.error is not None)
                 if result.error is not None and not stream.failed:
-                    self._abort(stream, result.error)
+                    stream.abort(result.error)
         except BaseException as exc:  # pragma: no cover - a bug in this loop
-            self._abort(stream, describe(exc))
+            stream.abort(describe(exc))
             raise
         finally:
             self._close_sinks(stream, opened)
-            failed = stream.failed or stream._fail_at_end
-            stream.set_state("failed" if failed else "stopped")
+            stream.finish()
 
     def _close_sinks(self, stream: Stream, opened: list[Sink]) -> None:
         for sink in stream.sinks:
@@ -320,23 +316,11 @@ class Engine:
             except Exception as exc:
                 log.warning("stream %s: closing sink %r failed: %s", stream.id, sink, exc)
                 if sink in opened:
-                    stream.record_error(f"sink {sink!r} failed to close: {describe(exc)}")
-                    stream._fail_at_end = True
+                    stream.fail_at_end(f"sink {sink!r} failed to close: {describe(exc)}")
 
     # -- stopping -----------------------------------------------------------------------------
-    def _cancel(self, stream: Stream) -> None:
-        stream._stop.set()
-        stream.source.interrupt()
+    def _release_queue(self, stream: Stream) -> None:
+        """``on_stop`` of every stream: discard its queued frames and close its queue."""
         if stream.queue is not None:
             self.scheduler.clear(stream.queue)
             self.scheduler.close(stream.queue)
-
-    def _abort(self, stream: Stream, error: str) -> None:
-        with stream._cond:
-            first = not stream._aborted
-            stream._aborted = True
-            if first:
-                stream.last_error = error
-        if first:
-            log.error("stream %s failed: %s", stream.id, error)
-        self._cancel(stream)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
+import numpy as np
+
+from aisp.models import ModelResult
 
 __all__ = ["Frame", "FrameResult"]
 
@@ -54,32 +55,22 @@ class FrameResult:
     """
 
     frame: Frame
-    results: dict[str, Any] = field(default_factory=dict)  # model name -> ModelResult
+    results: dict[str, ModelResult] = field(default_factory=dict)  # model name -> result
     annotated: np.ndarray | None = None
     error: str | None = None
 
     @property
     def num_detections(self) -> int:
-        total = 0
-        for result in self.results.values():
-            total += int(getattr(result, "num_detections", 0) or 0)
-        return total
+        return sum(result.num_detections for result in self.results.values())
 
     @property
     def inference_ms(self) -> float:
-        return float(sum(float(getattr(r, "inference_ms", 0.0) or 0.0) for r in self.results.values()))
+        return float(sum(result.inference_ms for result in self.results.values()))
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.frame.meta())
         out["num_detections"] = self.num_detections
-        out["results"] = {name: _result_dict(r) for name, r in self.results.items()}
+        out["results"] = {name: r.to_dict() for name, r in self.results.items()}
         if self.error is not None:
             out["error"] = self.error
         return out
-
-
-def _result_dict(result: Any) -> Any:
-    to_dict = getattr(result, "to_dict", None)
-    if callable(to_dict):
-        return to_dict()
-    return result

@@ -1,4 +1,12 @@
-"""Batch jobs (``aisp run``, tasks): one finite source through the engine, with a summary."""
+"""Batch jobs (``aisp run``, tasks): one finite source through the engine, with a summary.
+
+:func:`run_job` and :class:`Pipeline` each run their own :class:`~aisp.pipeline.engine.Engine`.
+The services it needs are handed in: ``settings`` and ``loader(name, instance)`` (the runtime
+passes its own; ``aisp run`` and the task runner go through it). A library user may leave them
+out: the job then reads the settings from the environment (:func:`aisp.settings.load_settings`)
+and builds a private model cache and registry, which it closes when it ends. Nothing is taken
+from, or left in, a process global.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +18,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aisp.cache import ModelCache
+from aisp.models import Model, ModelConfig, ModelRegistry
 from aisp.pipeline.engine import Engine
 from aisp.pipeline.frame_types import FrameResult
 from aisp.pipeline.sinks import CallbackSink, JsonlSink, Sink, VideoSink
-from aisp.pipeline.sources import Source, open_source
+from aisp.pipeline.source_factory import open_source
+from aisp.pipeline.sources import Source
+from aisp.pipeline.stats import Clock
 from aisp.pipeline.stream import Stream, StreamSpec
+from aisp.pipeline.workers import Loader
+from aisp.settings import Settings, load_settings
 
 __all__ = ["JobSummary", "run_job", "Pipeline"]
 
@@ -45,6 +59,29 @@ class JobSummary:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class _Services:
+    """What a job's engine runs with, and how to release what the job built for itself."""
+
+    settings: Settings
+    loader: Loader
+    close: Callable[[], None]
+
+
+def _services(settings: Settings | None, loader: Loader | None) -> _Services:
+    """``settings`` and ``loader`` as handed in; what is missing is built privately."""
+    settings = settings if settings is not None else load_settings()
+    if loader is not None:
+        return _Services(settings, loader, lambda: None)
+    cache = ModelCache.from_settings(settings)
+    registry = ModelRegistry(cache, ModelConfig.from_settings(settings))
+
+    def load(name: str, instance: str) -> Model:
+        return registry.load(name, instance=instance)
+
+    return _Services(settings, load, cache.close)
+
+
 def expected_frames(
     source: Source, *, every: int = 1, start_frame: int = 0, max_fps: float | None = None
 ) -> int | None:
@@ -60,26 +97,26 @@ def expected_frames(
 def summarize(stream: Stream, duration_s: float, *, cancelled: bool = False, total: int | None = None,
               outputs: dict[str, str] | None = None) -> JobSummary:
     snap = stream.stats.snapshot()
-    frames = snap["frames_out"]
+    frames = snap.frames_out
     return JobSummary(
         frames=frames,
-        detections=snap["detections"],
+        detections=snap.detections,
         fps=round(frames / duration_s, 3) if duration_s > 0 else 0.0,
-        latency_p50_ms=snap["latency_ms"]["p50"],
-        latency_p99_ms=snap["latency_ms"]["p99"],
-        drops=snap["dropped"],
+        latency_p50_ms=snap.latency_ms.p50,
+        latency_p99_ms=snap.latency_ms.p99,
+        drops=snap.dropped,
         duration_s=round(duration_s, 3),
         error=stream.last_error if stream.state == "failed" else None,
         state=stream.state,
         cancelled=cancelled,
         frames_total=total,
-        inference_ms_p50=snap["inference_ms"]["p50"],
+        inference_ms_p50=snap.inference_ms.p50,
         outputs=dict(outputs or {}),
     )
 
 
 def run_job(
-    source_spec: Any,
+    source_spec: str | int | Path | Source,
     models: str | Sequence[str],
     *,
     out_video: str | Path | None = None,
@@ -91,9 +128,9 @@ def run_job(
     cancel: threading.Event | None = None,
     start_frame: int = 0,
     sinks: Sequence[Sink] = (),
-    settings: Any = None,
-    loader: Callable[[str, str], Any] | None = None,
-    clock: Callable[[], float] = time.monotonic,
+    settings: Settings | None = None,
+    loader: Loader | None = None,
+    clock: Clock = time.monotonic,
     live: bool | None = None,
     timeout: float | None = None,
 ) -> JobSummary:
@@ -102,15 +139,22 @@ def run_job(
     Raises SourceError(phase="open") for a source that cannot be opened and NotFoundError for
     an unknown model. A source that breaks mid-way is processed as far as it goes and the
     summary carries the error. ``cancel`` stops reading; what was processed is kept.
+    Without ``settings``/``loader`` the job builds its own (see the module docstring).
     """
     source = source_spec if isinstance(source_spec, Source) else open_source(source_spec, live=live)
-    engine = Engine(settings, workers=workers, loader=loader, clock=clock)
+    services = _services(settings, loader)
+    try:
+        engine = Engine(services.settings, services.loader, clock, workers=workers)
+    except BaseException:
+        services.close()
+        raise
     outputs: dict[str, str] = {}
     all_sinks: list[Sink] = list(sinks)
     if events_path is not None:
         all_sinks.append(JsonlSink(events_path))
         outputs["events"] = str(events_path)
-    spec = StreamSpec("job", source, models, max_fps=max_fps, every=every, start_frame=start_frame, live=live)
+    names = models.split(",") if isinstance(models, str) else list(models)
+    spec = StreamSpec("job", source, names, max_fps=max_fps, every=every, start_frame=start_frame, live=live)
     cancelled = False
     t0 = clock()
     try:
@@ -148,6 +192,7 @@ def run_job(
             cancelled = True
     finally:
         engine.shutdown(engine.settings.drain_timeout_seconds)
+        services.close()
     return summarize(stream, clock() - t0, cancelled=cancelled, total=total, outputs=outputs)
 
 
@@ -158,12 +203,18 @@ class Pipeline:
     ...     p.wait()
     """
 
-    def __init__(self, source: Any, models: str | Sequence[str], *, sinks: Sequence[Sink] = (),
-                 settings: Any = None, workers: int | None = None, loader: Any = None,
-                 clock: Callable[[], float] = time.monotonic, stream_id: str = "main", **spec: Any) -> None:
-        self.engine = Engine(settings, workers=workers, loader=loader, clock=clock)
+    def __init__(self, source: str | int | Path | Source, models: str | Sequence[str], *,
+                 sinks: Sequence[Sink] = (), settings: Settings | None = None, workers: int | None = None,
+                 loader: Loader | None = None, clock: Clock = time.monotonic, stream_id: str = "main",
+                 **spec: Any) -> None:
         names = models.split(",") if isinstance(models, str) else list(models)
         self.spec = StreamSpec(stream_id, source, names, **spec)
+        self._services = _services(settings, loader)
+        try:
+            self.engine = Engine(self._services.settings, self._services.loader, clock, workers=workers)
+        except BaseException:
+            self._services.close()
+            raise
         self._sinks = list(sinks)
         self.stream: Stream | None = None
 
@@ -176,7 +227,11 @@ class Pipeline:
         return self.start().wait(timeout)
 
     def stop(self, timeout: float | None = None) -> bool:
-        return self.engine.shutdown(timeout)
+        """Shut the engine down; then release the models this pipeline loaded for itself."""
+        try:
+            return self.engine.shutdown(timeout)
+        finally:
+            self._services.close()
 
     def run(self, timeout: float | None = None) -> Stream:
         """Start, wait for a finite source to end (or ``timeout``), shut down; the stream."""

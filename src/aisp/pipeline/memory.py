@@ -10,22 +10,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+import psutil
+
 __all__ = ["MemoryGuard", "default_budget_bytes", "process_rss"]
 
 log = logging.getLogger("aisp.pipeline")
 
 
 def process_rss() -> int:
-    import psutil
-
     return int(psutil.Process().memory_info().rss)
 
 
 def default_budget_bytes(budget_mb: float) -> int:
     if budget_mb and budget_mb > 0:
         return int(budget_mb * 1024 * 1024)
-    import psutil
-
     return int(psutil.virtual_memory().total * 0.75)
 
 

@@ -6,65 +6,66 @@ and puts them on the stream's bounded queue (blocking for files, dropping for li
 A live source that fails, ends or stalls is reconnected with exponential backoff
 (:class:`~aisp.pipeline.watchdog.Backoff`); a file that fails mid-way keeps what was read and
 the stream ends ``failed`` with the reason. The queue is always closed on the way out.
+
+The reader knows nothing of the engine: it is handed the stream (whose methods change its
+state), the scheduler that holds the stream's queue, the engine's clock and a ``backoff()``
+factory built from the reconnect settings.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
+from aisp.pipeline._describe import describe
 from aisp.pipeline.frame_types import Frame
+from aisp.pipeline.scheduler import Scheduler
+from aisp.pipeline.stats import Clock
 from aisp.pipeline.stream import Stream
 from aisp.pipeline.watchdog import Backoff
 
-if TYPE_CHECKING:  # pragma: no cover
-    from aisp.pipeline.engine import Engine
-
-__all__ = ["read_loop", "open_live", "reconnect", "describe"]
+__all__ = ["read_loop", "open_live", "reconnect", "BackoffFactory"]
 
 log = logging.getLogger("aisp.pipeline")
 
-
-def describe(exc: BaseException) -> str:
-    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {message}"
+#: A fresh :class:`Backoff` for each outage (the engine builds it from its settings).
+BackoffFactory = Callable[[], Backoff]
 
 
-def read_loop(engine: Engine, stream: Stream) -> None:
+def read_loop(stream: Stream, scheduler: Scheduler, clock: Clock, backoff: BackoffFactory) -> None:
     spec, source, queue = stream.spec, stream.source, stream.queue
     assert queue is not None
     try:
-        if source.live and not open_live(engine, stream):
+        if source.live and not open_live(stream, backoff):
             return
         stream.watchdog.arm()
         stream.set_state("running")
         index = 0
         next_due: float | None = None
-        while not stream._stop.is_set():
+        while not stream.stop_requested:
             try:
                 item = source.read()
             except Exception as exc:
-                if stream._stop.is_set():
+                if stream.stop_requested:
                     break
                 if not source.live:  # a file: keep what was read, report the error at the end
-                    stream.record_error(describe(exc))
-                    stream._fail_at_end = True
+                    stream.fail_at_end(describe(exc))
                     log.warning("stream %s: %s", stream.id, describe(exc))
                     break
-                if not reconnect(engine, stream, describe(exc)):
+                if not reconnect(stream, describe(exc), backoff):
                     break
                 continue
-            if stream._reconnect_requested.is_set():
-                if stream._stop.is_set() or not reconnect(engine, stream, stream.last_error or "stalled"):
+            if stream.reconnect_requested:
+                if stream.stop_requested or not reconnect(stream, stream.last_error or "stalled", backoff):
                     break
                 continue
             if item is None:
-                if not source.live or stream._stop.is_set():
+                if not source.live or stream.stop_requested:
                     break
-                if not reconnect(engine, stream, "the source ended (disconnected)"):
+                if not reconnect(stream, "the source ended (disconnected)", backoff):
                     break
                 continue
-            now = engine.clock()
+            now = clock()
             stream.watchdog.on_frame(now)
             stream.stats.record_input(now)
             i, index = index, index + 1
@@ -76,11 +77,11 @@ def read_loop(engine: Engine, stream: Stream) -> None:
                     continue
                 step = 1.0 / spec.max_fps
                 next_due = t + step if next_due is None or t - next_due > step else next_due + step
-            dropped = engine.scheduler.put(queue, Frame(stream.id, i, item.pts, now, item.image))
+            dropped = scheduler.put(queue, Frame(stream.id, i, item.pts, now, item.image))
             if dropped:
                 stream.stats.record_drop(dropped)
     except BaseException as exc:  # a bug or a source error while opening: fail the stream
-        engine._abort(stream, describe(exc))
+        stream.abort(describe(exc))
         if not isinstance(exc, Exception):
             raise
     finally:
@@ -89,39 +90,36 @@ def read_loop(engine: Engine, stream: Stream) -> None:
             source.close()
         except Exception as exc:
             log.warning("stream %s: closing the source failed: %s", stream.id, exc)
-        engine.scheduler.close(queue)
+        scheduler.close(queue)
 
-def open_live(engine: Engine, stream: Stream) -> bool:
+
+def open_live(stream: Stream, backoff: BackoffFactory) -> bool:
+    """Open a live source, reconnecting with backoff when it cannot be opened; False if given up."""
     try:
         stream.source.open()
         return True
     except Exception as exc:
         log.warning("stream %s: cannot open %s: %s", stream.id, stream.source.name, describe(exc))
-        return reconnect(engine, stream, describe(exc))
+        return reconnect(stream, describe(exc), backoff)
 
-def reconnect(engine: Engine, stream: Stream, reason: str) -> bool:
+
+def reconnect(stream: Stream, reason: str, backoff: BackoffFactory) -> bool:
     """Reconnect a live source with exponential backoff; False when stopped or given up."""
-    s = engine.settings
-    stream.watchdog.disarm()
-    stream._reconnect_requested.clear()
-    stream.set_state("reconnecting", error=reason)
-    backoff = Backoff(s.reconnect_initial_delay_seconds, s.reconnect_max_delay_seconds,
-                      s.reconnect_max_attempts)
+    stream.begin_reconnect(reason)
+    delays = backoff()
     last = reason
-    while not backoff.exhausted:
-        if stream._stop.wait(backoff.next_delay()):
+    while not delays.exhausted:
+        if stream.wait_stop(delays.next_delay()):
             return False
         try:
             stream.source.reconnect()
         except Exception as exc:
             last = describe(exc)
             stream.record_error(last)
-            log.info("stream %s: reconnect attempt %d/%d failed: %s", stream.id, backoff.attempts,
-                     backoff.max_attempts, last)
+            log.info("stream %s: reconnect attempt %d/%d failed: %s", stream.id, delays.attempts,
+                     delays.max_attempts, last)
             continue
-        stream.reconnects += 1
-        stream.watchdog.arm()
-        stream.set_state("running")
+        stream.reconnected()
         return True
-    engine._abort(stream, f"gave up after {backoff.attempts} reconnect attempts: {last}")
+    stream.abort(f"gave up after {delays.attempts} reconnect attempts: {last}")
     return False

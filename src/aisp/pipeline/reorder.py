@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Generic, TypeVar
 
 __all__ = ["ReorderBuffer"]
 
+T = TypeVar("T")
 
-class ReorderBuffer:
+
+class ReorderBuffer(Generic[T]):
     """Holds results by sequence number and releases them strictly in order.
 
     Every sequence number the scheduler hands out must be ``push``-ed exactly once (workers
@@ -20,12 +22,12 @@ class ReorderBuffer:
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._pending: dict[int, Any] = {}
+        self._pending: dict[int, T] = {}
         self._next = 0
         self._total: int | None = None
         self._aborted = False
 
-    def push(self, seq: int, item: Any) -> None:
+    def push(self, seq: int, item: T) -> None:
         with self._cond:
             if seq < self._next or seq in self._pending:
                 raise ValueError(f"sequence number {seq} was already pushed")
@@ -50,7 +52,7 @@ class ReorderBuffer:
             or (self._total is not None and self._next >= self._total)
         )
 
-    def pop(self, timeout: float | None = None) -> Any:
+    def pop(self, timeout: float | None = None) -> T | None:
         """The next result in order; None at the end. Raises TimeoutError after ``timeout``."""
         with self._cond:
             if not self._cond.wait_for(self._ready, timeout):

@@ -19,7 +19,8 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+
+from aisp.pipeline.frame_types import Frame
 
 __all__ = ["StreamQueue", "Scheduler"]
 
@@ -50,7 +51,7 @@ class StreamQueue:
         self.max_inflight = max(1, max_inflight)
         self.max_batch = max(1, max_batch)
         self.on_drained = on_drained
-        self.items: deque[Any] = deque()
+        self.items: deque[Frame] = deque()
         self.closed = False
         self.inflight = 0
         self.next_seq = 0
@@ -70,8 +71,21 @@ class Scheduler:
         self._pressure = False
 
     # -- streams ------------------------------------------------------------------------
-    def add(self, stream_id: str, **kwargs: Any) -> StreamQueue:
-        q = StreamQueue(stream_id, **kwargs)
+    def add(
+        self,
+        stream_id: str,
+        *,
+        priority: int,
+        capacity: int,
+        live: bool,
+        drop_policy: str,
+        max_inflight: int,
+        max_batch: int,
+        on_drained: Callable[[int], None] | None,
+    ) -> StreamQueue:
+        """A new queue for ``stream_id`` (see :class:`StreamQueue` for the arguments)."""
+        q = StreamQueue(stream_id, priority=priority, capacity=capacity, live=live, drop_policy=drop_policy,
+                        max_inflight=max_inflight, max_batch=max_batch, on_drained=on_drained)
         with self._lock:
             if stream_id in self._queues:
                 raise ValueError(f"stream {stream_id!r} already has a queue")
@@ -85,7 +99,7 @@ class Scheduler:
             self._queues.pop(stream_id, None)
 
     # -- producer side ------------------------------------------------------------------
-    def put(self, q: StreamQueue, item: Any) -> int:
+    def put(self, q: StreamQueue, item: Frame) -> int:
         """Queue ``item``; returns the number of frames dropped (0 or 1). Blocks only for finite sources."""
         with self._lock:
             if q.closed or self._shutdown:
@@ -140,7 +154,7 @@ class Scheduler:
                 best = q
         return best
 
-    def get(self, timeout: float | None = None) -> tuple[StreamQueue, list[Any]] | None:
+    def get(self, timeout: float | None = None) -> tuple[StreamQueue, list[Frame]] | None:
         """Take a batch (up to the stream's ``max_batch``) from the stream due next.
 
         Returns None on shutdown or after ``timeout``. Each item gets ``.seq`` set in stream order.

@@ -16,12 +16,14 @@ and on error. A sink with ``needs_image = True`` gets ``result.annotated`` (RGB)
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -269,13 +271,9 @@ class VideoSink(Sink):
         self._writer: Any = None
 
     def _open_writer(self, width: int, height: int) -> None:
-        import importlib.util
-
         self.path.parent.mkdir(parents=True, exist_ok=True)
         use_av = self.backend == "pyav" or (self.backend == "auto" and importlib.util.find_spec("av"))
         if use_av and width % 2 == 0 and height % 2 == 0:
-            from fractions import Fraction
-
             import av
 
             codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"

@@ -10,6 +10,10 @@ A source yields RGB ``uint8`` images (converted once, here) with their timestamp
     ├── UrlSource          rtsp:// and http(s):// (MJPEG, HLS) via PyAV (live)
     └── DemoSource         aisp.pipeline.demo: a face moving over a photo, known boxes
 
+:func:`~aisp.pipeline.source_factory.open_source` turns a spec (a path, a URL, a camera,
+``demo``) into one of these; it lives in its own module, above both this one and ``demo``, so
+that neither imports the other back.
+
 ``read()`` returns None at the end of the source and raises :class:`SourceError` (with
 ``details["phase"]`` = "open" or "read") when it cannot go on. Live sources never end on
 their own: None from a live source means it disconnected; the engine's watchdog reconnects.
@@ -17,7 +21,6 @@ their own: None from a live source means it disconnected; the engine's watchdog 
 
 from __future__ import annotations
 
-import glob as globmod
 import logging
 import os
 from abc import ABC, abstractmethod
@@ -26,7 +29,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from aisp.errors import SourceError
-from aisp.pipeline.decode import Decoder, make_decoder
+from aisp.pipeline.decode import Decoder, OpenCVDecoder, make_decoder
 
 __all__ = [
     "SourceFrame",
@@ -36,14 +39,12 @@ __all__ = [
     "ImageSource",
     "CameraSource",
     "UrlSource",
-    "open_source",
     "IMAGE_EXTENSIONS",
 ]
 
 log = logging.getLogger("aisp.pipeline")
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
-URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 
 
 class SourceFrame(NamedTuple):
@@ -271,8 +272,6 @@ class CameraSource(_DecoderSource):
     live = True
 
     def __init__(self, device: int | str, *, read_timeout: float | None = 5.0) -> None:
-        from aisp.pipeline.decode import OpenCVDecoder
-
         target: int | str = device
         if isinstance(device, str) and device.startswith("/dev/video") and device[10:].isdigit():
             target = int(device[10:])
@@ -296,52 +295,3 @@ class UrlSource(_DecoderSource):
     def open(self) -> None:
         super().open()
         self.total_frames = None if self.live else self._decoder.expected_frames
-
-
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-
-
-def open_source(spec: str | int | os.PathLike[str], *, live: bool | None = None, **options: Any) -> Source:
-    """Build the source a spec names (not yet opened; the engine opens it).
-
-    ``spec``: a video file, an image, a folder or glob of images, ``/dev/videoN`` or a camera
-    index, an ``rtsp://``/``http(s)://`` URL, or ``demo``. ``live`` overrides the default
-    (files are not live; cameras and URLs are; ``demo`` is finite unless ``live=True``).
-    Raises SourceError(phase="open") for a path that does not exist or holds no images.
-    """
-    if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
-        return CameraSource(int(spec), **options)
-    text = os.fspath(spec).strip() if not isinstance(spec, str) else spec.strip()
-    if not text:
-        raise SourceError("empty source (expected a path, URL, camera or 'demo')", source=text,
-                          details={"phase": "open"})
-    if text == "demo" or text.startswith("demo:"):
-        from aisp.pipeline.demo import DemoSource
-
-        return DemoSource(live=bool(live) or text == "demo:live", **options)
-    if text.startswith("/dev/video"):
-        return CameraSource(text, **options)
-    if text.lower().startswith(URL_SCHEMES):
-        return UrlSource(text, live=True if live is None else live, **options)
-    path = Path(text).expanduser()
-    if path.is_dir():
-        images = _images_in(path)
-        if not images:
-            raise SourceError(f"no images in folder {path} (expected {sorted(IMAGE_EXTENSIONS)})",
-                              source=text, details={"phase": "open"})
-        return ImageSource(images, name=text, **options)
-    if any(ch in text for ch in "*?["):
-        matches = sorted(Path(p) for p in globmod.glob(os.path.expanduser(text)))
-        images = [p for p in matches if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
-        if not images:
-            raise SourceError(f"no images match {text!r}", source=text, details={"phase": "open"})
-        return ImageSource(images, name=text, **options)
-    if not path.exists():
-        raise SourceError(f"source not found: {text} (no such file)", source=text, details={"phase": "open"})
-    if path.suffix.lower() in IMAGE_EXTENSIONS:
-        return ImageSource([path], **options)
-    source = VideoFileSource(path, **options)
-    if live:
-        source.live = True
-    return source

@@ -1,21 +1,40 @@
-"""One stream: its spec, state machine, statistics, reorder buffer and built-in sinks."""
+"""One stream: its spec, state machine, statistics, reorder buffer and built-in sinks.
+
+A :class:`Stream` owns its lifecycle: every change of its state, its error and its stop and
+reconnect requests goes through one of its methods, and the stages that run it (the reader,
+the workers, the sink thread, the engine's monitor) call those methods, never its private
+fields::
+
+    request_stop()        stop reading (a user's stop, a shutdown, an abort)
+    abort(reason)         fail now: the first reason wins, then request_stop()
+    fail_at_end(reason)   end ``failed`` once the frames already read are out (a truncated file,
+                          a sink that could not close), without stopping anything early
+    request_reconnect()   the watchdog saw a stall: interrupt the source, the reader reconnects
+    begin_reconnect() / reconnected()    the reader's side of a reconnect
+    deliver(results)      workers hand results in (to the reorder buffer)
+    finish()              the sink thread is done: ``stopped``, or ``failed`` after an abort
+                          or a ``fail_at_end``
+
+The engine hands in ``on_stop(stream)``, called by :meth:`request_stop`: it discards the queued
+frames and closes the stream's queue, so that an abort raised by any stage drains the stream.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aisp.errors import ValidationError
+from aisp.pipeline.frame_types import FrameResult
 from aisp.pipeline.reorder import ReorderBuffer
+from aisp.pipeline.scheduler import StreamQueue
 from aisp.pipeline.sinks import LatestResultSink, MJPEGSink, Sink
 from aisp.pipeline.sources import Source
-from aisp.pipeline.stats import StreamStats
+from aisp.pipeline.stats import StreamMeter
 from aisp.pipeline.watchdog import STATES, TERMINAL_STATES, Watchdog
-
-if TYPE_CHECKING:  # pragma: no cover
-    from aisp.pipeline.scheduler import StreamQueue
 
 __all__ = ["StreamSpec", "Stream"]
 
@@ -74,8 +93,9 @@ class StreamSpec:
 class Stream:
     """A running stream. ``state`` is one of starting/running/reconnecting/stopped/failed."""
 
-    def __init__(self, spec: StreamSpec, source: Source, sinks: list[Sink], stats: StreamStats,
-                 watchdog: Watchdog, *, mjpeg: bool = True) -> None:
+    def __init__(self, spec: StreamSpec, source: Source, sinks: list[Sink], stats: StreamMeter,
+                 watchdog: Watchdog, *, mjpeg: bool = True,
+                 on_stop: Callable[[Stream], None] | None = None) -> None:
         self.id = spec.id
         self.spec = spec
         self.source = source
@@ -84,7 +104,7 @@ class Stream:
         self.sinks: list[Sink] = [self.latest] + ([self.mjpeg] if self.mjpeg else []) + list(sinks)
         self.stats = stats
         self.watchdog = watchdog
-        self.reorder = ReorderBuffer()
+        self.reorder: ReorderBuffer[FrameResult] = ReorderBuffer()
         self.queue: StreamQueue | None = None
         self.needs_image = any(s.needs_image for s in self.sinks)
         self.last_error: str | None = None
@@ -95,6 +115,7 @@ class Stream:
         self._aborted = False
         self._fail_at_end = False
         self._reconnect_requested = threading.Event()
+        self._on_stop = on_stop
         self.threads: list[threading.Thread] = []
 
     @property
@@ -127,7 +148,79 @@ class Stream:
 
     @property
     def failed(self) -> bool:
+        """True once the stream was aborted (it ends ``failed``)."""
         return self._aborted
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def wait_stop(self, timeout: float | None) -> bool:
+        """Wait up to ``timeout`` seconds for a stop request; True if one came."""
+        return self._stop.wait(timeout)
+
+    def request_stop(self) -> None:
+        """Stop reading: a blocked read is interrupted and the queued frames are discarded
+        (through the engine's ``on_stop``); frames in flight still reach the sinks."""
+        self._stop.set()
+        self.source.interrupt()
+        if self._on_stop is not None:
+            self._on_stop(self)
+
+    def abort(self, reason: str) -> bool:
+        """Fail the stream with ``reason`` (the first reason wins) and stop it; True the first time."""
+        with self._cond:
+            first = not self._aborted
+            self._aborted = True
+            if first:
+                self.last_error = reason
+            self._cond.notify_all()
+        if first:
+            log.error("stream %s failed: %s", self.id, reason)
+        self.request_stop()
+        return first
+
+    def fail_at_end(self, reason: str | None = None) -> None:
+        """End ``failed`` (with ``reason`` as the error, unless aborted) once the sinks are done."""
+        with self._cond:
+            self._fail_at_end = True
+        if reason is not None:
+            self.record_error(reason)
+
+    @property
+    def reconnect_requested(self) -> bool:
+        return self._reconnect_requested.is_set()
+
+    def request_reconnect(self, reason: str) -> None:
+        """Ask the reader to reconnect (the watchdog saw a stall): a blocked read is interrupted."""
+        self.set_state("reconnecting", error=reason)
+        self._reconnect_requested.set()
+        self.source.interrupt()
+
+    def begin_reconnect(self, reason: str) -> None:
+        """The reader starts reconnecting: the watchdog pauses, the request is taken."""
+        self.watchdog.disarm()
+        self._reconnect_requested.clear()
+        self.set_state("reconnecting", error=reason)
+
+    def reconnected(self) -> None:
+        """The reader reconnected: count it, watch for stalls again, ``running``."""
+        with self._cond:
+            self.reconnects += 1
+        self.watchdog.arm()
+        self.set_state("running")
+
+    def deliver(self, results: Sequence[FrameResult]) -> None:
+        """Results from a worker, in any order (the reorder buffer puts them back in order)."""
+        for result in results:
+            self.reorder.push(result.frame.seq, result)
+
+    def finish(self) -> None:
+        """The sink thread ends the stream: ``failed`` after an abort or ``fail_at_end``, else ``stopped``."""
+        with self._cond:
+            failed = self._aborted or self._fail_at_end
+        self.set_state("failed" if failed else "stopped")
 
     def wait_for_state(self, *states: str, timeout: float | None = None) -> bool:
         with self._cond:
@@ -143,7 +236,7 @@ class Stream:
 
     def snapshot(self) -> dict[str, Any]:
         return {**self.spec.to_dict(), "state": self.state, "last_error": self.last_error,
-                "live": self.live, "reconnects": self.reconnects, "stats": self.stats.snapshot()}
+                "live": self.live, "reconnects": self.reconnects, "stats": self.stats.snapshot().to_dict()}
 
     def __repr__(self) -> str:
         return f"Stream({self.id!r}, state={self.state!r})"

@@ -10,14 +10,12 @@ This package imports SQLAlchemy; ``import aisp`` never imports it.
 
 from __future__ import annotations
 
-from typing import Any
-
 from aisp.store.db import Database, redact_url
 from aisp.store.events import EventRepository, EventSummary, EventWriter, EventWriterStats
 from aisp.store.keys import ROLES, KeyRecord, KeyRepository
 from aisp.store.migrate import current_revision, head_revision, upgrade
 from aisp.store.retention import RetentionResult, RetentionWorker
-from aisp.store.snapshots import METRICS, SnapshotPoint, SnapshotRepository, Snapshotter, make_gatherer
+from aisp.store.snapshots import METRICS, SnapshotPoint, SnapshotRepository, Snapshotter
 from aisp.store.store import Store
 from aisp.store.stream_repo import StreamRecord, StreamRepository
 from aisp.store.task_repo import TASK_STATES, TaskRecord, TaskRepository
@@ -41,21 +39,11 @@ __all__ = [
     "EventRepository",
     "EventWriter",
     "EventWriterStats",
-    "EventSink",
     "METRICS",
     "SnapshotPoint",
     "SnapshotRepository",
     "Snapshotter",
-    "make_gatherer",
     "RetentionResult",
     "RetentionWorker",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    # EventSink subclasses the pipeline's Sink; import the pipeline only when it is asked for.
-    if name == "EventSink":
-        from aisp.store.event_sink import EventSink
-
-        return EventSink
-    raise AttributeError(f"module 'aisp.store' has no attribute {name!r}")
