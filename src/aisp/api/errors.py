@@ -4,24 +4,28 @@ One handler per base class (:class:`aisp.errors.AISPError`, Starlette's ``HTTPEx
 FastAPI's ``RequestValidationError``). Request validation errors are answered **400
 VALIDATION_ERROR** (not FastAPI's default 422), the same status that AISP's own
 :class:`~aisp.errors.ValidationError` has, so a client sees one code for "your input is wrong"
-whether pydantic or AISP caught it. Unexpected exceptions are turned into 500 by the request
-middleware (:mod:`aisp.api.middleware`), which logs them with the request id; no stack trace
-reaches a client.
+whether pydantic or AISP caught it. :func:`invalid_request` builds that error from pydantic's
+errors, for the handler and for :meth:`aisp.api.schemas.FramesQuery.parse` (the fast path's
+reading of the frames query), so both word it the same. Unexpected exceptions are turned into
+500 by the request middleware (:mod:`aisp.api.middleware`), which logs them with the request id;
+no stack trace reaches a client.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic_core import ErrorDetails
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from aisp.errors import AISPError, error_body
+from aisp.errors import AISPError, ValidationError, error_body
 
-__all__ = ["install_error_handlers", "error_response", "aisp_error_response", "HTTP_NAMES"]
+__all__ = ["install_error_handlers", "error_response", "aisp_error_response", "invalid_request", "HTTP_NAMES"]
 
 log = logging.getLogger("aisp.api")
 
@@ -83,34 +87,29 @@ async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
     return error_response(code, body, dict(exc.headers) if exc.headers else None)
 
 
-def _clean_errors(errors: Any) -> list[dict[str, Any]]:
-    out = []
-    for err in errors:
-        out.append(
-            {
-                "loc": [str(x) for x in err.get("loc", ())],
-                "msg": str(err.get("msg", "")),
-                "type": str(err.get("type", "")),
-            }
-        )
-    return out
+def invalid_request(errors: Iterable[ErrorDetails], *, loc: Sequence[str] = ()) -> ValidationError:
+    """The 400 ``VALIDATION_ERROR`` for pydantic's ``errors()``, each location prefixed by ``loc``
+    (e.g. ``("query",)``); the message names the first five, ``details`` has the field of the first
+    and every error as ``{"loc", "msg", "type"}``."""
+    cleaned = [
+        {
+            "loc": [*loc, *(str(x) for x in err["loc"])],
+            "msg": err["msg"],
+            "type": err["type"],
+        }
+        for err in errors
+    ]
+    parts = [f"{'.'.join(e['loc']) or 'request'}: {e['msg']}" for e in cleaned[:5]]
+    first = cleaned[0]["loc"] if cleaned else []
+    field = ".".join(first[1:] if len(first) > 1 else first) or None
+    return ValidationError(
+        "invalid request: " + "; ".join(parts), details={"field": field, "errors": cleaned}
+    )
 
 
 async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = _clean_errors(exc.errors())
-    parts = [f"{'.'.join(e['loc']) or 'request'}: {e['msg']}" for e in errors[:5]]
-    first = errors[0]["loc"] if errors else []
-    field = ".".join(first[1:] if len(first) > 1 else first) or None
-    body = error_body(
-        code=400,
-        name="VALIDATION_ERROR",
-        message="invalid request: " + "; ".join(parts),
-        details={"field": field, "errors": errors},
-        path=request.url.path,
-        method=request.method,
-    )
-    return error_response(400, body)
+    return aisp_error_response(invalid_request(exc.errors()), path=request.url.path, method=request.method)
 
 
 def install_error_handlers(app: FastAPI) -> None:

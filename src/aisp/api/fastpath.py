@@ -2,10 +2,9 @@
 
 The frames route is the API's hot path: a client streaming frames calls it hundreds of times a
 second. Routing through the route table, building a ``Request``, solving the dependency graph
-(auth, three query parameters), the exception and exit-stack middleware and ``Response`` cost
-the event loop about 0.9 ms per request on the 2-core reference machine (measured: 1.6 ms of
-event-loop CPU per request through the route, 0.7 ms through this). With 8 requests in flight
-on 2 cores, every millisecond of CPU per request adds about 4 ms to each request's latency.
+(auth, the query model), the exception and exit-stack middleware and ``Response`` cost the event
+loop CPU on every request, and with several requests in flight on few cores every millisecond of
+CPU per request adds to each request's latency (``docs/PERFORMANCE.md`` has the measurements).
 
 This pure ASGI middleware sits inside :class:`aisp.api.middleware.RequestMiddleware` (so request
 ids, the upload limit, per-route metrics and the last-resort 500 apply as for any route) and in
@@ -13,9 +12,11 @@ front of the router. It answers a request itself only when it can tell, from the
 query string alone, that the route would accept it:
 
 * a raw image body (``image/*``, ``application/octet-stream`` or no Content-Type);
-* ``models`` given once and naming known models; ``annotate`` and ``reduced_decode``, if given,
-  once each and ``true``/``false``/``1``/``0``;
-* auth off, or an admin key already verified within the last few seconds
+* a valid :class:`~aisp.api.schemas.FramesQuery` (the same declaration and parser as the route's)
+  naming known models, with no parameter of it given twice (the route answers those);
+* auth off, or an admin key already verified within the last few seconds: the key is read by
+  :func:`aisp.api.auth.extract_api_key` and the role checked by :func:`aisp.api.auth.check_role`,
+  as for the route, but only the authenticator's memo is asked
   (:meth:`aisp.api.auth.Authenticator.peek`, no store lookup).
 
 Everything else (multipart uploads, a key not seen yet, a viewer key, a malformed or missing
@@ -28,21 +29,23 @@ cannot tell which one answered except by speed. ``AISP_API_FAST_PATH=false`` tur
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import parse_qsl
 
-from fastapi.security.utils import get_authorization_scheme_param
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aisp.api import modelops
+from aisp.api.auth import check_role, extract_api_key
+from aisp.api.context import AppContext
 from aisp.api.errors import aisp_error_response
 from aisp.api.frame_processing import is_raw_image_type, process_image
+from aisp.api.schemas import FramesQuery
 from aisp.errors import AISPError
 
 __all__ = ["FramesFastPath", "PATH"]
 
 PATH = "/api/frames/process"
-_FLAGS = {"true": True, "1": True, "false": False, "0": False}
-_MAX_MODELS_LEN = 1000  # the route's max_length for ``models``
+_QUERY_NAMES = frozenset(FramesQuery.model_fields)
 
 
 @dataclass(frozen=True)
@@ -56,16 +59,24 @@ class _RouteTemplate:
 _ROUTE = _RouteTemplate(PATH, frozenset({"POST"}))
 
 
+@dataclass(frozen=True)
+class _Plan:
+    names: list[str]
+    query: FramesQuery
+
+
 class FramesFastPath:
-    def __init__(self, app: Any, *, ctx: Any, enabled: bool = True) -> None:
+    def __init__(self, app: ASGIApp, *, ctx: AppContext, enabled: bool = True) -> None:
         self.app = app
         self.ctx = ctx
         self.enabled = enabled
         self.handled = 0  # requests answered here
         self.passed = 0  # requests for PATH passed on to the route
+        # resolved once (a few system calls), not per request; the settings do not change
+        self._model_dir = ctx.settings.resolved_model_dir
         ctx.fast_path = self
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self.enabled or scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
@@ -75,14 +86,17 @@ class FramesFastPath:
             await self.app(scope, receive, send)
             return
         self.handled += 1
-        names, annotate, reduced_decode = plan
         scope["route"] = _ROUTE  # the request metrics read the route template from here
         try:
             data = await _read_body(receive)
             if data is None:  # the client went away before sending its image
                 return
             answer = await process_image(
-                self.ctx, data, names, annotate=annotate, reduced_decode=reduced_decode
+                self.ctx,
+                data,
+                plan.names,
+                annotate=plan.query.annotate,
+                reduced_decode=plan.query.reduced_decode,
             )
         except AISPError as exc:
             await aisp_error_response(exc, path=PATH, method="POST")(scope, receive, send)
@@ -95,56 +109,34 @@ class FramesFastPath:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": answer.body})
 
-    def _plan(self, scope: dict[str, Any]) -> tuple[list[str], bool, bool] | None:
-        """(model names, annotate, reduced_decode) when this request is one to answer here."""
+    def _plan(self, scope: Scope) -> _Plan | None:
+        """The checked model names and query when this request is one to answer here."""
         ctx = self.ctx
         if ctx.inference is None or ctx.auth is None:
             return None
-        ctype = api_key = authorization = None
-        for name, value in scope["headers"]:  # the first of each, as Starlette's Headers.get
-            if name == b"content-type" and ctype is None:
-                ctype = value.decode("latin-1")
-            elif name == b"x-api-key" and api_key is None:
-                api_key = value.decode("latin-1")
-            elif name == b"authorization" and authorization is None:
-                authorization = value.decode("latin-1")
-        if not is_raw_image_type((ctype or "").split(";")[0].strip().lower()):
+        headers = Headers(scope=scope)
+        if not is_raw_image_type(headers.get("content-type", "").split(";")[0].strip().lower()):
             return None
-        principal = ctx.auth.peek(api_key or _bearer_token(authorization))
-        if principal is None or principal.role != "admin":
+        # read as Starlette's QueryParams reads it (a dict of the pairs: the last value counts),
+        # without building the multi-dict
+        pairs = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+        params = dict(pairs)
+        principal = ctx.auth.peek(extract_api_key(headers, params, allow_query=False))
+        if principal is None:
             return None
-        params: dict[str, list[str]] = {}
-        for key, value in parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True):
-            params.setdefault(key, []).append(value)
-        models = params.get("models")
-        if models is None or len(models) != 1 or len(models[0]) > _MAX_MODELS_LEN:
-            return None
-        flags = []
-        for key in ("annotate", "reduced_decode"):
-            given = params.get(key)
-            default = key == "reduced_decode"
-            if given is None:
-                flags.append(default)
-            elif len(given) == 1 and given[0].lower() in _FLAGS:
-                flags.append(_FLAGS[given[0].lower()])
-            else:
-                return None
+        given = [name for name, _ in pairs if name in _QUERY_NAMES]
+        if len(given) != len(set(given)):
+            return None  # a parameter given twice: left to the route
         try:
-            names = modelops.check_models(modelops.parse_model_list(models[0]))
-        except AISPError:
+            check_role(principal, "POST")
+            query = FramesQuery.parse(params)
+            names = modelops.check_models(query.names(), self._model_dir)
+        except AISPError:  # the route gives the same answer, with its error body
             return None
-        return names, flags[0], flags[1]
+        return _Plan(names, query)
 
 
-def _bearer_token(authorization: str | None) -> str | None:
-    """The credentials of ``Authorization: Bearer <token>``, as FastAPI's ``HTTPBearer`` reads them."""
-    scheme, credentials = get_authorization_scheme_param(authorization)
-    if not (authorization and scheme and credentials) or scheme.lower() != "bearer":
-        return None
-    return credentials
-
-
-async def _read_body(receive: Any) -> bytes | None:
+async def _read_body(receive: Receive) -> bytes | None:
     """The whole request body, or None when the client disconnected first."""
     chunks: list[bytes] = []
     while True:

@@ -9,7 +9,9 @@ Order of checks (cheap first, so a bad request costs almost nothing):
    refused too (decoders would return a half-grey image);
 4. then, in the bounded inference pool (503 ``OVERLOADED`` when saturated): decode with OpenCV
    (``IMREAD_COLOR``, BGR to RGB once), run each model on this pool thread's own instance
-   (``load_model(name, instance=thread_index)``), optionally annotate and encode a JPEG.
+   (``models.load(name, instance="api<thread index>")`` on the app's
+   :class:`~aisp.models.ModelRegistry`, resolved once per request), optionally annotate and
+   encode a JPEG.
 
 **Reduced decode.** When the image is a JPEG, no annotated image is asked for, and every
 requested model resizes the whole frame to a small network input (``network_input_side``, e.g.
@@ -17,28 +19,31 @@ requested model resizes the whole frame to a small network input (``network_inpu
 (``cv2.IMREAD_REDUCED_COLOR_2``: it skips most of the IDCT work, and the model then copies and
 resizes a quarter of the pixels), as long as the long side stays at least twice the network
 input; the results are then scaled back to the original image's pixel coordinates. The network
-sees nearly the same pixels (it downsamples much further anyway): on the scikit-image astronaut at
-640x480 and 1280x960, boxes match full decoding with IoU >= 0.9 (tests/api/test_frames_decode.py).
-Quarter scale was measured too and is not used: it saves another 0.45 ms per 640x480 frame, but
-boxes moved more (IoU against a full decode 0.69-0.99 on the scikit-image photos at 512 to
-1280 px, against 0.86-0.99 at half scale). The response's ``decode_scale`` says which scale was used (1 or 2);
-``?reduced_decode=false`` turns it off.
+sees nearly the same pixels (it downsamples much further anyway); tests/api/test_frames_decode.py
+checks that boxes match a full decode. Quarter scale is not used: boxes moved too much
+(``docs/PERFORMANCE.md`` has the figures of both). The response's ``decode_scale`` says which
+scale was used (1 or 2); ``?reduced_decode=false`` turns it off.
+
+``numpy``, ``cv2`` and :mod:`aisp.models` (which imports numpy) are imported on the pool thread
+by the first frame, not with this module, so ``import aisp.api.app`` stays light.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
+from aisp.api.context import AppContext
 from aisp.api.imageinfo import ImageInfo, probe_image
 from aisp.errors import PayloadTooLargeError, UnsupportedMediaError, ValidationError
 
-if TYPE_CHECKING:
-    from aisp.api.context import AppContext
+if TYPE_CHECKING:  # aisp.models imports numpy: the app module stays light until the first frame
+    from aisp.models import Model, ModelRegistry, ModelResult
 
 __all__ = [
     "read_image",
@@ -116,46 +121,52 @@ def check_image(data: bytes, *, max_pixels: int) -> ImageInfo:
 
 @dataclass
 class FrameOutcome:
-    results: dict[str, Any]  # model name -> ModelResult
+    results: dict[str, ModelResult]  # model name -> its result, in request order
     decode_ms: float
     total_ms: float
     jpeg: bytes | None = None
     decode_scale: int = 1
 
 
-def decode_reduction(info: ImageInfo, models: list[Any], *, annotate: bool, allowed: bool = True) -> int:
+def decode_reduction(
+    info: ImageInfo, models: Sequence[object], *, annotate: bool, allowed: bool = True
+) -> int:
     """The JPEG decode scale divisor, 1 or 2, for these models (see the module doc).
 
     2 when reduction is ``allowed``, no annotation is wanted, the image is a JPEG, every model
-    declares a ``network_input_side`` and half the long side is at least twice the largest one.
+    declares a ``network_input_side`` (an optional attribute of model adapters) and half the long
+    side is at least twice the largest one.
     """
     if not allowed or annotate or info.format != "jpeg" or not models:
         return 1
     sides = [getattr(m, "network_input_side", None) for m in models]
-    if any(not isinstance(side, int) or side <= 0 for side in sides):
+    known = [side for side in sides if isinstance(side, int) and side > 0]
+    if len(known) != len(sides):
         return 1
-    need = 2 * max(sides)  # type: ignore[type-var]
     long_side = max(info.width, info.height)
-    return 2 if long_side // 2 >= need else 1
+    return 2 if long_side // 2 >= 2 * max(known) else 1
 
 
 def infer_image(
     data: bytes,
     info: ImageInfo,
-    names: list[str],
+    names: Sequence[str],
     *,
-    annotate: bool,
+    models: ModelRegistry,
     instance: int,
+    annotate: bool,
     reduced_decode: bool = True,
 ) -> FrameOutcome:
-    """Decode and run the models (called on an inference pool thread)."""
+    """Decode and run the models (called on an inference pool thread).
+
+    ``instance`` is the pool thread's index: each model is this thread's own instance
+    (``api<instance>``) from ``models``, so non-thread-safe models are never shared.
+    """
     import cv2
     import numpy as np
 
-    from aisp.models import load_model
-
-    models = [load_model(name, instance=f"api{instance}") for name in names]
-    factor = decode_reduction(info, models, annotate=annotate, allowed=reduced_decode)
+    loaded: list[Model] = [models.load(name, instance=f"api{instance}") for name in names]
+    factor = decode_reduction(info, loaded, annotate=annotate, allowed=reduced_decode)
     flag = cv2.IMREAD_REDUCED_COLOR_2 if factor == 2 else cv2.IMREAD_COLOR
     t0 = time.perf_counter()
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
@@ -167,9 +178,7 @@ def infer_image(
         )
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     t1 = time.perf_counter()
-    results: dict[str, Any] = {}
-    for name, model in zip(names, models, strict=True):
-        results[name] = model.infer(rgb)
+    results = {name: model.infer(rgb) for name, model in zip(names, loaded, strict=True)}
     if factor > 1:
         h, w = rgb.shape[:2]
         # OpenCV applies EXIF orientation, which may swap the header's width and height
@@ -180,7 +189,7 @@ def infer_image(
         results = {name: res.scaled(sx, sy) for name, res in results.items()}
     jpeg = None
     if annotate:
-        from aisp.models.annotate import annotate as draw
+        from aisp.models.annotate import annotate as draw  # aisp.models imports numpy: see above
 
         out = draw(rgb, results.values())
         ok, buf = cv2.imencode(".jpg", cv2.cvtColor(out, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
@@ -201,25 +210,33 @@ class FrameAnswer:
 
 
 async def process_image(
-    ctx: AppContext, data: bytes, names: list[str], *, annotate: bool, reduced_decode: bool
+    ctx: AppContext, data: bytes, names: Sequence[str], *, annotate: bool, reduced_decode: bool
 ) -> FrameAnswer:
     """Check the image (on the event loop: header only), then decode, infer and build the answer
     on an inference pool thread, so the event loop stays free for I/O. ``names`` must have been
-    checked (:func:`aisp.api.modelops.check_models`). Raises :class:`aisp.errors.AISPError`s."""
+    checked (:func:`aisp.api.modelops.check_models`). Raises :class:`aisp.errors.AISPError`s
+    (503 ``OVERLOADED`` while the app's models are not built yet)."""
     info = check_image(data, max_pixels=ctx.settings.max_pixels)
+    models = ctx.models  # once per request
     pool = ctx.inference
-    if pool is None:  # pragma: no cover - the lifespan creates it before routes are served
+    if pool is None:  # pragma: no cover - the context creates it
         raise RuntimeError("the inference pool is not running")
 
     def job() -> tuple[FrameOutcome, bytes | None]:
         outcome = infer_image(
-            data, info, names, annotate=annotate, instance=pool.thread_index(), reduced_decode=reduced_decode
+            data,
+            info,
+            names,
+            models=models,
+            instance=pool.thread_index(),
+            annotate=annotate,
+            reduced_decode=reduced_decode,
         )
         return outcome, None if annotate else json_body(info, outcome)
 
     outcome, body = await pool.run(job)
     for name, res in outcome.results.items():
-        ctx.metrics.observe_inference(name, float(getattr(res, "inference_ms", 0.0)), "api")
+        ctx.metrics.observe_inference(name, res.inference_ms, "api")
     if body is None:
         assert outcome.jpeg is not None
         return FrameAnswer(outcome.jpeg, "image/jpeg", {"X-Inference-Ms": f"{outcome.total_ms:.2f}"})

@@ -20,7 +20,10 @@ import logging
 import re
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aisp.errors import PayloadTooLargeError, error_body
 from aisp.logs import request_id_var
@@ -42,7 +45,13 @@ def new_request_id() -> str:
     return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFF:08x}"
 
 
-def _route_template(scope: dict[str, Any], status: int) -> str:
+class RequestMetrics(Protocol):
+    """Where the middleware records each request (:class:`aisp.api.metrics.ApiMetrics`)."""
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None: ...
+
+
+def _route_template(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None)
     if path:
@@ -53,13 +62,20 @@ def _route_template(scope: dict[str, Any], status: int) -> str:
 
 
 class RequestMiddleware:
-    def __init__(self, app: Any, *, metrics: Any, max_body_bytes: int, clock: Any = time.perf_counter):
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: RequestMetrics,
+        max_body_bytes: int,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.clock = clock
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
@@ -76,13 +92,15 @@ class RequestMiddleware:
         finally:
             request_id_var.reset(token)
 
-    async def _http(self, scope: dict[str, Any], receive: Any, send: Any, rid: str, headers: dict) -> None:
+    async def _http(
+        self, scope: Scope, receive: Receive, send: Send, rid: str, headers: dict[bytes, bytes]
+    ) -> None:
         start = self.clock()
         method = scope.get("method", "GET")
         state = {"status": 500, "started": False}
         rid_header = (b"x-request-id", rid.encode("latin-1"))
 
-        async def send_wrapper(message: dict[str, Any]) -> None:
+        async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 state["status"] = message["status"]
                 state["started"] = True
@@ -104,7 +122,7 @@ class RequestMiddleware:
                 )
             received = 0
 
-            async def receive_wrapper() -> dict[str, Any]:
+            async def receive_wrapper() -> Message:
                 nonlocal received
                 message = await receive()
                 if message["type"] == "http.request":
@@ -137,10 +155,10 @@ class RequestMiddleware:
                 await self._send_error(send_wrapper, 500, body)
         finally:
             status = state["status"]
-            self.metrics.observe_request(method, _route_template(scope, status), status, self.clock() - start)
+            self.metrics.observe_request(method, _route_template(scope), status, self.clock() - start)
 
     @staticmethod
-    async def _send_error(send: Any, status: int, body: dict[str, Any]) -> None:
+    async def _send_error(send: Send, status: int, body: dict[str, Any]) -> None:
         payload = json.dumps(body).encode()
         await send(
             {

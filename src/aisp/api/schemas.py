@@ -1,5 +1,9 @@
 """Pydantic models of the API's requests and responses (they make ``/docs`` complete).
 
+Each request contract is declared here once. :class:`FramesQuery`, the query of the hot frames
+route, is read by FastAPI for the route and by :meth:`FramesQuery.parse` for the fast path
+(:mod:`aisp.api.fastpath`): one set of names, limits, defaults and boolean rules, one set of errors.
+
 Responses that wrap another area's ``to_dict()`` (cache statistics, model results, stream
 statistics) declare the fields the API promises and allow extra ones, so a new statistic in
 another area shows up without breaking response validation.
@@ -7,9 +11,14 @@ another area shows up without breaking response validation.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
+import pydantic
 from pydantic import BaseModel, ConfigDict, Field
+
+from aisp.api.errors import invalid_request
+from aisp.api.modelops import parse_model_list
 
 
 class _Open(BaseModel):
@@ -92,7 +101,9 @@ class StreamPerf(_Open):
 
 
 class PerformanceResponse(BaseModel):
-    cpu_percent: float
+    cpu_percent: float | None = Field(
+        description="Percent of one core since the previous reading (None on the first reading)."
+    )
     rss_mb: float
     threads: int
     system_memory_percent: float
@@ -144,6 +155,53 @@ class CacheClearResponse(BaseModel):
 
 
 # --- frames ---------------------------------------------------------------------------------
+#: The longest ``models`` value the frames route takes (characters).
+MAX_MODELS_LEN = 1000
+
+
+class FramesQuery(BaseModel):
+    """The query of ``POST /api/frames/process``.
+
+    The route declares it as ``Annotated[FramesQuery, Query()]`` (FastAPI reads, validates and
+    documents it); the fast path calls :meth:`parse`. The rules, the same in both:
+
+    * a parameter given twice counts once, by its last value (Starlette's ``QueryParams``);
+      unknown parameters are ignored;
+    * ``models`` is required, at most :data:`MAX_MODELS_LEN` characters; :meth:`names` splits it;
+    * booleans are pydantic's: ``true``/``false``, ``1``/``0``, ``yes``/``no``, ``on``/``off``,
+      ``t``/``f``, ``y``/``n`` in any case; nothing else, not even with spaces around;
+    * a bad query is a 400 ``VALIDATION_ERROR`` naming every bad parameter
+      (:func:`aisp.api.errors.invalid_request`).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    models: str = Field(
+        description="Comma-separated model names, e.g. face_detection,hands.", max_length=MAX_MODELS_LEN
+    )
+    annotate: bool = Field(False, description="Return the annotated image as image/jpeg.")
+    reduced_decode: bool = Field(
+        True,
+        description="Allow decoding a JPEG at half scale when every model resizes the "
+        "frame to a much smaller network input (results are in the original pixels either way; "
+        "`decode_scale` in the response says which scale was used). false: always decode in full.",
+    )
+
+    @classmethod
+    def parse(cls, params: Mapping[str, str]) -> FramesQuery:
+        """The query from ``params`` (a ``QueryParams``: ``params[name]`` is the last value), read
+        as the route reads it; raises the route's 400 ``ValidationError`` when it is invalid."""
+        given = {name: params[name] for name in cls.model_fields if name in params}
+        try:
+            return cls.model_validate(given)
+        except pydantic.ValidationError as exc:
+            raise invalid_request(exc.errors(), loc=("query",)) from None
+
+    def names(self) -> list[str]:
+        """The model names, stripped and de-duplicated in order; 400 when there is none."""
+        return parse_model_list(self.models)
+
+
 class FrameProcessResponse(BaseModel):
     width: int
     height: int

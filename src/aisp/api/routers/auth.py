@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Path, Request, status
 
 from aisp.api.auth import Principal, authorize, require_admin
 from aisp.api.schemas import KeyCreate, KeyCreated, KeyListResponse, KeyOut, WhoAmI, error_responses
+
+if TYPE_CHECKING:  # the store imports SQLAlchemy, opened by the start-up thread
+    from aisp.store.keys import KeyRecord
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
@@ -18,7 +21,7 @@ def _iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, timezone.utc).isoformat()
 
 
-def _key_out(rec: Any) -> dict[str, Any]:
+def _key_out(rec: KeyRecord) -> dict[str, Any]:
     return {
         "id": rec.id,
         "role": rec.role,

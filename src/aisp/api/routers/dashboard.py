@@ -1,10 +1,11 @@
 """The dashboard: the page at ``/``, its assets under ``/static/``, and the live feed ``/ws/live``.
 
 The page and its assets are open (they hold no data); every piece of data comes from the API
-with the user's key. ``/ws/live`` checks the key (``?key=`` or ``X-API-Key``) and then pushes
-one summary per second (:func:`aisp.api.routers.dashboard_summary.build_summary`, shared by all
-open pages through :class:`~aisp.api.routers.dashboard_summary.SharedSummary`), so the page
-updates with no reload and no polling.
+with the user's key. ``/ws/live`` checks the key (``?key=``, ``X-API-Key`` or a bearer token:
+:func:`aisp.api.auth.authorize_websocket`) and then pushes one summary per second
+(:func:`aisp.api.routers.dashboard_summary.build_summary`, shared by all open pages through
+:class:`~aisp.api.routers.dashboard_summary.SharedSummary`), so the page updates with no reload
+and no polling.
 
 Why a WebSocket and not Server-Sent Events: uvicorn closes open WebSockets (code 1012) when it
 shuts down, whereas an endless SSE response would hold a graceful shutdown open until its
@@ -23,15 +24,15 @@ import contextlib
 import logging
 import mimetypes
 from pathlib import Path
-from typing import Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Request, WebSocket
+from fastapi import APIRouter, FastAPI, Request, WebSocket
 from fastapi.responses import FileResponse, HTMLResponse
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from aisp import __version__
-from aisp.api.auth import authorize_websocket_async
+from aisp.api.auth import authorize_websocket
+from aisp.api.context import AppContext
 from aisp.api.routers.dashboard_summary import SharedSummary
 from aisp.errors import AISPError, NotFoundError, UnauthorizedError
 
@@ -53,10 +54,16 @@ _TYPES = {
 }
 _NO_CACHE = {"Cache-Control": "no-cache"}  # revalidate (ETag) so an upgrade is seen at once
 #: The page may load and connect to this server only: no CDN, no inline script, no framing.
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-       "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'")
-_PAGE_HEADERS = {**_NO_CACHE, "Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
-                 "Referrer-Policy": "no-referrer"}
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'"
+)
+_PAGE_HEADERS = {
+    **_NO_CACHE,
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 router = APIRouter(tags=["dashboard"])
 
@@ -85,10 +92,10 @@ async def static(path: str) -> FileResponse:
 @router.websocket("/ws/live")
 async def live(websocket: WebSocket) -> None:
     """One dashboard summary per second until the client leaves or the server stops."""
-    ctx = websocket.app.state.ctx
+    ctx: AppContext = websocket.app.state.ctx
     await websocket.accept()
     try:
-        principal = await authorize_websocket_async(websocket)  # a store lookup runs off the loop
+        principal = await authorize_websocket(websocket)  # a store lookup runs off the loop
     except UnauthorizedError as exc:
         await websocket.close(code=4401, reason=_reason(exc.message))
         return
@@ -109,12 +116,12 @@ async def live(websocket: WebSocket) -> None:
         log.debug("live feed closed")
 
 
-async def _push(websocket: WebSocket, ctx: Any, receiver: asyncio.Task[None]) -> None:
+async def _push(websocket: WebSocket, ctx: AppContext, receiver: asyncio.Task[None]) -> None:
     loop = asyncio.get_running_loop()
     while not ctx.stopping.is_set() and not receiver.done():
         started = loop.time()
         try:  # a key revoked meanwhile ends the feed (within the authenticator's cache TTL)
-            await authorize_websocket_async(websocket)
+            await authorize_websocket(websocket)
         except UnauthorizedError as exc:
             with contextlib.suppress(Exception):
                 await websocket.close(code=4401, reason=_reason(exc.message))
@@ -136,7 +143,7 @@ async def _push(websocket: WebSocket, ctx: Any, receiver: asyncio.Task[None]) ->
         await asyncio.wait({receiver}, timeout=wait)
 
 
-def _shared(app: Any) -> SharedSummary:
+def _shared(app: FastAPI) -> SharedSummary:
     shared = getattr(app.state, "dashboard_summary", None)
     if shared is None:  # created on the event loop thread only: no race
         shared = app.state.dashboard_summary = SharedSummary(app.state.ctx, max_age_s=LIVE_INTERVAL_S / 2)
@@ -151,7 +158,7 @@ async def _drain(websocket: WebSocket) -> None:
             return
 
 
-def _has_route(app: Any, path: str) -> bool:
+def _has_route(app: FastAPI, path: str) -> bool:
     """Whether the app serves ``path`` (read from its OpenAPI schema, which FastAPI caches)."""
     try:
         return path in (app.openapi().get("paths") or {})

@@ -2,12 +2,13 @@
 
 This route documents the endpoint and serves every request that :mod:`aisp.api.fastpath`
 passes on (multipart uploads, keys not verified yet, and every request it cannot answer exactly
-as this route would); the work itself is :func:`aisp.api.frame_processing.process_image` in both.
+as this route would); the work itself is :func:`aisp.api.frame_processing.process_image` in both,
+and the query is :class:`aisp.api.schemas.FramesQuery` in both.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -15,7 +16,7 @@ from fastapi.responses import Response
 from aisp.api import modelops
 from aisp.api.context import AppContext
 from aisp.api.frame_processing import process_image, read_image
-from aisp.api.schemas import FrameProcessResponse, error_responses
+from aisp.api.schemas import FrameProcessResponse, FramesQuery, error_responses
 
 router = APIRouter(prefix="/api/frames", tags=["frames"])
 
@@ -55,22 +56,11 @@ _REQUEST_BODY = {
         **error_responses(404, 413, 415),
     },
 )
-async def process(
-    request: Request,
-    models: str = Query(
-        ..., description="Comma-separated model names, e.g. face_detection,hands.", max_length=1000
-    ),
-    annotate: bool = Query(False, description="Return the annotated image as image/jpeg."),
-    reduced_decode: bool = Query(
-        True,
-        description="Allow decoding a JPEG at half scale when every model resizes the "
-        "frame to a much smaller network input (results are in the original pixels either way; "
-        "`decode_scale` in the response says which scale was used). false: always decode in full.",
-    ),
-) -> Any:
+async def process(request: Request, query: Annotated[FramesQuery, Query()]) -> Response:
     ctx: AppContext = request.app.state.ctx
-    names = modelops.parse_model_list(models)
-    modelops.check_models(names)
+    names = modelops.check_models(query.names(), ctx.settings.resolved_model_dir)
     data = await read_image(request)
-    answer = await process_image(ctx, data, names, annotate=annotate, reduced_decode=reduced_decode)
+    answer = await process_image(
+        ctx, data, names, annotate=query.annotate, reduced_decode=query.reduced_decode
+    )
     return Response(answer.body, media_type=answer.media_type, headers=answer.headers)

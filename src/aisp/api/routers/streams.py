@@ -15,10 +15,10 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Path, Request, WebSocket, WebSocketDisconnect, status
+from fastapi import APIRouter, Depends, FastAPI, Path, Request, WebSocket, WebSocketDisconnect, status
 from fastapi.responses import Response, StreamingResponse
 
-from aisp.api.auth import authorize_streaming, authorize_websocket_async
+from aisp.api.auth import authorize_streaming, authorize_websocket
 from aisp.api.context import AppContext
 from aisp.api.schemas import StreamCreate, StreamListResponse, StreamOut, error_responses
 from aisp.api.stream_manager import StreamManager
@@ -29,14 +29,17 @@ streaming_router = APIRouter(tags=["streams"])
 
 _ID = Path(description="Stream id.", max_length=128)
 _WAIT_S = 1.0
-_watch_limiter: anyio.CapacityLimiter | None = None
+#: Blocking waits of viewers (MJPEG, WebSocket) running at once, per app.
+_WATCHERS = 256
 
 
-def _limiter() -> anyio.CapacityLimiter:
-    global _watch_limiter
-    if _watch_limiter is None:
-        _watch_limiter = anyio.CapacityLimiter(256)
-    return _watch_limiter
+def _limiter(app: FastAPI) -> anyio.CapacityLimiter:
+    """This app's limiter for viewers' waits, made on its event loop by the first viewer (each app,
+    and so each test client's loop, has its own)."""
+    limiter: anyio.CapacityLimiter | None = getattr(app.state, "watch_limiter", None)
+    if limiter is None:  # only the event loop thread gets here: no race
+        limiter = app.state.watch_limiter = anyio.CapacityLimiter(_WATCHERS)
+    return limiter
 
 
 def _mgr(request: Request | WebSocket) -> StreamManager:
@@ -101,7 +104,7 @@ async def stop_stream(request: Request, stream_id: str = _ID) -> StreamOut:
 
 
 async def _follow(
-    ctx: AppContext, mgr: StreamManager, stream_id: str, which: str
+    ctx: AppContext, mgr: StreamManager, stream_id: str, which: str, limiter: anyio.CapacityLimiter
 ) -> AsyncIterator[tuple[int, Any, Any]]:
     """Yield ``(seq, value, stream)`` for each new value of the stream's ``latest``/``mjpeg`` sink.
 
@@ -121,7 +124,7 @@ async def _follow(
         sink = getattr(stream, which)
         if sink is None:
             return
-        got = await anyio.to_thread.run_sync(sink.wait_next, seq, _WAIT_S, limiter=_limiter())
+        got = await anyio.to_thread.run_sync(sink.wait_next, seq, _WAIT_S, limiter=limiter)
         if got is None:
             if stream.done:  # closed sink: wait_next returns at once; poll gently until restarted
                 await anyio.sleep(_WAIT_S)
@@ -148,7 +151,7 @@ async def mjpeg(request: Request, stream_id: str = _ID) -> StreamingResponse:
         raise NotFoundError(f"stream '{stream_id}' has no MJPEG view", kind="mjpeg", key=stream_id)
 
     async def frames() -> AsyncIterator[bytes]:
-        async for _seq, jpeg, _stream in _follow(ctx, mgr, stream_id, "mjpeg"):
+        async for _seq, jpeg, _stream in _follow(ctx, mgr, stream_id, "mjpeg", _limiter(request.app)):
             yield (
                 b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
                 + str(len(jpeg)).encode()
@@ -182,7 +185,7 @@ async def ws_stream(websocket: WebSocket, stream_id: str) -> None:
     ctx: AppContext = websocket.app.state.ctx
     mgr = _mgr(websocket)
     try:
-        await authorize_websocket_async(websocket)
+        await authorize_websocket(websocket)
         mgr.get(stream_id)
     except AISPError as exc:
         await websocket.accept()
@@ -191,7 +194,7 @@ async def ws_stream(websocket: WebSocket, stream_id: str) -> None:
         return
     await websocket.accept()
     try:
-        async for seq, result, stream in _follow(ctx, mgr, stream_id, "latest"):
+        async for seq, result, stream in _follow(ctx, mgr, stream_id, "latest", _limiter(websocket.app)):
             payload = {
                 "type": "result",
                 "stream": stream_id,
