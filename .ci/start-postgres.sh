@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Start a throwaway PostgreSQL server on 127.0.0.1 for the store tests and print its URL.
-# Usage: eval "$(.ci/start-postgres.sh)"   -> exports AISP_TEST_POSTGRES_URL
-# The cluster lives in a temp dir owned by the postgres user; stop it with
-#   su postgres -c "$PG_BIN/pg_ctl -D $PGDATA stop"
+# Start a throwaway PostgreSQL server on 127.0.0.1 for the store tests and print its variables.
+# Usage: eval "$(.ci/start-postgres.sh)"   -> exports AISP_TEST_POSTGRES_URL, AISP_TEST_PG_BIN,
+#                                             AISP_TEST_PGDATA, AISP_TEST_PG_PORT
+# AISP_TEST_PG_PORT (default: a free port) and AISP_TEST_PGDATA (default: a new temp dir) choose
+# where. Stop it and delete its data with .ci/stop-postgres.sh (same variables).
 set -euo pipefail
-PORT=${AISP_TEST_PG_PORT:-55432}
+PORT=${AISP_TEST_PG_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
 [ -x "$PG_BIN/initdb" ] || { echo "echo 'postgres binaries not found' >&2"; exit 1; }
-PGDATA=${AISP_TEST_PGDATA:-/tmp/aisp-pg-$PORT}
+PGDATA=${AISP_TEST_PGDATA:-$(mktemp -d /tmp/aisp-pg-XXXXXX)}
 RUN_AS=()
 if [ "$(id -u)" = 0 ]; then RUN_AS=(runuser -u postgres --); fi
 if [ ! -s "$PGDATA/PG_VERSION" ]; then

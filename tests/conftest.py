@@ -7,7 +7,9 @@ because ``.ci/run`` installs and starts them.
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +27,8 @@ def require_service(available: bool, reason: str) -> None:
 
 @pytest.fixture
 def settings(tmp_path: Path):
-    """Settings with a temporary data dir and no environment influence; installed process-wide."""
+    """Settings with a temporary data dir and no environment influence; also the settings of the
+    default runtime (``aisp.load_model()``), for the tests of those conveniences."""
     from aisp.settings import load_settings, set_settings
 
     s = load_settings(environ={}, data_dir=tmp_path / "data")
@@ -35,15 +38,26 @@ def settings(tmp_path: Path):
 
 
 @pytest.fixture(autouse=True)
-def _isolate_process_globals() -> Iterator[None]:
-    """Reset process-wide singletons (settings, model cache) after each test."""
+def _restore_logging() -> Iterator[None]:
+    """Undo ``configure_logging`` (the CLI's root command calls it) after each test, so that
+    pytest's ``caplog`` keeps seeing the ``aisp`` loggers."""
+    loggers = [logging.getLogger(n) for n in ("aisp", "uvicorn", "uvicorn.error", "uvicorn.access")]
+    saved = [(lg, lg.level, list(lg.handlers), lg.propagate) for lg in loggers]
+    yield
+    for lg, level, handlers, propagate in saved:
+        lg.setLevel(level)
+        lg.handlers = handlers
+        lg.propagate = propagate
+
+
+@pytest.fixture(autouse=True)
+def _isolate_process_defaults() -> Iterator[None]:
+    """Forget the process defaults (settings, the default runtime) after each test."""
     yield
     from aisp import settings as settings_mod
 
     settings_mod.set_settings(None)
-    import sys
+    if "aisp.runtime" in sys.modules:  # only a test that used the default runtime pays for it
+        from aisp.runtime import reset_default_runtime
 
-    cache_mod = sys.modules.get("aisp.cache")
-    reset = getattr(cache_mod, "reset_model_cache", None) if cache_mod else None
-    if reset is not None:
-        reset()
+        reset_default_runtime()

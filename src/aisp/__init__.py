@@ -2,7 +2,8 @@
 
 A warm model cache, a frame pipeline and one API. ``import aisp`` is cheap: the public names
 below are resolved lazily on first access (PEP 562), so no heavy library is imported until it
-is needed.
+is needed. ``load_model``, ``list_models`` and ``get_model_cache`` use the process's default
+runtime (:mod:`aisp.runtime`); applications build their own with ``aisp.runtime.build(settings)``.
 """
 
 from __future__ import annotations
@@ -51,10 +52,10 @@ __all__ = [
 
 if TYPE_CHECKING:  # pragma: no cover
     from aisp.api import create_app
-    from aisp.cache import ModelCache, get_model_cache
+    from aisp.cache import ModelCache
     from aisp.logs import configure_logging
-    from aisp.models import list_models, load_model
     from aisp.pipeline import Pipeline
+    from aisp.runtime import get_model_cache, list_models, load_model
     from aisp.settings import Settings, get_settings, load_settings
 
 

@@ -107,9 +107,9 @@ for _name, _target in {
     "get_settings": "aisp.settings:get_settings",
     "configure_logging": "aisp.logs:configure_logging",
     "ModelCache": "aisp.cache:ModelCache",
-    "get_model_cache": "aisp.cache:get_model_cache",
-    "load_model": "aisp.models:load_model",
-    "list_models": "aisp.models:list_models",
+    "get_model_cache": "aisp.runtime:get_model_cache",
+    "load_model": "aisp.runtime:load_model",
+    "list_models": "aisp.runtime:list_models",
     "Pipeline": "aisp.pipeline:Pipeline",
     "create_app": "aisp.api:create_app",
 }.items():

@@ -329,7 +329,9 @@ _current_lock = threading.Lock()
 
 
 def get_settings() -> Settings:
-    """The process-wide settings, loaded from the environment on first use."""
+    """The settings of the process's default runtime (``aisp.load_model()``, ``aisp.get_model_cache()``),
+    loaded from the environment on first use. AISP's own code never reads them: the CLI, the
+    server and the benchmarks hand their settings to :func:`aisp.runtime.build`."""
     global _current
     if _current is None:
         with _current_lock:
@@ -339,7 +341,8 @@ def get_settings() -> Settings:
 
 
 def set_settings(settings: Settings | None) -> None:
-    """Replace the process-wide settings (the CLI and the server call this; tests too)."""
+    """Replace the default runtime's settings (before it is first built; tests). None: reload
+    from the environment on next use."""
     global _current
     with _current_lock:
         _current = settings

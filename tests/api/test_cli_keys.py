@@ -11,22 +11,6 @@ from typer.testing import CliRunner
 from aisp.cli.main import app
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """The CLI configures the ``aisp`` logger (own handler, no propagation); undo it for caplog."""
-    import logging
-
-    names = ("aisp", "uvicorn", "uvicorn.error", "uvicorn.access")
-    saved = {
-        n: (logging.getLogger(n).handlers[:], logging.getLogger(n).propagate, logging.getLogger(n).level)
-        for n in names
-    }
-    yield
-    for n, (handlers, propagate, level) in saved.items():
-        lg = logging.getLogger(n)
-        lg.handlers, lg.propagate, lg.level = handlers, propagate, level
-
-
 def test_keys_create_list_revoke(tmp_path: Path) -> None:
     runner = CliRunner()
     env = {"AISP_DATA_DIR": str(tmp_path), "AISP_LOG_LEVEL": "WARNING"}

@@ -169,3 +169,6 @@ def test_saturated_pool_is_503_with_retry_after(api: Harness) -> None:
         api.ctx.inference.shutdown()
         api.ctx.inference = old
         unregister_model("blocker")
+        for key in api.ctx.cache.keys():  # the app (and its cache) outlive this test
+            if key.name == "blocker":
+                api.ctx.cache.invalidate(key)

@@ -225,6 +225,9 @@ def test_task_cancel_then_retry_resumes_without_duplicates(api: Harness, tmp_pat
     finally:
         gate.release.set()
         unregister_model("gated")
+        for key in api.ctx.cache.keys():  # the app (and its cache) outlive this test
+            if key.name == "gated":
+                api.ctx.cache.invalidate(key)
 
 
 def test_interrupted_task_resumes_from_saved_progress(api: Harness, video: Path) -> None:

@@ -1,6 +1,7 @@
 """Store fixtures: every store test runs against SQLite and PostgreSQL.
 
-PostgreSQL comes from ``AISP_TEST_POSTGRES_URL``, else from ``.ci/start-postgres.sh``; when
+PostgreSQL comes from ``AISP_TEST_POSTGRES_URL``, else from a server this session starts with
+``.ci/start-postgres.sh`` on a free port and stops when it ends; when
 neither works the PostgreSQL cases skip locally and fail in CI (``require_service``). Each test
 gets its own empty database: a fresh SQLite file, or a fresh PostgreSQL schema (selected with
 ``search_path``) dropped afterwards.
@@ -16,16 +17,21 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_service
-from tests.store.pg import start_postgres
+from tests.store.pg import start_postgres, stop_postgres
 
 
 @pytest.fixture(scope="session")
-def pg_base_url() -> str | None:
+def pg_base_url() -> Iterator[str | None]:
     url = os.environ.get("AISP_TEST_POSTGRES_URL")
     if url:
-        return url
+        yield url
+        return
     env = start_postgres()
-    return env["AISP_TEST_POSTGRES_URL"] if env else None
+    try:
+        yield env["AISP_TEST_POSTGRES_URL"] if env else None
+    finally:
+        if env:
+            stop_postgres(env)
 
 
 def _schema_url(base: str, schema: str) -> str:

@@ -2,8 +2,8 @@
 up to the bound and the rest counted as dropped, and events written after PostgreSQL comes back
 are stored.
 
-Uses a DEDICATED PostgreSQL cluster (port 55433, /tmp/aisp-pg-55433) so that stopping it does not
-disturb the other tests. Waits are on conditions with deadlines, never sleeps.
+Uses a DEDICATED PostgreSQL cluster (a free port, a new data directory, both gone at the end) so
+that stopping it does not disturb the other tests. Waits are on conditions with deadlines, never sleeps.
 """
 
 from __future__ import annotations
@@ -17,16 +17,14 @@ import numpy as np
 import pytest
 
 from aisp.models.fake import FakeModel
-from aisp.pipeline import Engine, MemorySource, StreamSpec
+from aisp.pipeline import Engine, EventSink, MemorySource, StreamSpec
 from aisp.pipeline.sinks import Sink
-from aisp.store import EventSink, Store
+from aisp.store import Store
 from tests.conftest import require_service
-from tests.store.pg import pg_ctl, start_postgres
+from tests.store.pg import pg_ctl, start_postgres, stop_postgres
 
 log = logging.getLogger("aisp.tests.store")
 
-PORT = 55433
-PGDATA = f"/tmp/aisp-pg-{PORT}"
 DEADLINE = 60.0
 MAX_FPS = 100.0
 BUFFER = 20  # settings.event_buffer_size: small, so that the outage overflows it
@@ -78,14 +76,21 @@ def _wait(pred, what: str, timeout: float = DEADLINE) -> None:
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_stream_keeps_running_while_postgres_is_down(tmp_path, record_property):
-    env = start_postgres(PORT, PGDATA)
-    require_service(env is not None, f"cannot start a dedicated PostgreSQL on port {PORT}")
+    env = start_postgres()
+    require_service(env is not None, "cannot start a dedicated PostgreSQL server")
     assert env is not None
+    try:
+        _outage(env, tmp_path, record_property)
+    finally:
+        stop_postgres(env)
+
+
+def _outage(env: dict[str, str], tmp_path, record_property) -> None:
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
     from sqlalchemy.pool import NullPool
 
-    from aisp.settings import load_settings, set_settings
+    from aisp.settings import load_settings
 
     base = env["AISP_TEST_POSTGRES_URL"]
     schema = f"outage_{uuid.uuid4().hex[:8]}"
@@ -96,7 +101,6 @@ def test_stream_keeps_running_while_postgres_is_down(tmp_path, record_property):
 
     settings = load_settings(environ={}, data_dir=tmp_path, database_url=url, event_buffer_size=BUFFER,
                              event_window_seconds=0.1)
-    set_settings(settings)
     store = Store(settings=settings, event_flush_interval=0.05, event_retry_max=0.3).open()
     writer = store.events
     clock = FrameClock()
@@ -109,7 +113,8 @@ def test_stream_keeps_running_while_postgres_is_down(tmp_path, record_property):
         image = np.full((48, 64, 3), 128, np.uint8)
         stream = engine.add_stream(
             StreamSpec("outage", MemorySource([image], live=True, fps=None), ["fake"], max_fps=MAX_FPS),
-            [EventSink(writer, clock=clock), counter], start=True,
+            [EventSink(writer, window_seconds=settings.event_window_seconds, clock=clock), counter],
+            start=True,
         )
         # 1. PostgreSQL up: events are stored.
         assert writer.wait_for(lambda s: s.written >= 3, DEADLINE)

@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from aisp.errors import ValidationError
-from aisp.store import RetentionWorker, Snapshotter, Store, make_gatherer
+from aisp.store import RetentionWorker, Snapshotter, Store
 from aisp.store.snapshots import SnapshotPoint, _downsample
 
 
@@ -83,35 +83,6 @@ def test_snapshotter_thread_stops_promptly(store):
     assert got.wait(5)
     snap.stop()
     assert snap.taken >= 1 and store.snapshots.query("fps", 0)[0].value == 3.0
-
-
-def test_make_gatherer_reads_engine_and_cache():
-    class Stats:
-        def __init__(self, fps, p99):
-            self._d = {"processed_fps": fps, "latency_ms": {"p50": 1.0, "p99": p99}}
-
-        def snapshot(self):
-            return self._d
-
-    class Stream:
-        def __init__(self, fps, p99):
-            self.stats = Stats(fps, p99)
-
-    class Engine:
-        def streams(self):
-            return [Stream(10.0, 20.0), Stream(5.0, 40.0)]
-
-    from aisp.cache import ModelCache
-
-    cache = ModelCache(max_size=2, default_ttl_seconds=None)
-    cache.put("m", object(), size_bytes=1)
-    for name in ("m", "m", "m", "absent"):  # 3 hits, 1 miss
-        cache.get(name)
-    m = make_gatherer(Engine(), cache)()
-    assert (m["fps"], m["latency_p99"], m["hit_rate"]) == (15.0, 40.0, 0.75)
-    assert m["rss"] > 1 and m["cpu"] >= 0
-    bare = make_gatherer()()
-    assert bare["fps"] is None and bare["rss"] > 1
 
 
 def test_retention_deletes_only_old_rows(db_url, settings):

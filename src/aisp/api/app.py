@@ -7,11 +7,10 @@ handlers that need them, so ``GET /health`` answers within a second of the proce
 
 from __future__ import annotations
 
-import importlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING
 
 import anyio.to_thread
 from fastapi import Depends, FastAPI
@@ -23,8 +22,12 @@ from aisp.api.errors import install_error_handlers
 from aisp.api.fastpath import FramesFastPath
 from aisp.api.lifecycle import Lifecycle
 from aisp.api.middleware import RequestMiddleware
+from aisp.api.routers import auth, cache, dashboard, frames, history, models, status, streams, tasks
 from aisp.api.schemas import COMMON_ERRORS
-from aisp.settings import Settings, get_settings
+from aisp.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from aisp.runtime import StoreFactory
 
 __all__ = ["create_app"]
 
@@ -48,18 +51,15 @@ _TAGS = [
     {"name": "auth", "description": "Who am I, and API key management (admin)."},
 ]
 
-#: Routers owned by other areas, included when their module exists: module -> behind the API key?
-#: (The dashboard page itself is open and asks for the key in JS; its data comes from the API.)
-_OPTIONAL_ROUTERS = {"aisp.api.routers.history": True, "aisp.api.routers.dashboard": False}
-
-
 def create_app(
     settings: Settings | None = None,
     *,
-    store_factory: Callable[[str], Any] | None = None,
+    store_factory: StoreFactory | None = None,
 ) -> FastAPI:
-    """Build the app. ``store_factory(url)`` replaces :class:`aisp.store.Store` (tests)."""
-    settings = settings or get_settings()
+    """Build the app from ``settings`` (default: the environment's). Its services come from one
+    :func:`aisp.runtime.build`, run on the start-up thread. ``store_factory(url)`` replaces
+    :class:`aisp.store.Store` (tests)."""
+    settings = settings if settings is not None else load_settings()
     ctx = AppContext(settings)
     ctx.auth = Authenticator(ctx)
     lifecycle = Lifecycle(ctx, store_factory=store_factory)
@@ -90,8 +90,6 @@ def create_app(
         RequestMiddleware, metrics=ctx.metrics, max_body_bytes=int(settings.max_upload_mb * 1024 * 1024)
     )
 
-    from aisp.api.routers import auth, cache, frames, models, status, streams, tasks
-
     app.include_router(status.open_router)
     protected = {"dependencies": [Depends(authorize)], "responses": COMMON_ERRORS}
     app.include_router(status.router, **protected)
@@ -102,20 +100,7 @@ def create_app(
     app.include_router(streams.streaming_router, responses=COMMON_ERRORS)  # own auth (?key=)
     app.include_router(tasks.router, **protected)
     app.include_router(auth.router, **protected)
-    for module_name, needs_key in _OPTIONAL_ROUTERS.items():
-        _include_optional(app, module_name, protected if needs_key else {})
+    app.include_router(history.router, **protected)
+    # the dashboard page is open and asks for the key in JS; its data comes from the API
+    app.include_router(dashboard.router)
     return app
-
-
-def _include_optional(app: FastAPI, module_name: str, options: dict[str, Any]) -> None:
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == module_name:
-            return
-        raise
-    router = getattr(module, "router", None)
-    if router is None:
-        log.warning("%s has no 'router'; not included", module_name)
-        return
-    app.include_router(router, **options)

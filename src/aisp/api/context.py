@@ -1,6 +1,7 @@
 """``AppContext``: everything one app instance owns, in ``app.state.ctx``.
 
-The heavy parts (store, engine, model cache) are created by the lifespan's background init
+The heavy parts come from one :class:`aisp.runtime.Runtime` (model cache, model registry, engine,
+store, system view), built from the app's settings by the lifespan's background init
 (:mod:`aisp.api.lifecycle`), so the app answers ``/health`` before numpy, OpenCV, MediaPipe or
 SQLAlchemy are imported. Routes that need a part that is not there yet get 503 with
 ``Retry-After`` (``StoreError``/``OverloadedError``), never a hang.
@@ -16,11 +17,18 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aisp.api.metrics import ApiMetrics
 from aisp.errors import OverloadedError, StoreError
 from aisp.settings import Settings
+
+if TYPE_CHECKING:  # the runtime imports numpy, OpenCV and the pipeline: built after /health is up
+    from aisp.cache import ModelCache
+    from aisp.models import ModelRegistry
+    from aisp.pipeline import Engine
+    from aisp.runtime import Runtime, StreamView
+    from aisp.store import Store
 
 __all__ = ["AppContext", "InferencePool", "READY_GATES"]
 
@@ -91,8 +99,11 @@ class AppContext:
     settings: Settings
     clock: Callable[[], float] = time.monotonic
     metrics: ApiMetrics = field(default_factory=ApiMetrics)
-    store: Any = None
-    engine: Any = None
+    #: every service of this app; None until the start-up thread has built it
+    runtime: Runtime | None = None
+    #: the runtime's store and engine, set once opened / started (routes 503 until then)
+    store: Store | None = None
+    engine: Engine | None = None
     tasks: Any = None
     auth: Any = None
     inference: InferencePool | None = None
@@ -111,7 +122,7 @@ class AppContext:
         self.started_at = self.clock()
         if self.inference is None:
             self.inference = InferencePool(self.settings.inference_threads)
-        for name in (*READY_GATES, "engine", "streams"):
+        for name in ("runtime", *READY_GATES, "engine", "streams"):
             self.components.setdefault(name, "pending")
         self.metrics.bind(self)
 
@@ -160,32 +171,27 @@ class AppContext:
             raise OverloadedError("the task runner is not started yet; retry shortly", retry_after=1)
         return self.tasks
 
+    def require_runtime(self) -> Runtime:
+        if self.runtime is None:
+            state = self.components.get("runtime", "pending")
+            raise OverloadedError(
+                f"the models are not available yet ({state}: {self.errors.get('runtime', 'starting')}); "
+                "retry shortly",
+                retry_after=1,
+                details={"component": "runtime", "state": state},
+            )
+        return self.runtime
+
     @property
-    def cache(self) -> Any:
-        from aisp.cache import get_model_cache
+    def cache(self) -> ModelCache:
+        """This app's model cache (503 while the runtime is being built)."""
+        return self.require_runtime().cache
 
-        return get_model_cache()
+    @property
+    def models(self) -> ModelRegistry:
+        """This app's model registry, bound to its cache (503 while the runtime is being built)."""
+        return self.require_runtime().models
 
-    def cache_stats(self) -> dict[str, Any]:
-        import sys
-
-        if "aisp.cache" not in sys.modules:
-            return {}
-        try:
-            stats = self.cache.get_stats()
-        except Exception:  # noqa: BLE001 - metrics must not fail
-            log.debug("cache stats unavailable", exc_info=True)
-            return {}
-        return stats if isinstance(stats, dict) else dict(getattr(stats, "__dict__", {}))
-
-    def stream_snapshots(self) -> dict[str, dict[str, Any]]:
-        engine = self.engine
-        if engine is None:
-            return {}
-        out: dict[str, dict[str, Any]] = {}
-        for stream in list(engine.streams()):
-            try:
-                out[stream.spec.id] = {"state": stream.state, "stats": stream.stats.snapshot()}
-            except Exception:  # noqa: BLE001
-                log.debug("stream snapshot failed", exc_info=True)
-        return out
+    def streams(self) -> list[StreamView]:
+        """Every stream with its state and statistics (none before the runtime exists)."""
+        return self.runtime.streams() if self.runtime is not None else []

@@ -2,9 +2,10 @@
 
 Startup (:meth:`Lifecycle.start`, called by the lifespan, returns at once)::
 
-    aisp-init thread:    open store ─► mark interrupted tasks ─► first admin key ─► engine
-                         ─► task runner ─► restore saved streams (+ the demo stream)
-    aisp-prewarm thread: load settings.prewarm models into the cache
+    aisp-init thread:    build the runtime from the app's settings (aisp.runtime.build) ─┬─►
+                         open store ─► mark interrupted tasks ─► first admin key ─► task  │
+                         runner + snapshots ─► restore saved streams (+ the demo stream)  │
+    aisp-prewarm thread: load settings.prewarm models into the runtime's cache  ◄──────────┘
 
 ``/ready`` is 503 until the store is open and prewarm is done (see ``READY_GATES``).
 A step that fails is logged, marked ``failed`` with its message (shown by ``/ready`` and
@@ -21,9 +22,17 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
+from aisp.api.auth import ensure_initial_admin_key
 from aisp.api.context import AppContext
+from aisp.api.modelops import prewarm_api_instances, prewarm_models
+from aisp.api.stream_manager import StreamManager
+from aisp.api.task_runner import TaskRunner
+from aisp.errors import AISPError
+
+if TYPE_CHECKING:
+    from aisp.runtime import StoreFactory
 
 __all__ = ["Lifecycle"]
 
@@ -31,7 +40,7 @@ log = logging.getLogger("aisp.api")
 
 
 class Lifecycle:
-    def __init__(self, ctx: AppContext, *, store_factory: Callable[[str], Any] | None = None) -> None:
+    def __init__(self, ctx: AppContext, *, store_factory: StoreFactory | None = None) -> None:
         self.ctx = ctx
         self._store_factory = store_factory
         self._init_thread: threading.Thread | None = None
@@ -40,21 +49,22 @@ class Lifecycle:
 
     # --- startup ---------------------------------------------------------------------------
     def start(self) -> None:
-        from aisp.settings import get_settings, set_settings
-
         s = self.ctx.settings
-        if get_settings() is not s:  # the model cache and the models read the process-wide settings
-            set_settings(s)
         log.info("starting: auth=%s demo=%s prewarm=%s data_dir=%s", s.auth, s.demo, s.prewarm, s.data_dir)
-        self._prewarm_thread = threading.Thread(
-            target=self._step, args=("prewarm", self._prewarm), name="aisp-prewarm", daemon=True
-        )
         self._init_thread = threading.Thread(target=self._init, name="aisp-init", daemon=True)
-        self._prewarm_thread.start()
         self._init_thread.start()
 
     def _init(self) -> None:
         try:
+            self._step("runtime", self._build_runtime)
+            if self.ctx.runtime is None:
+                for name in ("store", "prewarm", "engine", "streams"):
+                    self.ctx.set_component(name, "skipped", "no runtime")
+                return
+            self._prewarm_thread = threading.Thread(
+                target=self._step, args=("prewarm", self._prewarm), name="aisp-prewarm", daemon=True
+            )
+            self._prewarm_thread.start()
             for name, fn in (
                 ("store", self._open_store),
                 ("engine", self._start_engine),
@@ -87,18 +97,18 @@ class Lifecycle:
         ctx.set_component(name, outcome)
         log.info("startup step %s: %s in %.0f ms", name, outcome, ms)
 
+    def _build_runtime(self) -> str:
+        # imported here, not at the top: the runtime pulls numpy, OpenCV and the pipeline, and the
+        # app must answer /health before those are imported. The store comes in its own step.
+        from aisp.runtime import build
+
+        self.ctx.runtime = build(self.ctx.settings, store=False)
+        return "done"
+
     def _open_store(self) -> str:
-        from aisp.api.auth import ensure_initial_admin_key
+        from aisp.runtime import make_store
 
-        url = self.ctx.settings.resolved_database_url
-        if self._store_factory is not None:
-            store = self._store_factory(url)
-        else:
-            from aisp.store import Store
-
-            store = Store(url, settings=self.ctx.settings) if _accepts_settings(Store) else Store(url)
-        opened = store.open()
-        store = opened if opened is not None else store
+        store = make_store(self.ctx.settings, self._store_factory).open()
         interrupted = store.tasks.mark_interrupted()
         for rec in interrupted:
             log.warning(
@@ -110,25 +120,20 @@ class Lifecycle:
             )
         if self.ctx.settings.auth == "on":
             ensure_initial_admin_key(store)
+        self.ctx.runtime = self.ctx.require_runtime().with_store(store)
         self.ctx.store = store
         return "done"
 
     def _start_engine(self) -> str:
-        from aisp.api.task_runner import TaskRunner
-        from aisp.pipeline import Engine
-
         ctx = self.ctx
-        ctx.engine = Engine(settings=ctx.settings)
+        runtime = ctx.require_runtime()
+        ctx.engine = runtime.engine
         if ctx.store is not None:
-            from aisp.store import make_gatherer
-
             ctx.tasks = TaskRunner(ctx)
-            ctx.store.start_snapshots(make_gatherer(ctx.engine, ctx.cache))
+            ctx.store.start_snapshots(runtime.sample)
         return "done"
 
     def _restore_streams(self) -> str:
-        from aisp.api.stream_manager import StreamManager
-
         manager = StreamManager.of(self.ctx)
         restored = manager.restore()
         if self.ctx.settings.demo:
@@ -139,14 +144,13 @@ class Lifecycle:
         names = list(self.ctx.settings.prewarm)
         if not names:
             return "skipped"
-        from aisp.api.modelops import prewarm_api_instances, prewarm_models
-
-        loaded, failed = prewarm_models(names)
+        runtime = self.ctx.require_runtime()
+        loaded, failed = prewarm_models(runtime, names)
         self.ctx.prewarm_failed.update(failed)
         if failed:
             log.error("prewarm: loaded %s, failed %s", loaded, failed)
         s = self.ctx.settings
-        extra = prewarm_api_instances(loaded, s.inference_threads, capacity=s.cache_max_size)
+        extra = prewarm_api_instances(runtime.models, loaded, s.inference_threads, capacity=s.cache_max_size)
         if extra:
             log.info("prewarm: per-thread instances for the frames route: %s", extra)
         return "done"
@@ -186,7 +190,8 @@ class Lifecycle:
         if ctx.engine is not None:
             steps.append(("streams", lambda: ctx.engine.shutdown(timeout=left())))
         steps.append(("inference", lambda: ctx.inference.shutdown()))
-        steps.append(("models", _release_models))
+        if ctx.runtime is not None:
+            steps.append(("models", ctx.runtime.cache.close))
         if ctx.store is not None:
             steps.append(("store", ctx.store.close))
         for name, fn in steps:
@@ -198,25 +203,5 @@ class Lifecycle:
                 log.exception("shutdown step %s failed", name)
 
 
-def _release_models() -> None:
-    import sys
-
-    cache_mod = sys.modules.get("aisp.cache")
-    if cache_mod is None:
-        return
-    cache_mod.get_model_cache().clear()
-
-
-def _accepts_settings(cls: Any) -> bool:
-    import inspect
-
-    try:
-        return "settings" in inspect.signature(cls).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def _is_aisp(exc: BaseException) -> bool:
-    from aisp.errors import AISPError
-
     return isinstance(exc, AISPError)

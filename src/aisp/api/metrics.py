@@ -17,13 +17,28 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-__all__ = ["ApiMetrics", "CONTENT_TYPE_LATEST"]
+from aisp.cache import CacheCollector
+
+if TYPE_CHECKING:  # the runtime pulls numpy and the pipeline; it is built after the app
+    from aisp.runtime import Runtime
+
+
+class LiveSource(Protocol):
+    """What the collector reads at scrape time (the app's context)."""
+
+    runtime: Runtime | None
+
+    def is_ready(self) -> bool: ...
+
+    def uptime_s(self) -> float: ...
+
+__all__ = ["ApiMetrics", "CONTENT_TYPE_LATEST", "LiveSource"]
 
 log = logging.getLogger("aisp.api")
 
@@ -62,8 +77,8 @@ class ApiMetrics:
     def observe_inference(self, model: str, ms: float, origin: str = "api") -> None:
         self.inference.labels(model, origin).observe(ms / 1000.0)
 
-    def bind(self, ctx: Any) -> None:
-        """Read live values from ``ctx`` (an :class:`~aisp.api.context.AppContext`) at scrape time."""
+    def bind(self, ctx: LiveSource) -> None:
+        """Read live values from ``ctx`` (an :class:`~aisp.api.context.LiveSource`) at scrape time."""
         if self._live is None:
             self._live = _LiveCollector(lambda: ctx)
             self.registry.register(self._live)
@@ -72,15 +87,8 @@ class ApiMetrics:
         return generate_latest(self.registry)
 
 
-def _num(value: Any) -> float | None:
-    try:
-        return None if value is None else float(value)
-    except (TypeError, ValueError):
-        return None
-
-
 class _LiveCollector:
-    def __init__(self, get_ctx: Callable[[], Any]) -> None:
+    def __init__(self, get_ctx: Callable[[], LiveSource]) -> None:
         self._get_ctx = get_ctx
 
     def describe(self) -> list[Metric]:
@@ -96,7 +104,7 @@ class _LiveCollector:
             log.exception("metrics collection failed")
 
     @staticmethod
-    def _lifecycle(ctx: Any) -> Iterator[Metric]:
+    def _lifecycle(ctx: LiveSource) -> Iterator[Metric]:
         ready = GaugeMetricFamily("aisp_ready", "1 when the store is open and prewarm is done.")
         ready.add_metric([], 1.0 if ctx.is_ready() else 0.0)
         yield ready
@@ -105,8 +113,8 @@ class _LiveCollector:
         yield up
 
     @staticmethod
-    def _streams(ctx: Any) -> Iterator[Metric]:
-        streams = ctx.stream_snapshots()
+    def _streams(ctx: LiveSource) -> Iterator[Metric]:
+        views = ctx.runtime.streams() if ctx.runtime is not None else []
         labels = ["stream"]
         in_fps = GaugeMetricFamily(
             "aisp_stream_input_fps", "Frames per second read from the source.", labels=labels
@@ -121,32 +129,21 @@ class _LiveCollector:
             "aisp_stream_latency_ms", "Capture-to-sink latency quantiles.", labels=["stream", "quantile"]
         )
         running = GaugeMetricFamily("aisp_stream_running", "1 when the stream is running.", labels=labels)
-        for sid, snap in streams.items():
-            stats = snap.get("stats") or {}
-            for fam, key in ((in_fps, "input_fps"), (out_fps, "processed_fps")):
-                v = _num(stats.get(key))
-                if v is not None:
-                    fam.add_metric([sid], v)
-            for fam, key in ((dropped, "dropped"), (frames_in, "frames_in"), (frames_out, "frames_out")):
-                v = _num(stats.get(key))
-                if v is not None:
-                    fam.add_metric([sid], v)
-            lat = stats.get("latency_ms") or {}
-            if isinstance(lat, dict):
-                for q, key in (("0.5", "p50"), ("0.95", "p95"), ("0.99", "p99")):
-                    v = _num(lat.get(key))
-                    if v is not None:
-                        latency.add_metric([sid, q], v)
-            running.add_metric([sid], 1.0 if snap.get("state") == "running" else 0.0)
+        for view in views:
+            sid, stats = view.id, view.stats
+            in_fps.add_metric([sid], stats.input_fps)
+            out_fps.add_metric([sid], stats.processed_fps)
+            dropped.add_metric([sid], stats.dropped)
+            frames_in.add_metric([sid], stats.frames_in)
+            frames_out.add_metric([sid], stats.frames_out)
+            for q, value in (("0.5", stats.latency_ms.p50), ("0.95", stats.latency_ms.p95),
+                             ("0.99", stats.latency_ms.p99)):
+                latency.add_metric([sid, q], value)
+            running.add_metric([sid], 1.0 if view.state == "running" else 0.0)
         yield from (in_fps, out_fps, dropped, frames_in, frames_out, latency, running)
 
     @staticmethod
-    def _cache(ctx: Any) -> Iterator[Metric]:
-        """The cache area's own collector (``aisp.cache.CacheCollector``), once the cache exists."""
-        import sys
-
-        if "aisp.cache" not in sys.modules:
-            return
-        from aisp.cache import CacheCollector
-
-        yield from CacheCollector(ctx.cache).collect()
+    def _cache(ctx: LiveSource) -> Iterator[Metric]:
+        """The cache area's own collector (``aisp.cache.CacheCollector``), once the runtime exists."""
+        if ctx.runtime is not None:
+            yield from CacheCollector(ctx.runtime.cache).collect()

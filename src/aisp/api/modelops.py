@@ -1,6 +1,7 @@
 """Model operations shared by the routes and the lifespan: name checks, load, unload, prewarm.
 
-Imports :mod:`aisp.models` lazily (it pulls numpy), so the app module stays light.
+Each works on the app's own runtime (its registry and cache), handed in by the caller. Name checks
+are a dict lookup per name and import no backend, so routes call them on the event loop.
 """
 
 from __future__ import annotations
@@ -8,28 +9,32 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aisp.errors import AISPError, ForbiddenError, ValidationError
 
+if TYPE_CHECKING:  # pulls numpy: the app module stays light
+    from aisp.models import ModelRegistry
+    from aisp.runtime import Runtime
+
 __all__ = [
-    "known_models",
     "check_models",
     "parse_model_list",
     "load",
     "unload",
     "prewarm_models",
-    "cache_keys",
+    "prewarm_api_instances",
+    "held_keys",
     "check_onnx_path",
+    "ONNX_PREFIX",
 ]
 
 log = logging.getLogger("aisp.api")
 
-
-def known_models() -> dict[str, Any]:
-    from aisp.models import list_models
-
-    return {info.name: info for info in list_models()}
+#: The registry's prefix of file models (``aisp.models.ONNX_PREFIX``; spelled here so that the
+#: name checks do not import the models package).
+ONNX_PREFIX = "onnx:"
 
 
 def parse_model_list(raw: str | None, *, field: str = "models") -> list[str]:
@@ -44,130 +49,116 @@ def parse_model_list(raw: str | None, *, field: str = "models") -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def check_models(names: Iterable[str]) -> list[str]:
-    """The names, de-duplicated; raises ``NotFoundError`` for an unknown one, naming the known ones.
-
-    Cheap (a dict lookup per name, no import of a backend), so routes call it on the event loop.
-    """
+def check_models(names: Iterable[str], model_dir: Path) -> list[str]:
+    """The names, de-duplicated; raises ``NotFoundError`` for an unknown one, naming the known ones,
+    and ``ForbiddenError`` for an ``onnx:`` path outside ``model_dir``."""
     from aisp.models import get_spec
 
     wanted = list(dict.fromkeys(names))
     if not wanted:
         raise ValidationError("expected at least one model name", field="models", expected="non-empty list")
     for name in wanted:
-        check_onnx_path(name)
+        check_onnx_path(name, model_dir)
         get_spec(name)
     return wanted
 
 
-def check_onnx_path(name: str) -> None:
+def check_onnx_path(name: str, model_dir: Path) -> None:
     """API callers may load ``onnx:<path>`` models only from the model directory.
 
     The CLI trusts its user with any path; the API does not let a client make the server open
-    (or probe) arbitrary files: the path must resolve inside ``settings.resolved_model_dir``.
+    (or probe) arbitrary files: the path must resolve inside ``model_dir``
+    (``settings.resolved_model_dir``).
     """
-    from pathlib import Path
-
-    from aisp.models.registry import ONNX_PREFIX
-    from aisp.settings import get_settings
-
     if not isinstance(name, str) or not name.startswith(ONNX_PREFIX):
         return
-    root = get_settings().resolved_model_dir
     path = Path(name[len(ONNX_PREFIX) :]).expanduser()
     resolved = (path if path.is_absolute() else Path.cwd() / path).resolve()
-    if not resolved.is_relative_to(root):
+    if not resolved.is_relative_to(model_dir):
         raise ForbiddenError(
-            f"model '{name}': ONNX models are loaded only from the model directory {root} "
+            f"model '{name}': ONNX models are loaded only from the model directory {model_dir} "
             f"(AISP_MODEL_DIR); got a path outside it",
-            details={"field": "models", "model_dir": str(root)},
+            details={"field": "models", "model_dir": str(model_dir)},
         )
 
 
-def cache_keys(name: str) -> list[str]:
-    """Cache keys held for ``name``: ``name`` and its per-thread instances ``name#i``."""
-    from aisp.cache import get_model_cache
-
-    return [k for k in get_model_cache().names() if k == name or k.startswith(f"{name}#")]
+def held_keys(runtime: Runtime, name: str) -> list[str]:
+    """Cache keys held for ``name`` (shared and per-thread instances), as text."""
+    return [str(key) for key in runtime.cache.keys() if key.name == name]
 
 
-def load(name: str) -> tuple[float, list[str]]:
+def load(runtime: Runtime, name: str) -> tuple[float, list[str]]:
     """Load ``name`` into the cache; returns (milliseconds, cache keys now held)."""
-    from aisp.models import load_model
-
-    check_models([name])
+    check_models([name], runtime.settings.resolved_model_dir)
     t0 = time.perf_counter()
-    load_model(name)
+    runtime.models.load(name)
     ms = (time.perf_counter() - t0) * 1000
-    return ms, cache_keys(name)
+    return ms, held_keys(runtime, name)
 
 
-def unload(name: str) -> list[str]:
-    from aisp.cache import get_model_cache
-
-    check_models([name])
-    cache = get_model_cache()
+def unload(runtime: Runtime, name: str) -> list[str]:
+    check_models([name], runtime.settings.resolved_model_dir)
     removed = []
-    for key in cache_keys(name):
-        if cache.invalidate(key) is not False:
-            removed.append(key)
+    for key in [k for k in runtime.cache.keys() if k.name == name]:
+        if runtime.cache.invalidate(key) is not False:
+            removed.append(str(key))
     return removed
 
 
-def prewarm_models(names: Iterable[str]) -> tuple[list[str], dict[str, str]]:
-    """Load the models through the cache's prewarm (parallel, recorded for ``is_warmed_up``).
+def prewarm_models(runtime: Runtime, names: Iterable[str]) -> tuple[list[str], dict[str, str]]:
+    """Load the models through the cache's prewarm (parallel, recorded for the warm state).
 
     Returns (loaded names, {name: error}); one failing model never stops the others.
     """
-    import aisp.models  # noqa: F401 - installs the registry as the cache's name resolver
-    from aisp.cache import get_model_cache
     from aisp.models import get_spec
 
     wanted = list(dict.fromkeys(names))
     failed: dict[str, str] = {}
     for name in wanted:
         try:
-            check_onnx_path(name)
+            check_onnx_path(name, runtime.settings.resolved_model_dir)
             get_spec(name)
         except AISPError as exc:
             failed[name] = exc.message
     todo = [n for n in wanted if n not in failed]
     if not todo:
         return [], failed
-    report = get_model_cache().prewarm(todo)
+    report = runtime.prewarm(todo)
     failed.update(report.failed)
     for name in report.loaded:
         log.info("prewarmed %s", name)
     return list(report.loaded), failed
 
 
-def prewarm_api_instances(names: Iterable[str], threads: int, *, capacity: int) -> list[str]:
+def prewarm_api_instances(models: ModelRegistry, names: Iterable[str], threads: int, *,
+                          capacity: int) -> list[str]:
     """Load the frames route's per-thread instances (``name#api<i>``) of non-thread-safe models.
 
     Only as many as fit in the cache beside what it holds (``capacity`` = cache_max_size), so
-    prewarming never evicts models. Returns the cache keys loaded.
+    prewarming never evicts models. Returns the cache keys loaded, as text.
     """
-    from aisp.cache import get_model_cache
-    from aisp.models import get_spec, load_model
+    from aisp.models import get_spec
 
-    cache = get_model_cache()
-    room = capacity - len(cache.names())
+    cache = models.cache
+    assert cache is not None  # the app's registry is always bound to the app's cache
+    held = set(cache.keys())
+    room = capacity - len(held)
     loaded: list[str] = []
     for name in names:
         if get_spec(name).thread_safe:
             continue  # one shared instance serves every thread
         for i in range(threads):
-            key = f"{name}#api{i}"
-            if key in cache.names():
+            key = models.key(name, f"api{i}")
+            if key in held:
                 continue
             if room <= 0:
                 log.info("prewarm: no cache room for more API instances (cache_max_size=%s)", capacity)
                 return loaded
             try:
-                load_model(name, instance=f"api{i}")
+                models.load(name, instance=f"api{i}")
             except AISPError as exc:
                 log.warning("prewarm of %s failed: %s", key, exc.message)
                 break
-            loaded.append(key)
+            loaded.append(str(key))
             room -= 1
     return loaded

@@ -2,7 +2,8 @@
 
 A stream definition comes from ``POST /api/streams`` or from the store at startup. The manager
 adds it to the shared :class:`aisp.pipeline.Engine` with two extra sinks (the inference-time
-histogram for ``/metrics`` and the store's :class:`~aisp.store.EventSink`), persists it with its
+histogram for ``/metrics`` and an :class:`~aisp.pipeline.EventSink` writing to the store's event
+writer), persists it with its
 desired state (``running``/``stopped``), and recreates it on restart. The demo stream
 (``AISP_DEMO=1``) is not persisted.
 
@@ -14,11 +15,14 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aisp.api import modelops
 from aisp.api.context import AppContext
 from aisp.errors import ConflictError, NotFoundError
+
+if TYPE_CHECKING:  # the pipeline pulls numpy: imported when the first stream is added
+    from aisp.pipeline import Stream
 
 __all__ = ["StreamManager", "DEMO_STREAM"]
 
@@ -58,6 +62,19 @@ class StreamManager:
             raise NotFoundError(f"stream '{stream_id}' not found", kind="stream", key=stream_id)
         return stream
 
+    def entries(self) -> list[tuple[dict[str, Any], Stream]]:
+        """(definition, engine stream) of every stream this manager knows and the engine runs."""
+        engine = self.ctx.require_engine()
+        with self._lock:
+            specs = [dict(spec) for spec in self._specs.values()]
+        out = []
+        for spec in specs:
+            try:
+                out.append((spec, engine.get_stream(spec["id"])))
+            except NotFoundError:  # removed meanwhile
+                continue
+        return out
+
     def describe(self, stream_id: str) -> dict[str, Any]:
         with self._lock:
             spec = dict(self._specs.get(stream_id) or {})
@@ -69,7 +86,7 @@ class StreamManager:
             "every": spec.get("every") or 1,
             "state": stream.state,
             "last_error": stream.last_error,
-            "stats": stream.stats.snapshot(),
+            "stats": stream.stats.snapshot().to_dict(),
         }
 
     def describe_all(self) -> list[dict[str, Any]]:
@@ -85,7 +102,7 @@ class StreamManager:
     def create(self, body: dict[str, Any], *, start: bool = True, persist: bool = True) -> dict[str, Any]:
         spec = {k: body.get(k) for k in _SPEC_FIELDS if body.get(k) is not None}
         spec["id"] = spec.get("id") or f"s-{secrets.token_hex(4)}"
-        spec["models"] = modelops.check_models(spec.get("models") or [])
+        spec["models"] = modelops.check_models(spec.get("models") or [], self.ctx.settings.resolved_model_dir)
         engine = self.ctx.require_engine()
         sid = spec["id"]
         with self._lock:
@@ -122,7 +139,7 @@ class StreamManager:
 
         sinks: list[Any] = [CallbackSink(observe)]
         if self.ctx.store is not None:
-            from aisp.store import EventSink
+            from aisp.pipeline import EventSink
 
             sinks.append(
                 EventSink(

@@ -25,11 +25,11 @@ import json
 import logging
 import queue
 import threading
-from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from aisp.api.context import AppContext
 from aisp.errors import ConflictError, OverloadedError
 
 __all__ = ["TaskRunner", "task_view"]
@@ -78,11 +78,10 @@ def task_view(rec: Any, task_dir: Path | None = None) -> dict[str, Any]:
 
 
 class TaskRunner:
-    def __init__(self, ctx: Any, *, run_job: Callable[..., Any] | None = None) -> None:
+    def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
         self.store = ctx.require_store()
         self.root = Path(ctx.settings.data_dir) / "tasks"
-        self._run_job = run_job
         self._queue: queue.Queue[str | None] = queue.Queue(maxsize=_QUEUE_MAX)
         self._cancel: dict[str, threading.Event] = {}
         self._shutdown_ids: set[str] = set()
@@ -208,7 +207,7 @@ class TaskRunner:
             )
 
         try:
-            summary = self._job()(
+            summary = self.ctx.require_runtime().run_job(
                 rec.source,
                 list(rec.models),
                 out_video=video_path,
@@ -257,13 +256,6 @@ class TaskRunner:
         log.info(
             "task %s completed: %s frames in %.1f s", task_id, frames, float(result.get("duration_s") or 0)
         )
-
-    def _job(self) -> Callable[..., Any]:
-        if self._run_job is None:
-            from aisp.pipeline import run_job
-
-            self._run_job = run_job
-        return self._run_job
 
 
 def _fold_events(task_dir: Path) -> None:

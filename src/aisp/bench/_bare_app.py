@@ -21,12 +21,19 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from aisp.api.frame_processing import check_image, infer_image, json_body
+from aisp.errors import AISPError
+from aisp.models import ModelRegistry
+from aisp.runtime import build
+from aisp.settings import load_settings
+
 __all__ = ["BareApp", "main"]
 
 
 class BareApp:
-    def __init__(self, model: str, threads: int) -> None:
+    def __init__(self, model: str, threads: int, models: ModelRegistry) -> None:
         self.model = model
+        self.models = models
         self.threads = threads
         self._local = threading.local()
         self._next = iter(range(1 << 30))
@@ -39,9 +46,7 @@ class BareApp:
             self._local.index = next(self._next)
 
     def _load(self) -> None:
-        from aisp.models import load_model
-
-        load_model(self.model, instance=f"api{self._local.index}")
+        self.models.load(self.model, instance=f"api{self._local.index}")
 
     async def _load_everywhere(self) -> None:
         """One load on each pool thread, so every thread has its own model instance."""
@@ -55,12 +60,10 @@ class BareApp:
         await asyncio.gather(*[loop.run_in_executor(self._pool, load_here) for _ in range(self.threads)])
 
     def _job(self, data: bytes) -> tuple[int, bytes]:
-        from aisp.api.frame_processing import check_image, infer_image, json_body
-        from aisp.errors import AISPError
-
         try:
             info = check_image(data, max_pixels=50_000_000)
-            outcome = infer_image(data, info, [self.model], annotate=False, instance=self._local.index)
+            outcome = infer_image(data, info, [self.model], models=self.models, annotate=False,
+                                  instance=self._local.index)
         except AISPError as exc:
             return exc.status_code, str(exc).encode()
         return 200, json_body(info, outcome)
@@ -111,15 +114,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--model", default="face_detection")
     args = parser.parse_args(argv)
-    uvicorn.run(
-        BareApp(args.model, args.threads),
-        host="127.0.0.1",
-        port=args.port,
-        log_level="warning",
-        http="httptools" if importlib.util.find_spec("httptools") else "h11",
-        loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        lifespan="on",
-    )
+    # the server's model settings (AISP_* in the environment), as `aisp serve` would read them
+    with build(load_settings(), store=False) as runtime:
+        uvicorn.run(
+            BareApp(args.model, args.threads, runtime.models),
+            host="127.0.0.1",
+            port=args.port,
+            log_level="warning",
+            http="httptools" if importlib.util.find_spec("httptools") else "h11",
+            loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+            lifespan="on",
+        )
 
 
 if __name__ == "__main__":

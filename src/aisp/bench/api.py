@@ -66,11 +66,11 @@ def _baseline(jpeg: bytes, rgb: Any, n: int) -> dict[str, float]:
     import cv2
     import numpy as np
 
-    from aisp.models import load_model
+    from aisp.models import ModelConfig, ModelRegistry
 
     buf = np.frombuffer(jpeg, np.uint8)
     small = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_REDUCED_COLOR_2), cv2.COLOR_BGR2RGB)
-    model = load_model("face_detection", cache=False)
+    model = ModelRegistry(None, ModelConfig()).load("face_detection", cache=False)
     times: dict[str, list[float]] = {"infer": [], "infer_small": [], "decode": [], "decode_small": []}
     try:
         for _ in range(5):

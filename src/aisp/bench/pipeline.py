@@ -21,6 +21,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+
+from aisp.pipeline import CallbackSink, Engine, StreamSpec
+from aisp.pipeline.decode import make_decoder
+from aisp.pipeline.demo import DemoSource
+from aisp.runtime import Runtime, build
+from aisp.settings import load_settings
+
 __all__ = ["run", "make_video", "naive_loop", "engine_run", "live_run"]
 
 MODEL = "face_detection_full"
@@ -35,8 +43,6 @@ def make_video(path: Path, frames: int) -> Path:
     """Encode ``frames`` demo frames (640x480, 30 FPS, H.264) with PyAV."""
     import av
     import cv2
-
-    from aisp.pipeline.demo import DemoSource
 
     demo = DemoSource(frames=frames)
     demo.open()
@@ -58,7 +64,6 @@ def make_video(path: Path, frames: int) -> Path:
 
 def naive_loop(path: Path, model: Any) -> dict[str, Any]:
     """Decode, convert, infer, one frame after the other, on this thread."""
-    from aisp.pipeline.decode import make_decoder
 
     decoder = make_decoder(str(path))
     t0 = time.perf_counter()
@@ -75,28 +80,20 @@ def naive_loop(path: Path, model: Any) -> dict[str, Any]:
     return {"frames": frames, "fps": frames / elapsed, "detections": detections}
 
 
-def engine_run(path: Path, workers: int, model: str = MODEL) -> dict[str, Any]:
-    from aisp.pipeline import CallbackSink, run_job
-
+def engine_run(runtime: Runtime, path: Path, workers: int, model: str = MODEL) -> dict[str, Any]:
     seen: list[int] = []
     order = CallbackSink(lambda r: seen.append(r.frame.index))
-    summary = run_job(str(path), model, workers=workers, sinks=[order],
-                      clock=time.perf_counter)
+    summary = runtime.run_job(str(path), model, workers=workers, sinks=[order], clock=time.perf_counter)
     in_order = seen == list(range(len(seen)))
     return {"frames": summary.frames, "fps": summary.fps, "detections": summary.detections,
             "in_order": in_order, "drops": summary.drops, "error": summary.error,
             "latency_p50_ms": summary.latency_p50_ms}
 
 
-def live_run(seconds: float, workers: int, *, sample_rss: bool = False) -> dict[str, Any]:
-    """The live demo source (30 FPS) through the engine for ``seconds``."""
-    import psutil
-
-    from aisp.pipeline import Engine, StreamSpec
-    from aisp.pipeline.demo import DemoSource
-
+def live_run(runtime: Runtime, seconds: float, workers: int, *, sample_rss: bool = False) -> dict[str, Any]:
+    """The live demo source (30 FPS) through an engine of ``workers`` for ``seconds``."""
     proc = psutil.Process()
-    engine = Engine(workers=workers)
+    engine = Engine(runtime.settings, runtime.load, workers=workers)
     stream = engine.add_stream(StreamSpec("live", DemoSource(live=True), [MODEL]), start=True)
     rss: list[int] = []
     stop = threading.Event()
@@ -104,7 +101,7 @@ def live_run(seconds: float, workers: int, *, sample_rss: bool = False) -> dict[
         warmup = min(5.0, seconds / 4)
         stop.wait(warmup)
         rss.append(proc.memory_info().rss)
-        start_snap = stream.stats.snapshot()
+        start = stream.stats.snapshot()
         deadline = time.monotonic() + seconds - warmup
         while not stop.wait(min(1.0, max(0.0, deadline - time.monotonic()))):
             if sample_rss:
@@ -115,16 +112,15 @@ def live_run(seconds: float, workers: int, *, sample_rss: bool = False) -> dict[
         snap = stream.stats.snapshot()
     finally:
         engine.shutdown(10)
-    frames_in = snap["frames_in"] - start_snap["frames_in"]
     out = {
         "seconds": seconds,
-        "frames_in": frames_in,
-        "frames_out": snap["frames_out"] - start_snap["frames_out"],
-        "input_fps": snap["input_fps"],
-        "processed_fps": snap["processed_fps"],
-        "dropped": snap["dropped"],
-        "latency_ms": snap["latency_ms"],
-        "inference_ms_p50": snap["inference_ms"]["p50"],
+        "frames_in": snap.frames_in - start.frames_in,
+        "frames_out": snap.frames_out - start.frames_out,
+        "input_fps": snap.input_fps,
+        "processed_fps": snap.processed_fps,
+        "dropped": snap.dropped,
+        "latency_ms": snap.latency_ms.to_dict(),
+        "inference_ms_p50": snap.inference_ms.p50,
         "state": stream.state,
     }
     if sample_rss:
@@ -150,22 +146,25 @@ def machine_load() -> dict[str, Any]:
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    from aisp.models import load_model
+    with build(load_settings(), store=False) as runtime:
+        return _run(runtime, quick)
 
+
+def _run(runtime: Runtime, quick: bool) -> dict[str, Any]:
     workers = 2
     frames = 150 if quick else 900
     rounds = 1 if quick else 3
     # warm: the naive loop's own instance, and one per engine worker (MediaPipe is not thread-safe)
-    naive_model = load_model(MODEL, cache=False)
+    naive_model = runtime.models.load(MODEL, cache=False)
     for i in range(workers):
-        load_model(MODEL, instance=f"w{i}")
+        runtime.models.load(MODEL, instance=f"w{i}")
     results: dict[str, Any] = {"model": MODEL, "workers": workers, "machine_load_start": machine_load()}
     with tempfile.TemporaryDirectory(prefix="aisp-bench-") as tmp:
         path = make_video(Path(tmp) / "bench.mp4", frames)
         naive, engine = [], []
         for _ in range(rounds):  # alternated, so both see the same machine load
             naive.append(naive_loop(path, naive_model))
-            engine.append(engine_run(path, workers))
+            engine.append(engine_run(runtime, path, workers))
     naive_fps = statistics.median(r["fps"] for r in naive)
     engine_fps = statistics.median(r["fps"] for r in engine)
     ratio = engine_fps / naive_fps if naive_fps else 0.0
@@ -183,11 +182,11 @@ def run(quick: bool = False) -> dict[str, Any]:
         "engine_runs_fps": [round(r["fps"], 2) for r in engine],
     }
     results["machine_load_after_throughput"] = machine_load()
-    live = live_run(10.0 if quick else 30.0, workers)
+    live = live_run(runtime, 10.0 if quick else 30.0, workers)
     live.update({"goal_p99_ms": GOAL_P99_MS,
                  "meets_goal": live["latency_ms"]["p99"] < GOAL_P99_MS and live["dropped"] == 0})
     results["live"] = live
-    results["soak"] = live_run(20.0 if quick else 600.0, workers, sample_rss=True)
+    results["soak"] = live_run(runtime, 20.0 if quick else 600.0, workers, sample_rss=True)
     results["machine_load_end"] = machine_load()
     naive_model.close()
     return results

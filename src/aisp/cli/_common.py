@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
+import typer
 from rich.console import Console
 from rich.markup import escape
 
 from aisp.errors import (
     AISPError,
+    ConfigError,
     NotFoundError,
     SourceError,
     UnsupportedMediaError,
     ValidationError,
 )
+
+if TYPE_CHECKING:  # pydantic-settings takes ~230 ms to import: `aisp --help` does not pay it
+    from aisp.settings import Settings
 
 console = Console()
 err_console = Console(stderr=True)
@@ -44,8 +49,9 @@ def fail(exc: AISPError) -> NoReturn:
     sys.exit(exit_code_for(exc))
 
 
-def settings_from_context():  # -> aisp.settings.Settings
-    """The settings the root callback loaded (``--config``), or the environment's."""
-    from aisp.settings import get_settings
-
-    return get_settings()
+def settings_from_context(ctx: typer.Context) -> Settings:
+    """The settings the root callback loaded (``--config``, ``--log-level``, ``AISP_*``)."""
+    settings = ctx.find_root().obj
+    if settings is None:
+        raise ConfigError("no settings: the aisp root command did not run")
+    return settings

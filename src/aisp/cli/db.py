@@ -17,19 +17,19 @@ _URL = typer.Option(None, "--url",
                     help="SQLAlchemy URL; default: AISP_DATABASE_URL or SQLite in the data dir.")
 
 
-def _database(url: str | None):  # -> aisp.store.Database
+def _database(ctx: typer.Context, url: str | None):  # -> aisp.store.Database
     from aisp.store.db import Database
 
-    return Database(url or settings_from_context().resolved_database_url)
+    return Database(url or settings_from_context(ctx).resolved_database_url)
 
 
 @app.command("upgrade")
-def upgrade(url: str | None = _URL) -> None:
+def upgrade(ctx: typer.Context, url: str | None = _URL) -> None:
     """Apply every pending migration (idempotent)."""
     from aisp.store.db import redact_url
     from aisp.store.migrate import upgrade as run_upgrade
 
-    db = _database(url)
+    db = _database(ctx, url)
     try:
         before, after = run_upgrade(db)
     finally:
@@ -43,12 +43,12 @@ def upgrade(url: str | None = _URL) -> None:
 
 
 @app.command("current")
-def current(url: str | None = _URL) -> None:
+def current(ctx: typer.Context, url: str | None = _URL) -> None:
     """Show the database's schema revision and the newest one this version knows."""
     from aisp.store.db import redact_url
     from aisp.store.migrate import current_revision, head_revision
 
-    db = _database(url)
+    db = _database(ctx, url)
     try:
         rev = current_revision(db)
     finally:

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from aisp.cli._common import console
+from aisp.cli._common import console, settings_from_context
 
 app = typer.Typer(
     help="Manage API keys (stored hashed; a key is shown only when created).", no_args_is_help=True
 )
 
 
-def _store():  # -> aisp.store.Store
-    from aisp.settings import get_settings
+def _store(ctx: typer.Context):  # -> aisp.store.Store
     from aisp.store import Store
 
-    settings = get_settings()
+    settings = settings_from_context(ctx)
     return Store(settings.resolved_database_url, settings=settings).open(background=False)
 
 
@@ -29,11 +28,12 @@ def _when(ts: float | None) -> str:
 
 @app.command("create")
 def create(
+    ctx: typer.Context,
     role: str = typer.Option("viewer", "--role", help="admin (everything) or viewer (read only)."),
     name: str = typer.Option("", "--name", help="A label for the key, e.g. who uses it."),
 ) -> None:
     """Create a key and print it once."""
-    store = _store()
+    store = _store(ctx)
     try:
         rec, token = store.keys.create(role, name)
     finally:
@@ -48,12 +48,13 @@ def create(
 
 @app.command("list")
 def list_keys(
+    ctx: typer.Context,
     all_keys: bool = typer.Option(True, "--all/--active", help="Include revoked keys."),
 ) -> None:
     """List keys (ids, roles, names; never the keys themselves)."""
     from rich.table import Table
 
-    store = _store()
+    store = _store(ctx)
     try:
         recs = store.keys.list(include_revoked=all_keys)
     finally:
@@ -77,9 +78,11 @@ def list_keys(
 
 
 @app.command("revoke")
-def revoke(key_id: str = typer.Argument(..., help="The key id (from 'aisp keys list').")) -> None:
+def revoke(
+    ctx: typer.Context, key_id: str = typer.Argument(..., help="The key id (from 'aisp keys list').")
+) -> None:
     """Revoke a key. A running server stops accepting it within 5 seconds."""
-    store = _store()
+    store = _store(ctx)
     try:
         rec = store.keys.revoke(key_id)
     finally:

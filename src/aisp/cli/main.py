@@ -36,6 +36,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
+    ctx: typer.Context,
     config: Path | None = typer.Option(
         None,
         "--config",
@@ -48,13 +49,14 @@ def root(
         False, "--version", callback=_version, is_eager=True, help="Show the version."
     ),
 ) -> None:
-    """Load settings once for every command."""
+    """Load settings once for every command (they travel in the click context, not in a global)."""
+    # imported here: pydantic-settings takes ~230 ms to import, and `aisp --help` does not need it
     from aisp.logs import configure_logging
-    from aisp.settings import load_settings, set_settings
+    from aisp.settings import load_settings
 
     overrides = {"log_level": log_level.upper()} if log_level else {}
     settings = load_settings(config, **overrides)
-    set_settings(settings)
+    ctx.obj = settings
     configure_logging(settings.log_level, settings.log_format)
 
 

@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from aisp.cli._common import console
+from aisp.cli._common import console, settings_from_context
 
 
 def _size(n: int | None) -> str:
@@ -26,17 +26,19 @@ def _size(n: int | None) -> str:
 
 
 def models(
+    ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     load: list[str] | None = typer.Option(
         None, "--load", "-l", help="Load this model first (repeatable), e.g. --load face_detection."
     ),
 ) -> None:
     """List the models with backend, status, install hint, size and load time."""
-    from aisp.models import list_models, load_model
+    from aisp.runtime import build
 
-    for name in load or []:
-        load_model(name)
-    infos = list_models()
+    with build(settings_from_context(ctx), store=False) as runtime:
+        for name in load or []:
+            runtime.models.load(name)
+        infos = runtime.models.list()
     if as_json:
         sys.stdout.write(json.dumps([i.to_dict() for i in infos], indent=2) + "\n")
         return

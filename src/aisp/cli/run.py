@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from aisp.cli._common import console, err_console, print_error
+from aisp.cli._common import console, err_console, print_error, settings_from_context
 
 SOURCE_HELP = (
     "A video file (mp4, mkv, avi, webm, gif), an image, a folder or glob of images, /dev/videoN or a "
@@ -19,6 +19,7 @@ SOURCE_HELP = (
 
 
 def run(
+    ctx: typer.Context,
     source: str = typer.Argument(..., help=SOURCE_HELP, show_default=False),
     model: str = typer.Option(..., "--model", "-m", help="Model name(s), comma separated.",
                               show_default=False),
@@ -34,10 +35,9 @@ def run(
     """Run models over a source; print a summary. Exit 0 on success, 1 when the source broke."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from aisp.cli._common import settings_from_context
-    from aisp.pipeline import run_job
+    from aisp.runtime import build
 
-    settings = settings_from_context()
+    runtime = build(settings_from_context(ctx), store=False)
     cancel = threading.Event()
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -55,10 +55,10 @@ def run(
 
     previous = _install_sigint(cancel)
     try:
-        with progress:
-            summary = run_job(
+        with progress, runtime:
+            summary = runtime.run_job(
                 source, model, out_video=out, events_path=events, workers=workers, max_fps=max_fps,
-                every=every, on_progress=on_progress, cancel=cancel, settings=settings, timeout=duration,
+                every=every, on_progress=on_progress, cancel=cancel, timeout=duration,
             )
     finally:
         _restore_sigint(previous)

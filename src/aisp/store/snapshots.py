@@ -2,8 +2,8 @@
 
 :class:`Snapshotter` calls a ``gather()`` callable every ``interval`` seconds and stores what
 it returns through :meth:`SnapshotRepository.add`. Its clock and its wait are injectable,
-so tests drive it without sleeping. :func:`make_gatherer` builds a ``gather()`` from the
-pipeline engine and the model cache (duck-typed) plus this process's RSS and CPU.
+so tests drive it without sleeping. The server hands it ``Runtime.sample`` (:mod:`aisp.runtime`),
+which reads the streams, the model cache and this process; the store knows none of them.
 ``SnapshotRepository.query(metric, since)`` serves the charts (``GET /api/history``).
 """
 
@@ -23,7 +23,7 @@ from aisp.store._background import BackgroundLoop
 from aisp.store.db import Database
 from aisp.store.tables import SnapshotRow
 
-__all__ = ["METRICS", "SnapshotPoint", "SnapshotRepository", "Snapshotter", "make_gatherer"]
+__all__ = ["METRICS", "SnapshotPoint", "SnapshotRepository", "Snapshotter"]
 
 log = logging.getLogger("aisp.store")
 
@@ -158,32 +158,3 @@ class Snapshotter(BackgroundLoop):
             self.take()
 
     _loop = run
-
-
-def make_gatherer(engine: Any = None, cache: Any = None) -> Callable[[], dict[str, float | None]]:
-    """A ``gather()`` reading the engine's streams, the cache's hit rate and this process."""
-    import psutil
-
-    proc = psutil.Process()
-    proc.cpu_percent(None)  # the first call only primes the counter
-
-    def gather() -> dict[str, float | None]:
-        out: dict[str, float | None] = {"fps": None, "latency_p99": None, "hit_rate": None}
-        if engine is not None:
-            fps, p99 = 0.0, None
-            for stream in list(engine.streams()):
-                snap = stream.stats.snapshot()
-                fps += _number(snap.get("processed_fps")) or 0.0
-                lat = _number((snap.get("latency_ms") or {}).get("p99"))
-                if lat is not None:
-                    p99 = lat if p99 is None else max(p99, lat)
-            out["fps"], out["latency_p99"] = fps, p99
-        if cache is not None:
-            stats = cache.get_stats()
-            percent = _number(stats.get("hit_rate_percent")) if isinstance(stats, Mapping) else None
-            out["hit_rate"] = None if percent is None else percent / 100.0
-        out["rss"] = proc.memory_info().rss / (1024 * 1024)
-        out["cpu"] = proc.cpu_percent(None)
-        return out
-
-    return gather

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from aisp.errors import StoreError
+from aisp.settings import Settings
 from aisp.store.db import Database, redact_url
 from aisp.store.events import EventRepository, EventWriter
 from aisp.store.keys import KeyRepository
@@ -41,17 +42,13 @@ class Store:
         self,
         url: str | None = None,
         *,
-        settings: Any = None,
+        settings: Settings,
         clock: Callable[[], float] = time.time,
         retention_interval: float = 600.0,
         event_batch_size: int = 500,
         event_flush_interval: float = 0.5,
         event_retry_max: float = 5.0,
     ) -> None:
-        if settings is None:
-            from aisp.settings import get_settings
-
-            settings = get_settings()
         self.settings = settings
         self.url = url or settings.resolved_database_url
         self._clock = clock
@@ -72,7 +69,7 @@ class Store:
         return f"Store(url={redact_url(self.url)!r}, open={self.is_open})"
 
     @classmethod
-    def from_settings(cls, settings: Any = None, **kwargs: Any) -> Store:
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> Store:
         return cls(None, settings=settings, **kwargs)
 
     # --- lifecycle ------------------------------------------------------------------------------

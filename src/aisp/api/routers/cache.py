@@ -9,20 +9,22 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from aisp.api.schemas import CacheClearResponse, CacheStatsResponse
+from aisp.cache import ModelCache
 
 router = APIRouter(prefix="/api/cache", tags=["cache"])
 
 _MEDIA = {"json": "application/json", "csv": "text/csv", "prometheus": "text/plain; version=0.0.4"}
 
 
-def _cache(request: Request) -> Any:
+def _cache(request: Request) -> ModelCache:
     return request.app.state.ctx.cache
 
 
 @router.get("/stats", response_model=CacheStatsResponse, summary="Detailed cache statistics (per model too).")
 async def stats(request: Request) -> Any:
     cache = _cache(request)
-    return await anyio.to_thread.run_sync(cache.get_detailed_stats)
+    report = await anyio.to_thread.run_sync(cache.get_detailed_stats)
+    return report.to_dict()
 
 
 @router.get(
@@ -37,11 +39,9 @@ async def export(
 ) -> Response:
     cache = _cache(request)
     text = await anyio.to_thread.run_sync(cache.export_stats, format)
-    if isinstance(text, bytes):
-        text = text.decode("utf-8")
     ext = "txt" if format == "prometheus" else format
     headers = {"Content-Disposition": f'attachment; filename="aisp-cache-stats.{ext}"'}
-    return Response(str(text), media_type=_MEDIA[format], headers=headers)
+    return Response(text, media_type=_MEDIA[format], headers=headers)
 
 
 @router.post("/clear", response_model=CacheClearResponse, summary="Remove every model from the cache.")
@@ -49,7 +49,7 @@ async def clear(request: Request) -> CacheClearResponse:
     cache = _cache(request)
 
     def _clear() -> int:
-        before = len(list(cache.names()))
+        before = len(cache.keys())
         cache.clear()
         return before
 

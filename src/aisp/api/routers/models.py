@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 
 import anyio.to_thread
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 
 from aisp.api import modelops
+from aisp.api.context import AppContext
 from aisp.api.schemas import (
     ModelInfoOut,
     ModelListResponse,
@@ -23,15 +24,17 @@ router = APIRouter(prefix="/api/models", tags=["models"])
 _NAME = Path(description="Model name, as listed by GET /api/models.", max_length=200)
 
 
-def _list() -> ModelListResponse:
-    from aisp.models import list_models
+def _ctx(request: Request) -> AppContext:
+    return request.app.state.ctx
 
-    return ModelListResponse(models=[ModelInfoOut(**info.to_dict()) for info in list_models()])
+
+def _list(ctx: AppContext) -> ModelListResponse:
+    return ModelListResponse(models=[ModelInfoOut(**info.to_dict()) for info in ctx.models.list()])
 
 
 @router.get("", response_model=ModelListResponse, summary="Every registered model and its status.")
-async def list_all() -> ModelListResponse:
-    return await anyio.to_thread.run_sync(_list)
+async def list_all(request: Request) -> ModelListResponse:
+    return await anyio.to_thread.run_sync(_list, _ctx(request))
 
 
 @router.post(
@@ -40,8 +43,8 @@ async def list_all() -> ModelListResponse:
     summary="Load a model into the cache (a no-op when it is already warm).",
     responses=error_responses(404, 501),
 )
-async def load(name: str = _NAME) -> ModelLoadResponse:
-    ms, keys = await anyio.to_thread.run_sync(modelops.load, name)
+async def load(request: Request, name: str = _NAME) -> ModelLoadResponse:
+    ms, keys = await anyio.to_thread.run_sync(modelops.load, _ctx(request).require_runtime(), name)
     return ModelLoadResponse(name=name, loaded=True, load_ms=round(ms, 2), cached=keys)
 
 
@@ -51,8 +54,8 @@ async def load(name: str = _NAME) -> ModelLoadResponse:
     summary="Unload a model: remove it (and its per-thread instances) from the cache.",
     responses=error_responses(404),
 )
-async def unload(name: str = _NAME) -> ModelUnloadResponse:
-    removed = await anyio.to_thread.run_sync(modelops.unload, name)
+async def unload(request: Request, name: str = _NAME) -> ModelUnloadResponse:
+    removed = await anyio.to_thread.run_sync(modelops.unload, _ctx(request).require_runtime(), name)
     return ModelUnloadResponse(name=name, unloaded=removed)
 
 
@@ -62,10 +65,11 @@ async def unload(name: str = _NAME) -> ModelUnloadResponse:
     summary="Load several models now; reports the ones that failed.",
     responses=error_responses(404),
 )
-async def prewarm(body: PrewarmRequest) -> PrewarmResponse:
-    await anyio.to_thread.run_sync(modelops.check_models, body.models)
+async def prewarm(request: Request, body: PrewarmRequest) -> PrewarmResponse:
+    runtime = _ctx(request).require_runtime()
+    await anyio.to_thread.run_sync(modelops.check_models, body.models, runtime.settings.resolved_model_dir)
     t0 = time.perf_counter()
-    loaded, failed = await anyio.to_thread.run_sync(modelops.prewarm_models, body.models)
+    loaded, failed = await anyio.to_thread.run_sync(modelops.prewarm_models, runtime, body.models)
     return PrewarmResponse(
         loaded=loaded, failed=failed, duration_ms=round((time.perf_counter() - t0) * 1000, 2)
     )

@@ -54,23 +54,11 @@ async def ready(request: Request) -> Any:
     return JSONResponse(body.model_dump(), status_code=503, headers={"Retry-After": "1"})
 
 
-def _warm_state(ctx: AppContext) -> tuple[bool, list[str]]:
-    wanted = list(ctx.settings.prewarm)
-    stats = ctx.cache_stats()
-    if not stats:
-        return (not wanted), []
-    cache = ctx.cache
-    warmed = list(cache.get_warmed_models()) if hasattr(cache, "get_warmed_models") else []
-    held = set(cache.names())
-    if not wanted:
-        return True, warmed
-    return all(n in held or any(k.startswith(f"{n}#") for k in held) for n in wanted), warmed
-
-
 @router.get("/api/status", response_model=StatusResponse, summary="Version, uptime, components, warm state.")
 async def status(request: Request) -> StatusResponse:
     ctx = _ctx(request)
-    warm, warmed = _warm_state(ctx)
+    runtime = ctx.runtime
+    warm = runtime.system.warm() if runtime is not None else None
     return StatusResponse(
         version=__version__,
         uptime_s=round(ctx.uptime_s(), 3),
@@ -79,61 +67,39 @@ async def status(request: Request) -> StatusResponse:
         auth=ctx.settings.auth,
         components=dict(ctx.components),
         errors=dict(ctx.errors),
-        warm=warm,
-        warmed_models=warmed,
+        warm=warm.warm if warm is not None else False,
+        warmed_models=list(warm.warmed_models) if warm is not None else [],
         prewarm=list(ctx.settings.prewarm),
-        streams=len(ctx.stream_snapshots()),
+        streams=len(ctx.streams()),
         timings_ms=dict(ctx.timings_ms),
     )
 
 
-_proc: Any = None
-
-
-def _process() -> Any:
-    """One ``psutil.Process`` kept between calls: ``cpu_percent`` measures since the last call."""
-    global _proc
-    if _proc is None:
-        import psutil
-
-        _proc = psutil.Process()
-        _proc.cpu_percent(None)
-    return _proc
-
-
 def _performance(ctx: AppContext) -> PerformanceResponse:
-    import psutil
-
-    proc = _process()
-    with proc.oneshot():
-        cpu = proc.cpu_percent(interval=None)
-        rss = proc.memory_info().rss / (1024 * 1024)
-        threads = proc.num_threads()
-    streams = []
-    for sid, snap in ctx.stream_snapshots().items():
-        stats = snap.get("stats") or {}
-        lat = stats.get("latency_ms") or {}
-        streams.append(
-            StreamPerf(
-                id=sid,
-                state=str(snap.get("state")),
-                input_fps=stats.get("input_fps"),
-                processed_fps=stats.get("processed_fps"),
-                dropped=stats.get("dropped"),
-                latency_p99_ms=lat.get("p99") if isinstance(lat, dict) else None,
-                stats=stats,
-            )
+    runtime = ctx.require_runtime()
+    proc = runtime.system.process()
+    streams = [
+        StreamPerf(
+            id=view.id,
+            state=view.state,
+            input_fps=view.stats.input_fps,
+            processed_fps=view.stats.processed_fps,
+            dropped=view.stats.dropped,
+            latency_p99_ms=view.stats.latency_ms.p99,
+            stats=view.stats.to_dict(),
         )
+        for view in ctx.streams()
+    ]
     pool = ctx.inference
     return PerformanceResponse(
-        cpu_percent=cpu,
-        rss_mb=round(rss, 1),
-        threads=threads,
-        system_memory_percent=psutil.virtual_memory().percent,
+        cpu_percent=proc.cpu_percent,
+        rss_mb=proc.rss_mb,
+        threads=proc.threads,
+        system_memory_percent=proc.system_memory_percent,
         inference_inflight=pool.inflight if pool else 0,
         inference_capacity=pool.capacity if pool else 0,
         streams=streams,
-        cache=ctx.cache_stats(),
+        cache=runtime.cache.get_stats().to_dict(),
     )
 
 

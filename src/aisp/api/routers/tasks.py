@@ -42,7 +42,8 @@ def _view(ctx: AppContext, rec: Any) -> TaskOut:
 async def create_task(request: Request, body: TaskCreate) -> TaskOut:
     ctx = _ctx(request)
     runner = ctx.require_tasks()
-    models = await anyio.to_thread.run_sync(modelops.check_models, body.models)
+    models = await anyio.to_thread.run_sync(modelops.check_models, body.models,
+                                            ctx.settings.resolved_model_dir)
     params = {"max_fps": body.max_fps, "every": body.every, "video": body.video}
     rec = await anyio.to_thread.run_sync(lambda: runner.submit(body.source, models, params))
     return _view(ctx, rec)

@@ -1,0 +1,158 @@
+"""The composition root: :func:`build` turns one :class:`~aisp.settings.Settings` into the services.
+
+::
+
+    settings ──► build() ──► Runtime
+                               ├─ cache    ModelCache.from_settings(settings)
+                               ├─ models   ModelRegistry(cache, ModelConfig.from_settings(settings))
+                               ├─ engine   Engine(settings, loader=runtime.load)
+                               ├─ store    Store(settings.resolved_database_url, settings=settings)
+                               │           (built, not opened; None with store=False)
+                               └─ system   SystemView(settings, cache)
+
+Nothing here reads a process global: ``aisp run``, ``aisp serve``, the benchmarks and a worker
+process on another machine each call :func:`build` with their own settings, so two runtimes in one
+process never share a model, a statistic or a stream. The store is optional because a command
+that has no database (``aisp run``, the benchmarks) should not pay for SQLAlchemy's import; the
+server builds its runtime without one and adds it with :meth:`Runtime.with_store` once it is open,
+so that a database that is down fails the store alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from aisp.cache import ModelCache, PrewarmReport
+from aisp.models import Model, ModelConfig, ModelRegistry
+from aisp.pipeline import Engine, JobSummary, Source, StreamStats, run_job
+from aisp.runtime.system import SystemView
+from aisp.settings import Settings, load_settings
+
+if TYPE_CHECKING:  # the store imports SQLAlchemy: only runtimes that have one pay for it
+    from aisp.store import Store
+
+__all__ = ["Runtime", "StoreFactory", "StreamView", "build", "make_store"]
+
+log = logging.getLogger("aisp.runtime")
+
+#: Builds the store from its URL (tests hand in one that fails, or a slow one).
+StoreFactory = Callable[[str], "Store"]
+
+
+@dataclass(frozen=True)
+class StreamView:
+    """One stream as the status routes, the metrics and the dashboard see it."""
+
+    id: str
+    state: str
+    stats: StreamStats
+
+
+@dataclass(frozen=True, eq=False)
+class Runtime:
+    """The services of one AISP instance, built by :func:`build`. Close it when done."""
+
+    settings: Settings
+    cache: ModelCache
+    models: ModelRegistry
+    engine: Engine
+    store: Store | None
+    system: SystemView
+
+    def with_store(self, store: Store) -> Runtime:
+        """The same services with ``store`` (the server opens its store after the models are up,
+        so that a database that is down fails the store alone, not the whole start)."""
+        return replace(self, store=store)
+
+    def load(self, name: str, instance: str | None = None) -> Model:
+        """A model through this runtime's cache (the engine's loader)."""
+        return self.models.load(name, instance=instance)
+
+    def prewarm(self, names: Iterable[str] | None = None, *, background: bool = False) -> PrewarmReport:
+        """Load ``names`` (default: the ``prewarm`` setting) into this runtime's cache."""
+        wanted = list(self.settings.prewarm if names is None else names)
+        return self.cache.prewarm(wanted, resolver=self.models.loader, background=background)
+
+    def run_job(self, source: str | Source, models: str | Sequence[str], **options: Any) -> JobSummary:
+        """:func:`aisp.pipeline.run_job` with this runtime's settings and models (a batch task,
+        ``aisp run``): its own engine and workers, this runtime's model cache."""
+        return run_job(source, models, settings=self.settings, loader=self.load, **options)
+
+    def streams(self) -> list[StreamView]:
+        """Every stream of the engine with its state and a statistics snapshot."""
+        return [StreamView(s.spec.id, s.state, s.stats.snapshot()) for s in self.engine.streams()]
+
+    def sample(self) -> dict[str, float | None]:
+        """One performance snapshot (the store's ``Snapshotter`` calls this periodically): total
+        processed FPS and the worst latency p99 over the streams, the cache hit rate (0..1), RSS
+        (MiB) and CPU (percent of one core)."""
+        fps, p99 = 0.0, None
+        for view in self.streams():
+            stats = view.stats
+            fps += stats.processed_fps
+            if stats.frames_out:
+                p99 = stats.latency_ms.p99 if p99 is None else max(p99, stats.latency_ms.p99)
+        cache = self.cache.get_stats()
+        proc = self.system.process()
+        return {
+            "fps": fps,
+            "latency_p99": p99,
+            "hit_rate": cache.hit_rate_percent / 100.0 if cache.requests else None,
+            "rss": proc.rss_mb,
+            "cpu": proc.cpu_percent,
+        }
+
+    def close(self, timeout: float | None = None) -> None:
+        """Stop the streams, release the models, close the store. Idempotent."""
+        budget = self.settings.drain_timeout_seconds if timeout is None else timeout
+        deadline = time.monotonic() + budget
+        self.engine.shutdown(timeout=budget)
+        self.cache.close()
+        if self.store is not None:
+            self.store.close(timeout=max(0.1, deadline - time.monotonic()))
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def make_store(settings: Settings, store_factory: StoreFactory | None = None) -> Store:
+    """The store for ``settings`` (built, not opened), or ``store_factory(url)``'s."""
+    url = settings.resolved_database_url
+    if store_factory is not None:
+        return store_factory(url)
+    from aisp.store import Store  # SQLAlchemy: imported only by runtimes that have a store
+
+    return Store(url, settings=settings)
+
+
+def build(
+    settings: Settings | None = None,
+    *,
+    store: bool = True,
+    store_factory: StoreFactory | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Runtime:
+    """Build every service from ``settings`` (default: ``load_settings()``, the environment).
+
+    ``store=False`` builds no store (``runtime.store`` is None); ``store_factory(url)`` replaces
+    :class:`aisp.store.Store`. The store is built, not opened: ``runtime.store.open()`` connects and
+    migrates, so the caller decides when (the server does it on its start-up thread).
+    """
+    settings = settings if settings is not None else load_settings()
+    cache = ModelCache.from_settings(settings)
+    models = ModelRegistry(cache, ModelConfig.from_settings(settings))
+
+    def load(name: str, instance: str) -> Model:
+        return models.load(name, instance=instance)
+
+    engine = Engine(settings, load, clock)
+    the_store = make_store(settings, store_factory) if store else None
+    log.debug("runtime built: cache=%r store=%s", cache, "yes" if the_store is not None else "no")
+    return Runtime(settings, cache, models, engine, the_store, SystemView(settings, cache))

@@ -1,0 +1,92 @@
+"""``SystemView``: this process's CPU, memory and "warm" state, with one definition of each.
+
+``/api/status``, ``/api/status/performance``, the dashboard and the performance snapshots all read
+the same view, so they cannot disagree:
+
+- **CPU** is the process's CPU time over wall time since the previous reading, in percent of one
+  core. Readings closer together than ``min_interval`` seconds return the previous figure, so
+  several readers polling at once do not shrink each other's window to noise. The first reading
+  has no window yet and is ``None``.
+- **Warm** means: every model named by the ``prewarm`` setting is held in the cache (shared or as
+  any instance), and no prewarm is still loading. With nothing to prewarm, a runtime is warm.
+
+One ``psutil.Process`` serves every reading.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psutil
+
+from aisp.cache import ModelCache
+from aisp.settings import Settings
+
+__all__ = ["ProcessFigures", "SystemView", "WarmState"]
+
+
+@dataclass(frozen=True)
+class ProcessFigures:
+    cpu_percent: float | None
+    rss_mb: float
+    threads: int
+    system_memory_percent: float
+
+
+@dataclass(frozen=True)
+class WarmState:
+    warm: bool
+    #: models the prewarm loaded, in the order asked for
+    warmed_models: tuple[str, ...]
+
+
+class SystemView:
+    def __init__(
+        self,
+        settings: Settings,
+        cache: ModelCache,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        min_interval: float = 0.5,
+    ) -> None:
+        self._settings = settings
+        self._cache = cache
+        self._clock = clock
+        self._min_interval = min_interval
+        self._proc: psutil.Process | None = None
+        self._lock = threading.Lock()
+        self._last: tuple[float, float] | None = None  # (wall, cpu seconds) of the window start
+        self._cpu: float | None = None
+
+    def _cpu_percent(self, proc: psutil.Process) -> float | None:
+        now = self._clock()
+        times = proc.cpu_times()
+        used = times.user + times.system
+        if self._last is None:
+            self._last = (now, used)
+        elif now - self._last[0] >= self._min_interval:
+            wall = now - self._last[0]
+            self._cpu = round(max(0.0, used - self._last[1]) / wall * 100.0, 1)
+            self._last = (now, used)
+        return self._cpu
+
+    def process(self) -> ProcessFigures:
+        with self._lock:
+            if self._proc is None:
+                self._proc = psutil.Process()
+            proc = self._proc
+            with proc.oneshot():
+                cpu = self._cpu_percent(proc)
+                rss = proc.memory_info().rss / (1024 * 1024)
+                threads = proc.num_threads()
+        return ProcessFigures(cpu, round(rss, 1), threads, psutil.virtual_memory().percent)
+
+    def warm(self) -> WarmState:
+        wanted = list(self._settings.prewarm)
+        prewarm = self._cache.prewarm_state()
+        held = {key.name for key in self._cache.keys()}
+        warm = not prewarm.pending and all(name in held for name in wanted)
+        return WarmState(warm, tuple(str(key) for key in prewarm.warmed))
