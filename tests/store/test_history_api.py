@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
-from types import SimpleNamespace
 
 import pytest
 
@@ -14,17 +13,18 @@ from aisp.errors import ValidationError
 
 
 @pytest.fixture
-def client(store):
+def client(store, settings):
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
+    from aisp.api.context import AppContext
     from aisp.api.errors import install_error_handlers
     from aisp.api.routers.history import router
 
     app = FastAPI()
     install_error_handlers(app)
     app.include_router(router)
-    app.state.ctx = SimpleNamespace(store=store)
+    app.state.ctx = AppContext(settings, store=store)
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
 
@@ -85,17 +85,18 @@ def test_events_endpoint(client, store):
     assert len(client.get("/api/history/events").json()["events"]) == 2
 
 
-def test_no_store_is_503():
+def test_no_store_is_503(settings):
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
+    from aisp.api.context import AppContext
     from aisp.api.errors import install_error_handlers
     from aisp.api.routers.history import router
 
     app = FastAPI()
     install_error_handlers(app)
     app.include_router(router)
-    app.state.ctx = SimpleNamespace(store=None)
+    app.state.ctx = AppContext(settings)
     with TestClient(app, raise_server_exceptions=False) as c:
         r = c.get("/api/history", params={"metric": "fps"})
     assert r.status_code == 503 and r.json()["error"]["name"] == "STORE_ERROR"

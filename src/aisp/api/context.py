@@ -145,7 +145,7 @@ class AppContext:
         return max(0.0, self.clock() - self.started_at)
 
     # --- parts that may not exist yet ------------------------------------------------------
-    def require_store(self) -> Any:
+    def require_store(self) -> Store:
         if self.store is None:
             state = self.components.get("store", "pending")
             reason = self.errors.get("store", "still opening")

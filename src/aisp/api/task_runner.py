@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from aisp.api.context import AppContext
+from aisp.api.videojoin import join_segments
 from aisp.errors import ConflictError, OverloadedError
 
 __all__ = ["TaskRunner", "task_view"]
@@ -302,7 +303,6 @@ def _join_video(task_dir: Path) -> list[str]:
     parts = sorted(task_dir.glob("annotated.part-*.mp4"))
     if not parts:
         return []
-    from aisp.api.videojoin import join_segments
 
     main = task_dir / VIDEO
     segments = ([main] if main.exists() else []) + parts

@@ -33,6 +33,9 @@ import threading
 import time
 from typing import Any
 
+from aisp.models import ModelConfig, ModelRegistry
+from aisp.settings import default_inference_threads
+
 __all__ = ["run"]
 
 
@@ -66,7 +69,6 @@ def _baseline(jpeg: bytes, rgb: Any, n: int) -> dict[str, float]:
     import cv2
     import numpy as np
 
-    from aisp.models import ModelConfig, ModelRegistry
 
     buf = np.frombuffer(jpeg, np.uint8)
     small = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_REDUCED_COLOR_2), cv2.COLOR_BGR2RGB)
@@ -380,7 +382,6 @@ def run(
                 proc.wait(30)
     bare = None
     if compare_bare:
-        from aisp.settings import default_inference_threads
 
         threads = int(env.get("AISP_INFERENCE_THREADS") or default_inference_threads())
         bare = _bare(jpeg, concurrency, duration, model, threads, server_env or {})

@@ -20,6 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from aisp.settings import load_settings
+from aisp.store import EventSummary, Store
+
 __all__ = ["run"]
 
 
@@ -34,8 +37,6 @@ def _summary(values_s: list[float]) -> dict[str, float]:
 
 
 def _bench_url(url: str, n: int) -> dict[str, Any]:
-    from aisp.settings import load_settings
-    from aisp.store import EventSummary, Store
 
     settings = load_settings(environ={}, data_dir=Path(tempfile.mkdtemp(prefix="aisp-bench-")),
                              event_buffer_size=n + 10)

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from aisp.cache._entry import Entry
+from aisp.errors import ValidationError
 
 __all__ = ["EvictionPolicy", "LRUPolicy", "CostPolicy", "POLICIES", "make_policy"]
 
@@ -101,7 +102,6 @@ def make_policy(name: str) -> EvictionPolicy:
     try:
         return POLICIES[name]()  # type: ignore[no-any-return]
     except (KeyError, TypeError):
-        from aisp.errors import ValidationError
 
         raise ValidationError(
             f"eviction_policy must be one of {sorted(POLICIES)}, got {name!r}",

@@ -8,8 +8,11 @@ numpy-like ``nbytes`` attribute (duck typed, numpy is never imported here); the 
 from __future__ import annotations
 
 import logging
+import numbers
 import os
 from typing import Any
+
+from aisp.errors import ValidationError
 
 __all__ = ["DEFAULT_SIZE_BYTES", "estimate_size", "check_size"]
 
@@ -21,9 +24,6 @@ DEFAULT_SIZE_BYTES = 32 * 1024 * 1024
 
 def check_size(value: Any, field: str = "size_bytes") -> int:
     """A non-negative integer byte count, or ``ValueError`` (``ValidationError``) naming ``field``."""
-    import numbers
-
-    from aisp.errors import ValidationError
 
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValidationError(

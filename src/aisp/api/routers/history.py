@@ -14,13 +14,17 @@ from __future__ import annotations
 import math
 import time
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
+from aisp.api.context import AppContext
 from aisp.errors import ValidationError
+
+if TYPE_CHECKING:  # SQLAlchemy: imported by the start-up thread, not by the app module
+    from aisp.store import Store
 
 __all__ = ["router", "parse_since"]
 
@@ -102,16 +106,9 @@ def _clamp(ts: float) -> float:
     return min(max(ts, 0.0), _MAX_TS)
 
 
-def _store(request: Request) -> Any:
-    ctx = request.app.state.ctx
-    require = getattr(ctx, "require_store", None)
-    if require is not None:
-        return require()
-    if ctx.store is None:
-        from aisp.errors import StoreError
-
-        raise StoreError("the store is not available; retry shortly")
-    return ctx.store
+def _store(request: Request) -> Store:
+    ctx: AppContext = request.app.state.ctx
+    return ctx.require_store()
 
 
 @router.get("", response_model=HistoryResponse, responses=_ERRORS,
