@@ -46,12 +46,9 @@ CommaList = Annotated[list[str], NoDecode]
 
 def default_inference_threads() -> int:
     """CPU cores + 1, at most 4: model work is CPU-bound, and the one extra thread keeps the
-    cores busy while a thread waits for the GIL or for its answer to be sent. Measured on 2 cores
-    (``aisp bench api``, face detection, concurrency 8), side by side: 2 threads 263 req/s,
-    p99 45 ms; 3 threads 294-304 req/s, p99 39-42 ms; 4 threads 300 req/s, p99 44 ms (graphs on
-    one graph thread each); with graphs on the calling thread 2 threads 267-278 req/s and 3
-    threads 283-292 req/s, p99 43-45 ms for both. At most 4, because each thread holds its own
-    instance of every MediaPipe model it runs, within the model cache."""
+    cores busy while a thread waits for the GIL or for its answer to be sent (the thread counts
+    measured side by side are in docs/PERFORMANCE.md). At most 4, because each thread holds its
+    own instance of every MediaPipe model it runs, within the model cache."""
     return min(4, (os.cpu_count() or 1) + 1)
 
 # Where load_settings() tells the source hook what to read. A context variable keeps

@@ -45,3 +45,15 @@ def test_subcommand_help_is_light(sub: str) -> None:
 def test_public_names_resolve_lazily() -> None:
     body = "import aisp\nassert not aisp._lazy.components.is_resolved('ModelCache')"
     assert _heavy_after(body) == []
+
+
+def test_the_app_module_imports_no_model_or_database_library() -> None:
+    """``/health`` answers before the runtime is built: building the app must not import what the
+    runtime needs (the start-up thread does)."""
+    body = (
+        "from aisp.api.app import create_app\n"
+        "from aisp.settings import load_settings\n"
+        "import tempfile\n"
+        "create_app(load_settings(environ={}, data_dir=tempfile.mkdtemp()))\n"
+    )
+    assert [m for m in _heavy_after(body) if m != "fastapi"] == []

@@ -155,7 +155,7 @@ class AppContext:
             )
         return self.store
 
-    def require_engine(self) -> Any:
+    def require_engine(self) -> Engine:
         if self.engine is None:
             state = self.components.get("engine", "pending")
             raise OverloadedError(

@@ -24,8 +24,9 @@ checks that boxes match a full decode. Quarter scale is not used: boxes moved to
 (``docs/PERFORMANCE.md`` has the figures of both). The response's ``decode_scale`` says which
 scale was used (1 or 2); ``?reduced_decode=false`` turns it off.
 
-``numpy``, ``cv2`` and :mod:`aisp.models` (which imports numpy) are imported on the pool thread
-by the first frame, not with this module, so ``import aisp.api.app`` stays light.
+``numpy``, ``cv2`` and :mod:`aisp.models` (which imports numpy) are imported when first needed
+(the first request's name check, or the runtime's build), not with this module, so
+``import aisp.api.app`` stays light.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import Request
 
+from aisp.api import modelops
 from aisp.api.context import AppContext
 from aisp.api.imageinfo import ImageInfo, probe_image
 from aisp.errors import PayloadTooLargeError, UnsupportedMediaError, ValidationError
@@ -134,12 +136,12 @@ def decode_reduction(
     """The JPEG decode scale divisor, 1 or 2, for these models (see the module doc).
 
     2 when reduction is ``allowed``, no annotation is wanted, the image is a JPEG, every model
-    declares a ``network_input_side`` (an optional attribute of model adapters) and half the long
+    declares a ``network_input_side`` (:class:`aisp.models.Model`) and half the long
     side is at least twice the largest one.
     """
     if not allowed or annotate or info.format != "jpeg" or not models:
         return 1
-    sides = [getattr(m, "network_input_side", None) for m in models]
+    sides = [m.network_input_side for m in models]
     known = [side for side in sides if isinstance(side, int) and side > 0]
     if len(known) != len(sides):
         return 1
@@ -165,7 +167,7 @@ def infer_image(
     import cv2
     import numpy as np
 
-    loaded: list[Model] = [models.load(name, instance=f"api{instance}") for name in names]
+    loaded: list[Model] = [models.load(name, instance=modelops.api_instance(instance)) for name in names]
     factor = decode_reduction(info, loaded, annotate=annotate, allowed=reduced_decode)
     flag = cv2.IMREAD_REDUCED_COLOR_2 if factor == 2 else cv2.IMREAD_COLOR
     t0 = time.perf_counter()

@@ -57,14 +57,18 @@ class Lifecycle:
     def _init(self) -> None:
         try:
             self._step("runtime", self._build_runtime)
-            if self.ctx.runtime is None:
+            if self.ctx.runtime is None:  # nothing can run: /ready stays 503 and says why
+                why = f"the runtime could not be built: {self.ctx.errors.get('runtime', '?')}"
                 for name in ("store", "prewarm", "engine", "streams"):
-                    self.ctx.set_component(name, "skipped", "no runtime")
+                    self.ctx.set_component(name, "failed", why)
                 return
-            self._prewarm_thread = threading.Thread(
-                target=self._step, args=("prewarm", self._prewarm), name="aisp-prewarm", daemon=True
-            )
-            self._prewarm_thread.start()
+            if self.ctx.stopping.is_set():
+                self.ctx.set_component("prewarm", "skipped", "shutting down")
+            else:
+                self._prewarm_thread = threading.Thread(
+                    target=self._step, args=("prewarm", self._prewarm), name="aisp-prewarm", daemon=True
+                )
+                self._prewarm_thread.start()
             for name, fn in (
                 ("store", self._open_store),
                 ("engine", self._start_engine),
@@ -109,17 +113,19 @@ class Lifecycle:
         from aisp.runtime import make_store
 
         store = make_store(self.ctx.settings, self._store_factory).open()
-        interrupted = store.tasks.mark_interrupted()
-        for rec in interrupted:
-            log.warning(
-                "task %s was %s when the last process stopped: now interrupted (retry resumes it "
-                "at frame %s)",
-                rec.id,
-                "running",
-                rec.frames_done,
-            )
-        if self.ctx.settings.auth == "on":
-            ensure_initial_admin_key(store)
+        try:
+            for rec in store.tasks.mark_interrupted():
+                log.warning(
+                    "task %s was running when the last process stopped: now interrupted (retry "
+                    "resumes it at frame %s)",
+                    rec.id,
+                    rec.frames_done,
+                )
+            if self.ctx.settings.auth == "on":
+                ensure_initial_admin_key(store)
+        except BaseException:
+            store.close()  # its writer and retention threads must not outlive a failed start
+            raise
         self.ctx.runtime = self.ctx.require_runtime().with_store(store)
         self.ctx.store = store
         return "done"
@@ -187,13 +193,10 @@ class Lifecycle:
         steps: list[tuple[str, Callable[[], None]]] = []
         if ctx.tasks is not None:
             steps.append(("tasks", lambda: ctx.tasks.shutdown(timeout=left() / 2)))
-        if ctx.engine is not None:
-            steps.append(("streams", lambda: ctx.engine.shutdown(timeout=left())))
         steps.append(("inference", lambda: ctx.inference.shutdown()))
-        if ctx.runtime is not None:
-            steps.append(("models", ctx.runtime.cache.close))
-        if ctx.store is not None:
-            steps.append(("store", ctx.store.close))
+        runtime = ctx.runtime
+        if runtime is not None:  # streams (drained), models, store (buffered events written)
+            steps.append(("runtime", lambda: runtime.close(timeout=left())))
         for name, fn in steps:
             t0 = time.perf_counter()
             try:

@@ -26,6 +26,7 @@ __all__ = [
     "prewarm_models",
     "prewarm_api_instances",
     "held_keys",
+    "api_instance",
     "check_onnx_path",
     "ONNX_PREFIX",
 ]
@@ -82,6 +83,11 @@ def check_onnx_path(name: str, model_dir: Path) -> None:
         )
 
 
+def api_instance(thread_index: int) -> str:
+    """The instance name of the frames route's pool thread ``thread_index`` (``"api0"``, ...)."""
+    return f"api{thread_index}"
+
+
 def held_keys(runtime: Runtime, name: str) -> list[str]:
     """Cache keys held for ``name`` (shared and per-thread instances), as text."""
     return [str(key) for key in runtime.cache.keys() if key.name == name]
@@ -98,11 +104,7 @@ def load(runtime: Runtime, name: str) -> tuple[float, list[str]]:
 
 def unload(runtime: Runtime, name: str) -> list[str]:
     check_models([name], runtime.settings.resolved_model_dir)
-    removed = []
-    for key in [k for k in runtime.cache.keys() if k.name == name]:
-        if runtime.cache.invalidate(key) is not False:
-            removed.append(str(key))
-    return removed
+    return [str(key) for key in runtime.cache.keys() if key.name == name and runtime.cache.invalidate(key)]
 
 
 def prewarm_models(runtime: Runtime, names: Iterable[str]) -> tuple[list[str], dict[str, str]]:
@@ -148,14 +150,14 @@ def prewarm_api_instances(models: ModelRegistry, names: Iterable[str], threads: 
         if get_spec(name).thread_safe:
             continue  # one shared instance serves every thread
         for i in range(threads):
-            key = models.key(name, f"api{i}")
+            key = models.key(name, api_instance(i))
             if key in held:
                 continue
             if room <= 0:
                 log.info("prewarm: no cache room for more API instances (cache_max_size=%s)", capacity)
                 return loaded
             try:
-                models.load(name, instance=f"api{i}")
+                models.load(name, instance=api_instance(i))
             except AISPError as exc:
                 log.warning("prewarm of %s failed: %s", key, exc.message)
                 break

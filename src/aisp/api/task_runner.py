@@ -31,7 +31,7 @@ from typing import Any
 
 from aisp.api.context import AppContext
 from aisp.api.videojoin import join_segments
-from aisp.errors import ConflictError, OverloadedError
+from aisp.errors import AISPError, ConflictError, OverloadedError
 
 __all__ = ["TaskRunner", "task_view"]
 
@@ -222,12 +222,12 @@ class TaskRunner:
         except Exception as exc:  # noqa: BLE001 - any failure ends the task, with its message
             _fold_events(out)
             _join_video(out)
-            msg = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+            msg = exc.message if isinstance(exc, AISPError) else f"{type(exc).__name__}: {exc}"
             log.warning("task %s failed: %s", task_id, msg)
             self.store.tasks.fail(task_id, msg)
             return
-        result = summary.to_dict() if hasattr(summary, "to_dict") else dict(summary)
-        frames = int(result.get("frames") or 0)
+        result = summary.to_dict()
+        frames = summary.frames
         done = kept + frames
         _fold_events(out)
         skipped = _join_video(out)
@@ -246,8 +246,8 @@ class TaskRunner:
             )
             log.info("task %s %s at frame %s", task_id, state, done)
             return
-        if result.get("error"):
-            self.store.tasks.fail(task_id, str(result["error"]), frames_done=done, result=result)
+        if summary.error:
+            self.store.tasks.fail(task_id, summary.error, frames_done=done, result=result)
             return
         cur = self.store.tasks.get(task_id)
         total = cur.frames_total if cur.frames_total else done
@@ -255,7 +255,7 @@ class TaskRunner:
             task_id, result, frames_done=max(done, total), frames_total=max(done, total)
         )
         log.info(
-            "task %s completed: %s frames in %.1f s", task_id, frames, float(result.get("duration_s") or 0)
+            "task %s completed: %s frames in %.1f s", task_id, frames, summary.duration_s
         )
 
 

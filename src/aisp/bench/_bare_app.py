@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aisp.api.frame_processing import check_image, infer_image, json_body
+from aisp.api.modelops import api_instance
 from aisp.errors import AISPError
 from aisp.models import ModelRegistry
 from aisp.runtime import build
@@ -46,7 +47,7 @@ class BareApp:
             self._local.index = next(self._next)
 
     def _load(self) -> None:
-        self.models.load(self.model, instance=f"api{self._local.index}")
+        self.models.load(self.model, instance=api_instance(self._local.index))
 
     async def _load_everywhere(self) -> None:
         """One load on each pool thread, so every thread has its own model instance."""

@@ -34,7 +34,7 @@ import time
 from typing import Any
 
 from aisp.models import ModelConfig, ModelRegistry
-from aisp.settings import default_inference_threads
+from aisp.settings import Settings, default_inference_threads, load_settings
 
 __all__ = ["run"]
 
@@ -63,7 +63,7 @@ def _astronaut_jpeg() -> tuple[bytes, Any]:
     return buf.tobytes(), rgb
 
 
-def _baseline(jpeg: bytes, rgb: Any, n: int) -> dict[str, float]:
+def _baseline(jpeg: bytes, rgb: Any, n: int, config: ModelConfig) -> dict[str, float]:
     """The model's own time per frame and the JPEG decode time, in this process, for both the
     full decode and the 1/2-scale decode that the server uses for face_detection."""
     import cv2
@@ -72,7 +72,7 @@ def _baseline(jpeg: bytes, rgb: Any, n: int) -> dict[str, float]:
 
     buf = np.frombuffer(jpeg, np.uint8)
     small = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_REDUCED_COLOR_2), cv2.COLOR_BGR2RGB)
-    model = ModelRegistry(None, ModelConfig()).load("face_detection", cache=False)
+    model = ModelRegistry(None, config).load("face_detection", cache=False)
     times: dict[str, list[float]] = {"infer": [], "infer_small": [], "decode": [], "decode_small": []}
     try:
         for _ in range(5):
@@ -328,6 +328,7 @@ def run(
     model: str = "face_detection",
     compare_full_decode: bool = True,
     compare_bare: bool = True,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark; ``server_env`` adds ``AISP_*`` settings for the server (experiments).
 
@@ -371,7 +372,8 @@ def run(
                 full = _measured(
                     server_ps, client_ps, base, jpeg, concurrency, duration, model, "&reduced_decode=false"
                 )
-            baseline = _baseline(jpeg, rgb, 30 if quick else 200)
+            config = ModelConfig.from_settings(settings if settings is not None else load_settings())
+            baseline = _baseline(jpeg, rgb, 30 if quick else 200, config)
             t_term = time.perf_counter()
             proc.send_signal(signal.SIGTERM)
             code = proc.wait(60)

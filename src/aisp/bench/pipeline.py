@@ -27,7 +27,7 @@ from aisp.pipeline import CallbackSink, Engine, StreamSpec
 from aisp.pipeline.decode import make_decoder
 from aisp.pipeline.demo import DemoSource
 from aisp.runtime import Runtime, build
-from aisp.settings import load_settings
+from aisp.settings import Settings, load_settings
 
 __all__ = ["run", "make_video", "naive_loop", "engine_run", "live_run"]
 
@@ -93,7 +93,7 @@ def engine_run(runtime: Runtime, path: Path, workers: int, model: str = MODEL) -
 def live_run(runtime: Runtime, seconds: float, workers: int, *, sample_rss: bool = False) -> dict[str, Any]:
     """The live demo source (30 FPS) through an engine of ``workers`` for ``seconds``."""
     proc = psutil.Process()
-    engine = Engine(runtime.settings, runtime.load, workers=workers)
+    engine = Engine(runtime.settings, runtime.models.load_instance, workers=workers)
     stream = engine.add_stream(StreamSpec("live", DemoSource(live=True), [MODEL]), start=True)
     rss: list[int] = []
     stop = threading.Event()
@@ -145,8 +145,9 @@ def machine_load() -> dict[str, Any]:
     return out
 
 
-def run(quick: bool = False) -> dict[str, Any]:
-    with build(load_settings(), store=False) as runtime:
+def run(quick: bool = False, settings: Settings | None = None) -> dict[str, Any]:
+    """``settings``: the command's (``aisp --config ... bench``); default the environment's."""
+    with build(settings if settings is not None else load_settings(), store=False) as runtime:
         return _run(runtime, quick)
 
 

@@ -10,16 +10,30 @@ import importlib
 import json
 import sys
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 import typer
+
+from aisp.cli._common import settings_from_context
+
+if TYPE_CHECKING:
+    from aisp.settings import Settings
 
 AREAS = ("cache", "models", "pipeline", "api", "store")
 
 app = typer.Typer(help="Benchmarks; each prints JSON to stdout.", no_args_is_help=True)
 
 
-def _run_area(area: str, quick: bool) -> dict:
+def _run_area(area: str, quick: bool, settings: Settings) -> dict:
+    """Run one area with the command's settings (``aisp --config ... bench``) where models are
+    loaded; the cache and store benchmarks build their own isolated caches and databases."""
     module = importlib.import_module(f"aisp.bench.{area}")
+    if area == "models":
+        from aisp.models import ModelConfig  # numpy: only when this area runs
+
+        return module.run(quick=quick, config=ModelConfig.from_settings(settings))
+    if area in ("pipeline", "api"):
+        return module.run(quick=quick, settings=settings)
     return module.run(quick=quick)
 
 
@@ -42,9 +56,10 @@ def _meta() -> dict:
 
 def _make(area: str):
     def command(
+        ctx: typer.Context,
         quick: bool = typer.Option(False, "--quick", help="Shorter run, for smoke tests."),
     ) -> None:
-        _emit({"benchmark": area, **_meta(), "results": _run_area(area, quick)})
+        _emit({"benchmark": area, **_meta(), "results": _run_area(area, quick, settings_from_context(ctx))})
 
     command.__doc__ = f"Benchmark the {area} area; JSON to stdout."
     return command
@@ -55,12 +70,15 @@ for _area in AREAS:
 
 
 @app.command("all")
-def bench_all(quick: bool = typer.Option(False, "--quick", help="Shorter runs, for smoke tests.")) -> None:
+def bench_all(
+    ctx: typer.Context, quick: bool = typer.Option(False, "--quick", help="Shorter runs, for smoke tests.")
+) -> None:
     """Run every benchmark; one JSON object with a key per area."""
+    settings = settings_from_context(ctx)
     results = {}
     for area in AREAS:
         try:
-            results[area] = _run_area(area, quick)
+            results[area] = _run_area(area, quick, settings)
         except Exception as exc:  # one failing area must not hide the others' figures
             results[area] = {"error": f"{type(exc).__name__}: {exc}"}
     _emit({"benchmark": "all", **_meta(), "results": results})

@@ -15,8 +15,9 @@ process: registering a model is registering code.
 
 Backends: MediaPipe (``mediapipe.py``), ONNX Runtime (``onnx.py``), OpenCV motion
 (``motion.py``) and the dependency-free :class:`FakeModel` (``fake.py``). Importing this package
-imports numpy but none of the backends; they load with their first model. Of ``aisp.cache`` it
-uses only :class:`~aisp.cache.keys.ModelKey` at run time.
+imports numpy and :mod:`aisp.cache` (the layer below: :class:`~aisp.cache.keys.ModelKey`, and
+the cache a registry builds from settings) but none of the backends; they load with their first
+model.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """A lean call path into a ``mediapipe.solutions`` graph, beside ``SolutionBase.process()``.
 
-``process()`` builds a new namedtuple *class* on every call (~80 us), copies the image into the
-input packet (~50 us at 640x480) and reads every output stream, even those AISP never uses. This
+``process()`` builds a new namedtuple *class* on every call, copies the image into the input
+packet and reads every output stream, even those AISP never uses (the costs are measured in
+docs/PERFORMANCE.md). This
 runner drives the same ``CalculatorGraph`` the solution built, the same way ``process()`` does
 (one image packet at the next simulated 30 fps timestamp, ``wait_until_idle()``, outputs read
 with the solution's own ``_get_packet_content``), so outputs are identical, but:

@@ -37,12 +37,16 @@ class Model(ABC):
         stateful: whether results depend on earlier frames (motion); load one instance per stream.
         size_bytes: the model's weights on disk (what the cache accounts for).
         load_ms: how long loading took (set by the registry).
+        network_input_side: the side in pixels of the square network input when the whole frame
+            is resized to it and nothing is cropped back at full resolution; None otherwise (the
+            frames route may then decode a JPEG at a reduced scale, see aisp.api.frame_processing).
     """
 
     backend: str = "custom"
     thread_safe: bool = True
     supports_batch: bool = False
     stateful: bool = False
+    network_input_side: int | None = None
 
     #: Timer used for ``inference_ms``; a class attribute so tests can inject one.
     timer: Callable[[], float] = staticmethod(time.perf_counter)

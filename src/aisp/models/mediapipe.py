@@ -93,10 +93,6 @@ class MediaPipeModel(Model):
     backend = "mediapipe"
     thread_safe = False
     files_key = ""
-    #: The side in pixels of the (square, letterboxed) network input when the whole frame is
-    #: resized to it and nothing is cropped back out at full resolution; None otherwise. The
-    #: frames route may decode a JPEG at a reduced scale for such a model (see aisp.api.frame_processing).
-    network_input_side: int | None = None
     #: The graph output streams :meth:`_convert` reads (the lean call path reads only these).
     outputs: tuple[str, ...] = ()
     #: Output streams whose protos :meth:`_convert` also takes serialised, with their proto type.

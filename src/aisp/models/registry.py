@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from aisp.cache import ModelCache
 from aisp.cache.keys import SEPARATOR, ModelKey
 from aisp.errors import AISPError, ModelLoadError, ValidationError
 from aisp.models.base import Model
@@ -43,8 +44,8 @@ from aisp.models.specs import (
     unregister_model,
 )
 
-if TYPE_CHECKING:  # pragma: no cover
-    from aisp.cache.model_cache import ModelCache
+if TYPE_CHECKING:  # pragma: no cover - pydantic-settings stays out of ``import aisp.models``
+    from aisp.settings import Settings
 
 __all__ = [
     "ModelRegistry",
@@ -118,6 +119,11 @@ class ModelRegistry:
         self._loads: dict[ModelKey, LoadRecord] = {}
         self._loads_lock = threading.Lock()
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ModelRegistry:
+        """A registry with its own cache, both configured from ``settings``."""
+        return cls(ModelCache.from_settings(settings), ModelConfig.from_settings(settings))
+
     @property
     def cache(self) -> ModelCache | None:
         return self._cache
@@ -146,6 +152,10 @@ class ModelRegistry:
         return lambda: self._build(spec, real)
 
     # --- loading ------------------------------------------------------------------------------
+    def load_instance(self, name: str, instance: str) -> Model:
+        """``load(name, instance=instance)``: the engine's loader signature."""
+        return self.load(name, instance=instance)
+
     def load(self, name: str, *, instance: str | None = None, cache: bool = True) -> Model:
         """Load a model by name, through this registry's cache unless ``cache=False``.
 
@@ -172,7 +182,7 @@ class ModelRegistry:
             ) from exc
         ms = (self._timer() - t0) * 1000.0
         model.load_ms = ms
-        size = int(getattr(model, "size_bytes", 0) or 0)
+        size = model.size_bytes
         with self._loads_lock:
             self._loads[key] = LoadRecord(size, ms)
         logger.debug("built model %s (%s, %.1f MB) in %.0f ms", key, spec.backend, size / 1e6, ms)

@@ -8,6 +8,7 @@ handed its settings and a model loader; it never reaches for a process global.
 from __future__ import annotations
 
 from aisp.pipeline.engine import Engine
+from aisp.pipeline.event_sink import EventSink, SummaryWriter
 from aisp.pipeline.frame_types import Frame, FrameResult
 from aisp.pipeline.job import JobSummary, Pipeline, run_job
 from aisp.pipeline.sinks import (
@@ -30,7 +31,6 @@ from aisp.pipeline.sources import (
 )
 from aisp.pipeline.stats import LatencySummary, StreamMeter, StreamStats
 from aisp.pipeline.stream import Stream, StreamSpec
-from aisp.pipeline.summary_sink import EventSink, SummaryWriter
 from aisp.pipeline.workers import Loader
 
 __all__ = [

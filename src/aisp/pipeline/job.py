@@ -18,8 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aisp.cache import ModelCache
-from aisp.models import Model, ModelConfig, ModelRegistry
+from aisp.models import ModelRegistry
 from aisp.pipeline.engine import Engine
 from aisp.pipeline.frame_types import FrameResult
 from aisp.pipeline.sinks import CallbackSink, JsonlSink, Sink, VideoSink
@@ -73,13 +72,9 @@ def _services(settings: Settings | None, loader: Loader | None) -> _Services:
     settings = settings if settings is not None else load_settings()
     if loader is not None:
         return _Services(settings, loader, lambda: None)
-    cache = ModelCache.from_settings(settings)
-    registry = ModelRegistry(cache, ModelConfig.from_settings(settings))
-
-    def load(name: str, instance: str) -> Model:
-        return registry.load(name, instance=instance)
-
-    return _Services(settings, load, cache.close)
+    registry = ModelRegistry.from_settings(settings)
+    assert registry.cache is not None  # from_settings always gives it one
+    return _Services(settings, registry.load_instance, registry.cache.close)
 
 
 def expected_frames(

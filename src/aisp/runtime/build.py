@@ -5,7 +5,7 @@
     settings ──► build() ──► Runtime
                                ├─ cache    ModelCache.from_settings(settings)
                                ├─ models   ModelRegistry(cache, ModelConfig.from_settings(settings))
-                               ├─ engine   Engine(settings, loader=runtime.load)
+                               ├─ engine   Engine(settings, loader=models.load_instance)
                                ├─ store    Store(settings.resolved_database_url, settings=settings)
                                │           (built, not opened; None with store=False)
                                └─ system   SystemView(settings, cache)
@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from aisp.cache import ModelCache, PrewarmReport
-from aisp.models import Model, ModelConfig, ModelRegistry
+from aisp.models import ModelRegistry
 from aisp.pipeline import Engine, JobSummary, Source, StreamStats, run_job
 from aisp.runtime.system import SystemView
 from aisp.settings import Settings, load_settings
@@ -68,19 +68,19 @@ class Runtime:
         so that a database that is down fails the store alone, not the whole start)."""
         return replace(self, store=store)
 
-    def load(self, name: str, instance: str | None = None) -> Model:
-        """A model through this runtime's cache (the engine's loader)."""
-        return self.models.load(name, instance=instance)
-
-    def prewarm(self, names: Iterable[str] | None = None, *, background: bool = False) -> PrewarmReport:
-        """Load ``names`` (default: the ``prewarm`` setting) into this runtime's cache."""
+    def prewarm(self, names: Iterable[str] | None = None) -> PrewarmReport:
+        """Load ``names`` (default: the ``prewarm`` setting) into this runtime's cache, in parallel;
+        returns when all are loaded or failed."""
         wanted = list(self.settings.prewarm if names is None else names)
-        return self.cache.prewarm(wanted, resolver=self.models.loader, background=background)
+        keys = [self.models.key(name) for name in wanted]
+        report = self.cache.prewarm({key: self.models.loader(key) for key in keys})
+        assert isinstance(report, PrewarmReport)  # not background: the report itself
+        return report
 
     def run_job(self, source: str | Source, models: str | Sequence[str], **options: Any) -> JobSummary:
         """:func:`aisp.pipeline.run_job` with this runtime's settings and models (a batch task,
         ``aisp run``): its own engine and workers, this runtime's model cache."""
-        return run_job(source, models, settings=self.settings, loader=self.load, **options)
+        return run_job(source, models, settings=self.settings, loader=self.models.load_instance, **options)
 
     def streams(self) -> list[StreamView]:
         """Every stream of the engine with its state and a statistics snapshot."""
@@ -146,13 +146,10 @@ def build(
     migrates, so the caller decides when (the server does it on its start-up thread).
     """
     settings = settings if settings is not None else load_settings()
-    cache = ModelCache.from_settings(settings)
-    models = ModelRegistry(cache, ModelConfig.from_settings(settings))
-
-    def load(name: str, instance: str) -> Model:
-        return models.load(name, instance=instance)
-
-    engine = Engine(settings, load, clock)
+    models = ModelRegistry.from_settings(settings)
+    cache = models.cache
+    assert cache is not None  # from_settings always gives it one
+    engine = Engine(settings, models.load_instance, clock)
     the_store = make_store(settings, store_factory) if store else None
     log.debug("runtime built: cache=%r store=%s", cache, "yes" if the_store is not None else "no")
     return Runtime(settings, cache, models, engine, the_store, SystemView(settings, cache))

@@ -53,7 +53,7 @@ def _system(ctx: AppContext) -> dict[str, Any]:
         "ready": ctx.is_ready(),
         "pending": ctx.pending(),
         "components": dict(ctx.components),
-        "warm": warm.warm if warm is not None else False,
+        "warm": warm.warm if warm is not None else not ctx.settings.prewarm,
         "warmed_models": sorted(warm.warmed_models) if warm is not None else [],
         "cpu_percent": proc.cpu_percent if proc is not None else None,
         "rss_mb": proc.rss_mb if proc is not None else None,

@@ -67,7 +67,7 @@ async def status(request: Request) -> StatusResponse:
         auth=ctx.settings.auth,
         components=dict(ctx.components),
         errors=dict(ctx.errors),
-        warm=warm.warm if warm is not None else False,
+        warm=warm.warm if warm is not None else not ctx.settings.prewarm,
         warmed_models=list(warm.warmed_models) if warm is not None else [],
         prewarm=list(ctx.settings.prewarm),
         streams=len(ctx.streams()),
