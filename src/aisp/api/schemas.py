@@ -102,7 +102,7 @@ class StreamPerf(_Open):
 
 class PerformanceResponse(BaseModel):
     cpu_percent: float | None = Field(
-        description="Percent of one core since the previous reading (None on the first reading)."
+        description="Percent of one core since the previous reading or the start (None within 0.5 s of it)."
     )
     rss_mb: float
     threads: int

@@ -3,10 +3,10 @@
 ``/api/status``, ``/api/status/performance``, the dashboard and the performance snapshots all read
 the same view, so they cannot disagree:
 
-- **CPU** is the process's CPU time over wall time since the previous reading, in percent of one
-  core. Readings closer together than ``min_interval`` seconds return the previous figure, so
-  several readers polling at once do not shrink each other's window to noise. The first reading
-  has no window yet and is ``None``.
+- **CPU** is the process's CPU time over wall time since the previous reading (the first: since
+  the view was built), in percent of one core. Readings closer together than ``min_interval``
+  seconds return the previous figure, so several readers polling at once do not shrink each
+  other's window to noise; within ``min_interval`` of the start there is no figure yet (``None``).
 - **Warm** means: every model named by the ``prewarm`` setting is held in the cache (shared or as
   any instance), and no prewarm is still loading. With nothing to prewarm, a runtime is warm.
 
@@ -56,18 +56,19 @@ class SystemView:
         self._cache = cache
         self._clock = clock
         self._min_interval = min_interval
-        self._proc: psutil.Process | None = None
+        self._proc = psutil.Process()
         self._lock = threading.Lock()
-        self._last: tuple[float, float] | None = None  # (wall, cpu seconds) of the window start
+        self._last = (clock(), self._cpu_seconds())  # (wall, cpu seconds) of the window start
         self._cpu: float | None = None
 
-    def _cpu_percent(self, proc: psutil.Process) -> float | None:
+    def _cpu_seconds(self) -> float:
+        times = self._proc.cpu_times()
+        return times.user + times.system
+
+    def _cpu_percent(self) -> float | None:
         now = self._clock()
-        times = proc.cpu_times()
-        used = times.user + times.system
-        if self._last is None:
-            self._last = (now, used)
-        elif now - self._last[0] >= self._min_interval:
+        used = self._cpu_seconds()
+        if now - self._last[0] >= self._min_interval:
             wall = now - self._last[0]
             self._cpu = round(max(0.0, used - self._last[1]) / wall * 100.0, 1)
             self._last = (now, used)
@@ -75,11 +76,9 @@ class SystemView:
 
     def process(self) -> ProcessFigures:
         with self._lock:
-            if self._proc is None:
-                self._proc = psutil.Process()
             proc = self._proc
             with proc.oneshot():
-                cpu = self._cpu_percent(proc)
+                cpu = self._cpu_percent()
                 rss = proc.memory_info().rss / (1024 * 1024)
                 threads = proc.num_threads()
         return ProcessFigures(cpu, round(rss, 1), threads, psutil.virtual_memory().percent)
