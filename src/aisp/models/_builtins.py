@@ -15,12 +15,13 @@ from aisp.models.mediapipe import (
     FaceDetectionModel,
     FaceMeshModel,
     HandsModel,
+    MediaPipeModel,
     PoseModel,
     SelfieSegmentationModel,
     model_files_size,
 )
 from aisp.models.motion import MotionModel
-from aisp.models.specs import Factory, register_model
+from aisp.models.specs import register_model
 
 __all__ = ["register_builtins", "BUILTIN_NAMES"]
 
@@ -36,7 +37,17 @@ BUILTIN_NAMES = (
 )
 
 
-def _mp(name: str, build: Factory, description: str) -> None:
+def _mp(
+    name: str, cls: type[MediaPipeModel], description: str, *, detector: bool = True, **options: float
+) -> None:
+    """Register a MediaPipe model: ``cls(name, **options)`` with the config's graph threads and
+    log level, and its detection threshold when the graph has one (``detector``)."""
+
+    def build(config: ModelConfig) -> Model:
+        threshold = {"min_detection_confidence": config.min_detection_confidence} if detector else {}
+        return cls(name, graph_threads=config.mediapipe_graph_threads, log_level=config.log_level,
+                   **options, **threshold)
+
     register_model(
         name,
         build,
@@ -50,59 +61,6 @@ def _mp(name: str, build: Factory, description: str) -> None:
     )
 
 
-def _face_detection(config: ModelConfig) -> Model:
-    return FaceDetectionModel(
-        "face_detection",
-        model_selection=0,
-        min_detection_confidence=config.min_detection_confidence,
-        graph_threads=config.mediapipe_graph_threads,
-        log_level=config.log_level,
-    )
-
-
-def _face_detection_full(config: ModelConfig) -> Model:
-    return FaceDetectionModel(
-        "face_detection_full",
-        model_selection=1,
-        min_detection_confidence=config.min_detection_confidence,
-        graph_threads=config.mediapipe_graph_threads,
-        log_level=config.log_level,
-    )
-
-
-def _face_mesh(config: ModelConfig) -> Model:
-    return FaceMeshModel(
-        "face_mesh",
-        min_detection_confidence=config.min_detection_confidence,
-        graph_threads=config.mediapipe_graph_threads,
-        log_level=config.log_level,
-    )
-
-
-def _selfie(config: ModelConfig) -> Model:
-    return SelfieSegmentationModel(
-        "selfie_segmentation", graph_threads=config.mediapipe_graph_threads, log_level=config.log_level
-    )
-
-
-def _pose(config: ModelConfig) -> Model:
-    return PoseModel(
-        "pose",
-        min_detection_confidence=config.min_detection_confidence,
-        graph_threads=config.mediapipe_graph_threads,
-        log_level=config.log_level,
-    )
-
-
-def _hands(config: ModelConfig) -> Model:
-    return HandsModel(
-        "hands",
-        min_detection_confidence=config.min_detection_confidence,
-        graph_threads=config.mediapipe_graph_threads,
-        log_level=config.log_level,
-    )
-
-
 def _motion(config: ModelConfig) -> Model:
     return MotionModel("motion")
 
@@ -112,16 +70,15 @@ def _fake(config: ModelConfig) -> Model:
 
 
 def register_builtins() -> None:
-    _mp("face_detection", _face_detection, "MediaPipe BlazeFace short range: boxes + 6 keypoints")
-    _mp(
-        "face_detection_full",
-        _face_detection_full,
-        "MediaPipe BlazeFace full range (small, far faces): boxes + 6 keypoints",
-    )
-    _mp("face_mesh", _face_mesh, "MediaPipe face mesh: 468 landmarks per face")
-    _mp("selfie_segmentation", _selfie, "MediaPipe selfie segmentation: person mask")
-    _mp("pose", _pose, "MediaPipe BlazePose: 33 body landmarks")
-    _mp("hands", _hands, "MediaPipe hands: 21 landmarks per hand, handedness")
+    _mp("face_detection", FaceDetectionModel, "MediaPipe BlazeFace short range: boxes + 6 keypoints",
+        model_selection=0)
+    _mp("face_detection_full", FaceDetectionModel,
+        "MediaPipe BlazeFace full range (small, far faces): boxes + 6 keypoints", model_selection=1)
+    _mp("face_mesh", FaceMeshModel, "MediaPipe face mesh: 468 landmarks per face")
+    _mp("selfie_segmentation", SelfieSegmentationModel, "MediaPipe selfie segmentation: person mask",
+        detector=False)
+    _mp("pose", PoseModel, "MediaPipe BlazePose: 33 body landmarks")
+    _mp("hands", HandsModel, "MediaPipe hands: 21 landmarks per hand, handedness")
     register_model(
         "motion",
         _motion,
