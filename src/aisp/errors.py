@@ -9,6 +9,7 @@ and carries its context as attributes and in ``details``::
     │   └── ConfigError               400 CONFIG_ERROR        (bad settings; the CLI exits 2)
     ├── UnauthorizedError             401 UNAUTHORIZED
     ├── ForbiddenError                403 FORBIDDEN           (.role)
+    │   └── SourceNotAllowedError     403 SOURCE_NOT_ALLOWED  (.setting)
     ├── NotFoundError                 404 NOT_FOUND           (.kind, .key)
     ├── ConflictError                 409 CONFLICT
     ├── PayloadTooLargeError          413 PAYLOAD_TOO_LARGE   (.limit, .actual)
@@ -39,6 +40,7 @@ __all__ = [
     "ConfigError",
     "UnauthorizedError",
     "ForbiddenError",
+    "SourceNotAllowedError",
     "NotFoundError",
     "ConflictError",
     "PayloadTooLargeError",
@@ -154,6 +156,19 @@ class ForbiddenError(AISPError):
             merged.setdefault("role", role)
         super().__init__(message, details=merged)
         self.role = role
+
+
+class SourceNotAllowedError(ForbiddenError):
+    """A source, path or outbound URL that the source policy refuses; ``setting`` names the
+    ``AISP_*`` setting that would allow it. The message never says whether a path exists."""
+
+    name = "SOURCE_NOT_ALLOWED"
+
+    def __init__(self, message: str, *, setting: str, details: dict[str, Any] | None = None) -> None:
+        merged = dict(details or {})
+        merged.setdefault("setting", setting)
+        super().__init__(message, details=merged)
+        self.setting = setting
 
 
 class NotFoundError(AISPError, LookupError):

@@ -176,6 +176,42 @@ class Settings(BaseSettings):
     snapshot_interval_seconds: float = Field(5.0, gt=0, description="Period of performance snapshots.")
     snapshot_retention_hours: float = Field(168.0, gt=0, description="How long snapshots are kept.")
 
+    # --- security: source policy (what the API may open; the CLI is unrestricted) -----------
+    media_dirs: CommaList = Field(
+        default_factory=list,
+        description="Directories API file sources must resolve inside, comma separated; empty means "
+        "`<data_dir>/media`. A relative path is taken inside the first one.",
+    )
+    source_schemes: CommaList = Field(
+        default_factory=lambda: ["rtsp", "rtsps", "http", "https", "rtmp"],
+        description="URL schemes API sources may use, comma separated.",
+    )
+    source_hosts: CommaList = Field(
+        default_factory=list,
+        description="Hosts or CIDRs API sources and outbound calls may reach, comma separated; empty "
+        "means any host except loopback, link-local and cloud metadata.",
+    )
+
+    # --- security: limits -----------------------------------------------------------------
+
+    # --- CPU budget -------------------------------------------------------------------------
+
+    # --- events out: tracking, zones, MQTT, webhooks, clips -----------------------------------
+
+    # --- video out: HLS and push -------------------------------------------------------------
+
+    @field_validator("media_dirs", "source_schemes", "source_hosts", mode="before")
+    @classmethod
+    def _split_policy_lists(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("source_schemes")
+    @classmethod
+    def _lower_schemes(cls, value: list[str]) -> list[str]:
+        return [v.lower().rstrip(":/") for v in value]
+
     @field_validator("prewarm", "onnx_providers", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:

@@ -29,6 +29,8 @@ LAYERS: dict[str, int] = {
     "settings": CORE,
     "logs": CORE,
     "_lazy": CORE,
+    "events": CORE,
+    "netpolicy": CORE,
     "cache": 1,
     "models": 2,
     "pipeline": 3,
@@ -42,8 +44,8 @@ LAYERS: dict[str, int] = {
 }
 #: areas that may import only some of the layers below them
 ONLY: dict[str, set[str]] = {
-    "store": {"errors", "settings", "logs", "_lazy", "store"},
-    "pipeline": {"errors", "settings", "logs", "_lazy", "cache", "models", "pipeline"},
+    "store": {"errors", "settings", "logs", "_lazy", "events", "store"},
+    "pipeline": {"errors", "settings", "logs", "_lazy", "events", "cache", "models", "pipeline"},
 }
 
 
