@@ -8,7 +8,9 @@
                                ├─ engine   Engine(settings, loader=models.load_instance)
                                ├─ store    Store(settings.resolved_database_url, settings=settings)
                                │           (built, not opened; None with store=False)
-                               └─ system   SystemView(settings, cache)
+                               ├─ system   SystemView(settings, cache)
+                               └─ events   EventBus() (discrete events: producers publish,
+                                           the store, WebSockets, MQTT, webhooks subscribe)
 
 Nothing here reads a process global: ``aisp run``, ``aisp serve``, the benchmarks and a worker
 process on another machine each call :func:`build` with their own settings, so two runtimes in one
@@ -23,10 +25,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from aisp.cache import ModelCache, PrewarmReport
+from aisp.events import EventBus
 from aisp.models import ModelRegistry
 from aisp.pipeline import Engine, JobSummary, Source, StreamStats, run_job
 from aisp.runtime.system import SystemView
@@ -62,6 +65,7 @@ class Runtime:
     engine: Engine
     store: Store | None
     system: SystemView
+    events: EventBus = field(default_factory=EventBus)
 
     def with_store(self, store: Store) -> Runtime:
         """The same services with ``store`` (the server opens its store after the models are up,
@@ -111,6 +115,7 @@ class Runtime:
         budget = self.settings.drain_timeout_seconds if timeout is None else timeout
         deadline = time.monotonic() + budget
         self.engine.shutdown(timeout=budget)
+        self.events.close()
         self.cache.close()
         if self.store is not None:
             self.store.close(timeout=max(0.1, deadline - time.monotonic()))
