@@ -2,7 +2,7 @@
 
 Every ``import`` counts: at module top, inside a function, and under ``TYPE_CHECKING``.
 
-    cli, server, bench  ->  api  ->  runtime  ->  pipeline  ->  models  ->  cache  ->  core
+    cli, server, bench  ->  api         client (beside them; never imports api)  ->  runtime  ->  pipeline  ->  models  ->  cache  ->  core
                                         |                                              ^
                                         +-> store ---------------------------------------+
 
@@ -40,12 +40,15 @@ LAYERS: dict[str, int] = {
     "cli": 6,
     "server": 6,
     "bench": 6,
+    "client": 6,
     "__main__": 6,
 }
 #: areas that may import only some of the layers below them
 ONLY: dict[str, set[str]] = {
     "store": {"errors", "settings", "logs", "_lazy", "events", "store"},
     "pipeline": {"errors", "settings", "logs", "_lazy", "events", "cache", "models", "pipeline"},
+    # the remote client: the library's result, stats and event types, never the server or a runtime
+    "client": {"errors", "logs", "events", "cache", "models", "client"},
 }
 
 
@@ -177,6 +180,9 @@ def test_no_import_cycles() -> None:
         ("aisp.models.registry", "aisp.cache.keys", True),
         ("aisp.runtime.build", "aisp.store.store", True),
         ("aisp.api.app", "aisp.runtime.build", True),
+        ("aisp.client._sync", "aisp.api.errors", False),
+        ("aisp.client._types", "aisp.models.results", True),
+        ("aisp.cli.remote", "aisp.client._sync", True),
     ],
 )
 def test_the_rule_itself(module: str, target: str, expected: bool) -> None:
