@@ -2,12 +2,14 @@
 
 Every ``import`` counts: at module top, inside a function, and under ``TYPE_CHECKING``.
 
-    cli, server, bench  ->  api         client (beside them; never imports api)  ->  runtime  ->  pipeline  ->  models  ->  cache  ->  core
+    cli, server, bench  ->  api  ->  runtime  ->  pipeline  ->  models  ->  cache  ->  core
                                         |                                              ^
                                         +-> store ---------------------------------------+
 
-A module may import its own layer and the layers below it. The store sits beside the pipeline and
-imports only core; the pipeline never imports the store. The package root ``aisp/__init__.py`` is
+A module may import its own layer and the layers below it. ``client`` sits in the top layer beside
+cli, server and bench, and imports only core, cache and models (the library's types), never the
+server. The store sits beside the pipeline and imports only core; the pipeline never imports the
+store. The package root ``aisp/__init__.py`` is
 the lazy facade over every layer (its names resolve on first use), so it is the one exception.
 """
 
