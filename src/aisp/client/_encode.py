@@ -106,6 +106,8 @@ def _encode_array(array: Any, fmt: str, quality: int) -> tuple[bytes, str]:
         raise ValidationError(
             f"image: expected a uint8 array, got dtype {a.dtype}", field="image", expected="uint8"
         )
+    if a.size == 0:
+        raise ValidationError("image: the array is empty", field="image", expected="a non-empty image")
     if a.ndim == 3 and a.shape[2] == 4:
         bgr = cv2.cvtColor(a, cv2.COLOR_RGBA2BGR)
     elif a.ndim == 3 and a.shape[2] == 3:
@@ -118,8 +120,6 @@ def _encode_array(array: Any, fmt: str, quality: int) -> tuple[bytes, str]:
             field="image",
             expected="(H, W, 3)",
         )
-    if bgr.size == 0:
-        raise ValidationError("image: the array is empty", field="image", expected="a non-empty image")
     ext, params = (".jpg", [cv2.IMWRITE_JPEG_QUALITY, int(quality)]) if fmt == "jpeg" else (".png", [])
     ok, buf = cv2.imencode(ext, bgr, params)
     if not ok:  # pragma: no cover - OpenCV encodes any uint8 image
