@@ -20,7 +20,9 @@ from aisp.client._errors import error_from_response
 KEY = "aisp_0123456789ab_secretsecret"
 
 
-def _err(code: int, name: str, message: str = "m", details: dict | None = None, **headers: str) -> httpx.Response:
+def _err(
+    code: int, name: str, message: str = "m", details: dict | None = None, **headers: str
+) -> httpx.Response:
     body = E.error_body(code=code, name=name, message=message, details=details)
     return httpx.Response(code, json=body, headers=headers)
 
@@ -127,7 +129,8 @@ def test_bad_images(image: Any, error: type, match: str) -> None:
 @pytest.mark.parametrize(
     ("code", "name", "details", "cls", "attrs"),
     [
-        (404, "NOT_FOUND", {"kind": "model", "key": "nope"}, E.NotFoundError, {"kind": "model", "key": "nope"}),
+        (404, "NOT_FOUND", {"kind": "model", "key": "nope"}, E.NotFoundError,
+         {"kind": "model", "key": "nope"}),
         (400, "VALIDATION_ERROR", {"field": "models"}, E.ValidationError, {"field": "models"}),
         (401, "UNAUTHORIZED", {}, E.UnauthorizedError, {}),
         (403, "SOURCE_NOT_ALLOWED", {"setting": "AISP_MEDIA_DIRS"}, E.SourceNotAllowedError,
@@ -194,8 +197,9 @@ def test_connect_errors_are_retried_for_every_call() -> None:
 
 
 def test_frames_are_retried_as_idempotent() -> None:
-    frame = {"width": 4, "height": 4, "format": "png", "models": {"fake": {"model": "fake", "inference_ms": 1,
-             "num_detections": 0, "detections": []}}, "inference_ms": {"fake": 1}, "decode_ms": 1, "total_ms": 2}
+    fake = {"model": "fake", "inference_ms": 1, "num_detections": 0, "detections": []}
+    frame = {"width": 4, "height": 4, "format": "png", "models": {"fake": fake}, "inference_ms": {"fake": 1},
+             "decode_ms": 1, "total_ms": 2}
     rec = Recorder(httpx.ReadError("reset"), _err(503, "OVERLOADED", **{"Retry-After": "1"}),
                    httpx.Response(200, json=frame))
     c, waits = _client(rec)
