@@ -9,6 +9,9 @@
 3. **Baseline, same run**: the model's own time per frame (``infer`` on the decoded frame, in this
    process) and the JPEG decode time, so the API's overhead can be read off beside them.
 4. **Shutdown**: SIGTERM, time to exit, exit code.
+6. **Through aisp.client, same server** (``compare_client``): ``Client.process`` at the same
+   concurrency beside the raw socket client, with each side's CPU time per request and the
+   client's overhead (:mod:`aisp.bench._client_load`; goal <= 0.3 ms per request).
 5. **The floor, same run**: the same load against a bare ASGI server doing the same work with no
    framework (:mod:`aisp.bench._bare_app`, same uvicorn, same thread count), and the API's
    figures as ratios of it (``api_vs_bare``): what AISP adds on top of what the work costs.
@@ -328,6 +331,7 @@ def run(
     model: str = "face_detection",
     compare_full_decode: bool = True,
     compare_bare: bool = True,
+    compare_client: bool = True,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark; ``server_env`` adds ``AISP_*`` settings for the server (experiments).
@@ -372,6 +376,13 @@ def run(
                 full = _measured(
                     server_ps, client_ps, base, jpeg, concurrency, duration, model, "&reduced_decode=false"
                 )
+            # --- aisp.client beside the raw socket client (its own section) ----------------------
+            via_client = None
+            if compare_client:
+                from aisp.bench import _client_load
+
+                via_client = _client_load.measure(base, jpeg, concurrency=concurrency, duration=duration,
+                                                  model=model)
             config = ModelConfig.from_settings(settings if settings is not None else load_settings())
             baseline = _baseline(jpeg, rgb, 30 if quick else 200, config)
             t_term = time.perf_counter()
@@ -393,6 +404,7 @@ def run(
         "startup_to_ready_s": round(t_ready - t_spawn, 3),
         "frames_process": load,
         **({"frames_process_full_decode": full} if full is not None else {}),
+        **({"frames_process_client": via_client} if via_client is not None else {}),
         **baseline,
         **({"frames_process_bare_asgi": bare, "api_vs_bare": _ratios(load, bare)} if bare else {}),
         "goal_p99_ms": 30.0,
