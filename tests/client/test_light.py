@@ -65,3 +65,13 @@ def test_the_client_uses_base_dependencies_only() -> None:
     needed = {dist.get(m, m) for m in third} - {None}
     assert third >= {"httpx", "websockets", "anyio"}
     assert needed <= base, f"not base dependencies: {sorted(needed - base)}"
+
+
+def test_public_names_resolve() -> None:
+    import aisp.client
+
+    for name in aisp.client.__all__:
+        assert getattr(aisp.client, name) is not None, name
+    assert set(aisp.client.__all__) <= set(dir(aisp.client))
+    with pytest.raises(AttributeError):
+        aisp.client.NoSuchThing  # noqa: B018

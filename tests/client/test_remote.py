@@ -105,6 +105,16 @@ def test_errors_map_to_the_library_classes(remote: Remote, client: Client) -> No
         assert forbidden.value.role == "viewer"
 
 
+def test_one_connection_is_reused(remote: Remote) -> None:
+    with Client(remote.url, remote.admin, timeout=10, connect_timeout=2) as c:
+        for _ in range(5):
+            c.health()
+            c.models.list()
+        pool = c._http._transport._pool  # httpcore's pool behind the httpx client
+        assert len(pool.connections) == 1
+    assert c._http.is_closed
+
+
 def test_models_and_cache(client: Client) -> None:
     infos = {m.name: m for m in client.models.list()}
     assert {"face_detection", "fake"} <= infos.keys() and infos["fake"].backend
