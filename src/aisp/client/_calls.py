@@ -52,6 +52,8 @@ class Call:
     headers: Mapping[str, str] | None = None
     idempotent: bool = False
     parse: Callable[[Reply], Any] = Reply.json
+    #: sent through the client's lean keep-alive channel when it has one (:mod:`aisp.client._wire`)
+    fast: bool = False
 
 
 def seg(value: str, what: str) -> str:
@@ -106,6 +108,7 @@ def frames(
         headers={"Content-Type": content_type},
         idempotent=True,
         parse=parse,
+        fast=True,
     )
 
 

@@ -17,6 +17,7 @@ from aisp.client._encode import ImageInput, encode_image
 from aisp.client._errors import RemoteUnavailableError, WaitTimeoutError, error_from_response
 from aisp.client._resources import Cache, Models, StreamsBase, TasksBase
 from aisp.client._types import FrameResult, StreamResult, TaskInfo
+from aisp.client._wire import WireChannel, WireError
 from aisp.errors import AISPError
 
 __all__ = ["Client"]
@@ -36,6 +37,10 @@ class Client:
     ``retry`` sets the retries of idempotent calls (:class:`~aisp.client.RetryPolicy`).
     ``transport`` is an httpx transport (e.g. ``httpx.MockTransport`` in tests). The client holds a
     connection pool: use it as a context manager, or call :meth:`close`.
+
+    :meth:`process`, the call a client makes per frame, goes through a lean keep-alive channel
+    (:mod:`aisp.client._wire`, a fraction of httpx's CPU per request) unless ``fast_frames=False``
+    or a ``transport`` is given; every other call goes through httpx.
     """
 
     def __init__(
@@ -50,9 +55,16 @@ class Client:
         environ: Any = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        fast_frames: bool = True,
     ) -> None:
         self.config = ClientConfig.resolve(
             base_url, api_key, timeout=timeout, connect_timeout=connect_timeout, retry=retry, environ=environ
+        )
+        self._wire = (
+            WireChannel(self.config.base_url, self.config.headers(), timeout=self.config.timeout,
+                        connect_timeout=self.config.connect_timeout)
+            if fast_frames and transport is None
+            else None
         )
         self._sleep = sleep
         self._clock = clock
@@ -77,6 +89,8 @@ class Client:
     # --- lifecycle ---------------------------------------------------------------------------
     def close(self) -> None:
         self._http.close()
+        if self._wire is not None:
+            self._wire.close()
 
     def __enter__(self) -> Client:
         return self
@@ -121,11 +135,8 @@ class Client:
         while True:
             attempt += 1
             try:
-                resp = self._http.request(
-                    call.method, call.path, params=call.params, json=call.json, content=call.content,
-                    headers=call.headers,
-                )
-            except httpx.TransportError as exc:
+                resp = self._roundtrip(call)
+            except (httpx.TransportError, WireError) as exc:
                 if _may_retry(call, exc) and attempt < policy.attempts:
                     delay = policy.delay(attempt)
                     log.info("%s %s: %s; retry %d in %.2f s", call.method, call.path, type(exc).__name__,
@@ -133,17 +144,26 @@ class Client:
                     self._sleep(delay)
                     continue
                 raise _unavailable(exc, self.config.base_url, call) from None
-            if resp.status_code < 400:
-                return C.Reply(resp.status_code, resp.headers, resp.content)
-            err = error_from_response(resp.status_code, resp.content, resp.headers,
-                                      method=call.method, url=call.path)
-            if resp.status_code == 503 and call.idempotent and attempt < policy.attempts:
+            if resp.status < 400:
+                return resp
+            err = error_from_response(resp.status, resp.body, resp.headers, method=call.method, url=call.path)
+            if resp.status == 503 and call.idempotent and attempt < policy.attempts:
                 delay = policy.delay(attempt, _retry_after(resp.headers))
                 log.info("%s %s: 503 %s; retry %d in %.2f s", call.method, call.path, err.name, attempt,
                          delay)
                 self._sleep(delay)
                 continue
             raise err
+
+    def _roundtrip(self, call: C.Call) -> C.Reply:
+        if call.fast and self._wire is not None and call.content is not None:
+            r = self._wire.request(call.method, call.path, call.params, call.content, call.headers or {})
+            return C.Reply(r.status, r.headers, r.body)
+        resp = self._http.request(
+            call.method, call.path, params=call.params, json=call.json, content=call.content,
+            headers=call.headers,
+        )
+        return C.Reply(resp.status_code, resp.headers, resp.content)
 
     def _download(self, path: str, dest: Path | None) -> bytes | Path:
         """GET ``path`` into ``dest`` (streamed, through a temporary file renamed at the end) or
@@ -187,8 +207,10 @@ class Client:
         return W.ticket_url(self.config.ws_base, path, None), headers
 
 
-def _may_retry(call: C.Call, exc: httpx.TransportError) -> bool:
+def _may_retry(call: C.Call, exc: Exception) -> bool:
     """Idempotent calls after any transport error; others only when no connection was made."""
+    if isinstance(exc, WireError):
+        return call.idempotent or not exc.connected
     return call.idempotent or isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
 
 
