@@ -73,6 +73,13 @@ def test_bad_urls_are_config_errors(url: str, match: str) -> None:
     assert "pw" not in str(info.value)
 
 
+@pytest.mark.parametrize("key", ["a\r\nX-Evil: 1", "k\x00", "clé"])
+def test_keys_that_could_split_a_header_are_refused(key: str) -> None:
+    with pytest.raises(E.ConfigError, match="printable ASCII") as info:
+        Client("http://127.0.0.1:1", key, environ={})
+    assert key not in str(info.value)
+
+
 # --- encoding ---------------------------------------------------------------------------
 def _rgb() -> np.ndarray:
     img = np.zeros((32, 48, 3), np.uint8)

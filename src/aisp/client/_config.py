@@ -90,8 +90,11 @@ class ClientConfig:
             )
         key = api_key if api_key is not None else env.get("AISP_API_KEY")
         key = key.strip() if key else None
-        if key and any(c in key for c in "\r\n\x00"):
-            raise ConfigError("AISP_API_KEY: the key contains a line break or NUL", field="api_key")
+        if key and not (key.isascii() and key.isprintable()):
+            raise ConfigError(
+                "AISP_API_KEY: expected printable ASCII (an AISP key looks like aisp_<id>_<secret>)",
+                field="api_key",
+            )
         for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
             if not value > 0:
                 raise ConfigError(f"{name}: expected seconds > 0, got {value}", field=name, expected="> 0")
