@@ -118,7 +118,7 @@ class AsyncClient:
             except httpx.TransportError as exc:
                 if _may_retry(call, exc) and attempt < policy.attempts:
                     delay = policy.delay(attempt)
-                    log.info("%s %s: %s; retry %d in %.2f s", call.method, call.path, type(exc).__name__,
+                    log.debug("%s %s: %s; retry %d in %.2f s", call.method, call.path, type(exc).__name__,
                              attempt, delay)
                     await self._sleep(delay)
                     continue
@@ -129,7 +129,7 @@ class AsyncClient:
                                       method=call.method, url=call.path)
             if resp.status_code == 503 and call.idempotent and attempt < policy.attempts:
                 delay = policy.delay(attempt, _retry_after(resp.headers))
-                log.info("%s %s: 503 %s; retry %d in %.2f s", call.method, call.path, err.name, attempt,
+                log.debug("%s %s: 503 %s; retry %d in %.2f s", call.method, call.path, err.name, attempt,
                          delay)
                 await self._sleep(delay)
                 continue

@@ -139,7 +139,7 @@ class Client:
             except (httpx.TransportError, WireError) as exc:
                 if _may_retry(call, exc) and attempt < policy.attempts:
                     delay = policy.delay(attempt)
-                    log.info("%s %s: %s; retry %d in %.2f s", call.method, call.path, type(exc).__name__,
+                    log.debug("%s %s: %s; retry %d in %.2f s", call.method, call.path, type(exc).__name__,
                              attempt, delay)
                     self._sleep(delay)
                     continue
@@ -149,7 +149,7 @@ class Client:
             err = error_from_response(resp.status, resp.body, resp.headers, method=call.method, url=call.path)
             if resp.status == 503 and call.idempotent and attempt < policy.attempts:
                 delay = policy.delay(attempt, _retry_after(resp.headers))
-                log.info("%s %s: 503 %s; retry %d in %.2f s", call.method, call.path, err.name, attempt,
+                log.debug("%s %s: 503 %s; retry %d in %.2f s", call.method, call.path, err.name, attempt,
                          delay)
                 self._sleep(delay)
                 continue
