@@ -23,10 +23,8 @@ __all__ = ["measure", "GOAL_OVERHEAD_MS"]
 GOAL_OVERHEAD_MS = 0.3
 
 
-def _raw_worker(base: str, jpeg: bytes, model: str) -> tuple[Any, Any]:
+def _raw_worker(base: str, jpeg: bytes, model: str, connection: Any) -> tuple[Any, Any]:
     from urllib.parse import urlsplit
-
-    from aisp.bench.api import _Connection
 
     parts = urlsplit(base)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
@@ -34,7 +32,7 @@ def _raw_worker(base: str, jpeg: bytes, model: str) -> tuple[Any, Any]:
         f"POST /api/frames/process?models={model} HTTP/1.1\r\nHost: {host}:{port}\r\n"
         f"Content-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
     ).encode("latin-1") + jpeg
-    conn = _Connection(host, port, request, timeout=30.0)
+    conn = connection(host, port, request, timeout=30.0)
 
     def once() -> bool:
         status, body = conn.roundtrip()
@@ -43,7 +41,7 @@ def _raw_worker(base: str, jpeg: bytes, model: str) -> tuple[Any, Any]:
     return once, conn.close
 
 
-def _client_worker(base: str, jpeg: bytes, model: str) -> tuple[Any, Any]:
+def _client_worker(base: str, jpeg: bytes, model: str, connection: Any) -> tuple[Any, Any]:
     from aisp.client import Client
 
     client = Client(base, environ={}, timeout=30.0)
@@ -55,7 +53,9 @@ def _client_worker(base: str, jpeg: bytes, model: str) -> tuple[Any, Any]:
     return once, client.close
 
 
-def _run(kind: str, base: str, jpeg: bytes, concurrency: int, duration: float, model: str) -> dict[str, Any]:
+def _run(
+    kind: str, base: str, jpeg: bytes, concurrency: int, duration: float, model: str, connection: Any
+) -> dict[str, Any]:
     make = _raw_worker if kind == "raw" else _client_worker
     start = threading.Barrier(concurrency + 1)
     stop_at = [float("inf")]
@@ -65,7 +65,7 @@ def _run(kind: str, base: str, jpeg: bytes, concurrency: int, duration: float, m
     lat: list[list[float]] = [[] for _ in range(concurrency)]
 
     def worker(i: int) -> None:
-        once, close = make(base, jpeg, model)
+        once, close = make(base, jpeg, model, connection)
         try:
             once()  # the connection, and this thread's warm-up
             start.wait()
@@ -111,15 +111,23 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def measure(
-    base: str, jpeg: bytes, *, concurrency: int = 8, duration: float = 20.0, model: str = "face_detection",
+    base: str,
+    jpeg: bytes,
+    *,
+    raw_connection: Any,
+    concurrency: int = 8,
+    duration: float = 20.0,
+    model: str = "face_detection",
     rounds: int = 2,
 ) -> dict[str, Any]:
-    """Raw socket client and ``Client.process``, alternating, ``duration`` seconds each in all."""
+    """Raw socket client (``raw_connection``: the bench's ``_Connection`` class, passed in so this
+    module does not import :mod:`aisp.bench.api`) and ``Client.process``, alternating,
+    ``duration`` seconds each in all."""
     raw: list[dict[str, Any]] = []
     client: list[dict[str, Any]] = []
     for _ in range(rounds):
-        raw.append(_run("raw", base, jpeg, concurrency, duration / rounds, model))
-        client.append(_run("client", base, jpeg, concurrency, duration / rounds, model))
+        raw.append(_run("raw", base, jpeg, concurrency, duration / rounds, model, raw_connection))
+        client.append(_run("client", base, jpeg, concurrency, duration / rounds, model, raw_connection))
     r, c = _summary(raw), _summary(client)
     overhead = c["client_cpu_ms_per_request"] - r["client_cpu_ms_per_request"]
     return {

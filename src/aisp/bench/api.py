@@ -381,8 +381,8 @@ def run(
             if compare_client:
                 from aisp.bench import _client_load
 
-                via_client = _client_load.measure(base, jpeg, concurrency=concurrency, duration=duration,
-                                                  model=model)
+                via_client = _client_load.measure(base, jpeg, raw_connection=_Connection,
+                                                  concurrency=concurrency, duration=duration, model=model)
             config = ModelConfig.from_settings(settings if settings is not None else load_settings())
             baseline = _baseline(jpeg, rgb, 30 if quick else 200, config)
             t_term = time.perf_counter()
