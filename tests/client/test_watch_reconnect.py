@@ -119,3 +119,45 @@ def test_an_error_body_is_raised_not_retried() -> None:
             with pytest.raises(E.NotFoundError) as info:
                 list(c.streams.watch("s"))
     assert info.value.kind == "stream" and len(seen) == 1
+
+
+def test_events_watch_with_filters_and_a_ticket(caplog: pytest.LogCaptureFixture) -> None:
+    """Where the server offers tickets, the handshake carries ``?ticket=`` (asked for that path)
+    and no key; the filters travel as query parameters; ``dropped`` is logged, not yielded."""
+    asked: list[dict] = []
+
+    def tickets(request: httpx.Request) -> httpx.Response:
+        asked.append(json.loads(request.content))
+        return httpx.Response(201, json={"ticket": f"t{len(asked)}", "expires_at": 1})
+
+    def events(n: int, ws: object) -> None:
+        ev = {"id": "e1", "type": "enter", "stream_id": "cam", "time": 5.0, "zone": "door", "label": "person"}
+        ws.send(json.dumps({"type": "dropped", "count": 3}))  # type: ignore[attr-defined]
+        ws.send(json.dumps({"type": "event", "event": ev}))  # type: ignore[attr-defined]
+        ws.send(json.dumps({"type": "end"}))  # type: ignore[attr-defined]
+
+    with ws_server(events) as (port, seen):
+        with Client(f"http://127.0.0.1:{port}", KEY, transport=httpx.MockTransport(tickets)) as c:
+            got = list(c.events.watch(stream="cam", type="enter"))
+    assert [(e.id, e.type, e.zone) for e in got] == [("e1", "enter", "door")]
+    assert asked == [{"path": "/ws/events"}]
+    assert seen == [{"path": "/ws/events?stream=cam&type=enter&ticket=t1", "key": None}]
+    assert "dropped 3 events" in caplog.text
+
+
+def test_async_events_watch() -> None:
+    import anyio
+
+    def events(n: int, ws: object) -> None:
+        ev = {"id": "e2", "type": "cross", "stream_id": "cam", "time": 6.0, "direction": "in"}
+        ws.send(json.dumps({"type": "event", "event": ev}))  # type: ignore[attr-defined]
+        ws.send(json.dumps({"type": "end"}))  # type: ignore[attr-defined]
+
+    async def main(port: int) -> list[str]:
+        mock = httpx.MockTransport(_no_tickets)
+        async with AsyncClient(f"http://127.0.0.1:{port}", KEY, transport=mock) as c:
+            return [e.direction async for e in c.events.watch(label="person")]
+
+    with ws_server(events) as (port, seen):
+        assert anyio.run(main, port) == ["in"]
+    assert seen == [{"path": "/ws/events?label=person", "key": KEY}]

@@ -17,7 +17,7 @@ from aisp.client._config import ClientConfig, RetryPolicy
 from aisp.client._encode import ImageInput, encode_image
 from aisp.client._errors import RemoteUnavailableError, WaitTimeoutError, error_from_response
 from aisp.client._resources import Cache, Models, StreamsBase, TasksBase
-from aisp.client._sync import _may_retry, _retry_after, _unavailable
+from aisp.client._sync import _filters, _may_retry, _retry_after, _unavailable
 from aisp.client._types import FrameResult, StreamResult, TaskInfo
 from aisp.errors import AISPError
 
@@ -168,24 +168,24 @@ class AsyncClient:
                     continue
                 raise _unavailable(exc, self.config.base_url, C.get(path)) from None
 
-    async def _ws_auth(self, path: str) -> tuple[str, dict[str, str]]:
+    async def _ws_auth(self, path: str, query: dict[str, str] | None = None) -> tuple[str, dict[str, str]]:
         if self._ticket_route is not False and self.config.api_key:
             try:
                 ticket = await self._call(C.ws_ticket(path))
                 self._ticket_route = True
-                return W.ticket_url(self.config.ws_base, path, str(ticket["ticket"])), {}
+                return W.ticket_url(self.config.ws_base, path, str(ticket["ticket"]), query), {}
             except AISPError as exc:
                 if exc.status_code not in W.TICKET_ABSENT:
                     raise
                 self._ticket_route = False
         headers = {"X-API-Key": self.config.api_key} if self.config.api_key else {}
-        return W.ticket_url(self.config.ws_base, path, None), headers
+        return W.ticket_url(self.config.ws_base, path, None, query), headers
 
 
 class AsyncStreams(StreamsBase):
     __doc__ = StreamsBase.__doc__
 
-    async def watch(
+    def watch(
         self,
         stream_id: str,
         *,
@@ -195,44 +195,58 @@ class AsyncStreams(StreamsBase):
         max_backoff: float = 10.0,
         open_timeout: float = 10.0,
     ) -> AsyncIterator[StreamResult]:
-        """See :meth:`aisp.client.Client.streams.watch <aisp.client._sync.Streams.watch>`."""
-        from websockets.asyncio.client import connect
-        from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
-
-        client: AsyncClient = self._client
+        """See :meth:`aisp.client._sync.Streams.watch`; an async iterator."""
         path = f"/ws/streams/{C.seg(stream_id, 'stream_id')}"
-        failures = 0
-        while True:
-            url, headers = await client._ws_auth(path)
-            try:
-                async with connect(url, **W.connect_kwargs(headers, open_timeout)) as ws:
-                    async for raw in ws:
-                        item = W.parse_message(raw)
-                        if item is W.END:
-                            return
-                        if isinstance(item, StreamResult):
-                            failures = 0
-                            yield item
-                lost: Exception = ConnectionError("the server closed the WebSocket")
-            except InvalidURI as exc:
-                raise RemoteUnavailableError(f"bad WebSocket URL: {exc}") from None
-            except InvalidHandshake as exc:
-                err = W.handshake_error(exc, path)
-                if err is not None:
-                    raise err from None
-                lost = exc
-            except (OSError, TimeoutError, ConnectionClosed) as exc:
-                lost = exc
-            failures += 1
-            if not reconnect or (max_reconnects is not None and failures > max_reconnects):
-                raise RemoteUnavailableError(
-                    f"stream '{stream_id}': WebSocket lost ({type(lost).__name__}) and not reopened",
-                    url=client.config.base_url,
-                )
-            delay = W.backoff(failures, backoff, max_backoff)
-            log.info("stream %s: WebSocket lost (%s); reconnecting in %.1f s", stream_id,
-                     type(lost).__name__, delay)
-            await client._sleep(delay)
+        return _follow(self._client, path, None, W.parse_message, f"stream '{stream_id}'",
+                       reconnect, max_reconnects, backoff, max_backoff, open_timeout)
+
+
+async def _follow(
+    client: AsyncClient,
+    path: str,
+    query: dict[str, str] | None,
+    parse: Callable[[str | bytes], Any],
+    what: str,
+    reconnect: bool,
+    max_reconnects: int | None,
+    backoff: float,
+    max_backoff: float,
+    open_timeout: float,
+) -> AsyncIterator[Any]:
+    """See :func:`aisp.client._sync._follow`."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+    failures = 0
+    while True:
+        url, headers = await client._ws_auth(path, query)
+        try:
+            async with connect(url, **W.connect_kwargs(headers, open_timeout)) as ws:
+                async for raw in ws:
+                    item = parse(raw)
+                    if item is W.END:
+                        return
+                    if item is not None:
+                        failures = 0
+                        yield item
+            lost: Exception = ConnectionError("the server closed the WebSocket")
+        except InvalidURI as exc:
+            raise RemoteUnavailableError(f"bad WebSocket URL: {exc}") from None
+        except InvalidHandshake as exc:
+            err = W.handshake_error(exc, path)
+            if err is not None:
+                raise err from None
+            lost = exc
+        except (OSError, TimeoutError, ConnectionClosed) as exc:
+            lost = exc
+        failures += 1
+        if not reconnect or (max_reconnects is not None and failures > max_reconnects):
+            raise RemoteUnavailableError(
+                f"{what}: WebSocket lost ({type(lost).__name__}) and not reopened", url=client.config.base_url
+            )
+        delay = W.backoff(failures, backoff, max_backoff)
+        log.info("%s: WebSocket lost (%s); reconnecting in %.1f s", what, type(lost).__name__, delay)
+        await client._sleep(delay)
 
 
 class AsyncTasks(TasksBase):
@@ -329,3 +343,20 @@ class AsyncEvents:
             cursor = page.next_cursor
 
     iter = __call__
+
+    def watch(
+        self,
+        *,
+        stream: str | None = None,
+        label: str | None = None,
+        type: str | None = None,
+        reconnect: bool = True,
+        max_reconnects: int | None = None,
+        backoff: float = 0.5,
+        max_backoff: float = 10.0,
+        open_timeout: float = 10.0,
+    ) -> AsyncIterator[Any]:
+        """See :meth:`aisp.client._sync.Events.watch`; an async iterator."""
+        query = _filters(stream=stream, label=label, type=type)
+        return _follow(self._client, "/ws/events", query, W.parse_event_message, "events",
+                       reconnect, max_reconnects, backoff, max_backoff, open_timeout)

@@ -191,20 +191,20 @@ class Client:
                     continue
                 raise _unavailable(exc, self.config.base_url, C.get(path)) from None
 
-    def _ws_auth(self, path: str) -> tuple[str, dict[str, str]]:
+    def _ws_auth(self, path: str, query: dict[str, str] | None = None) -> tuple[str, dict[str, str]]:
         """The WebSocket URL and handshake headers for ``path`` (a ticket where offered)."""
         if self._ticket_route is not False and self.config.api_key:
             try:
                 ticket = self._call(C.ws_ticket(path))
                 self._ticket_route = True
-                return W.ticket_url(self.config.ws_base, path, str(ticket["ticket"])), {}
+                return W.ticket_url(self.config.ws_base, path, str(ticket["ticket"]), query), {}
             except AISPError as exc:
                 if exc.status_code not in W.TICKET_ABSENT:
                     raise
                 log.debug("no WebSocket tickets here (%s): using the X-API-Key header", exc.status_code)
                 self._ticket_route = False
         headers = {"X-API-Key": self.config.api_key} if self.config.api_key else {}
-        return W.ticket_url(self.config.ws_base, path, None), headers
+        return W.ticket_url(self.config.ws_base, path, None, query), headers
 
 
 def _may_retry(call: C.Call, exc: Exception) -> bool:
@@ -228,6 +228,11 @@ def _unavailable(exc: Exception, base: str, call: C.Call) -> RemoteUnavailableEr
         + (f": {exc}" if str(exc) else ""),
         url=base,
     )
+
+
+def _filters(**values: str | None) -> dict[str, str] | None:
+    out = {k: str(v) for k, v in values.items() if v is not None}
+    return out or None
 
 
 def _write_stream(chunks: Iterator[bytes], dest: Path) -> Path:
@@ -260,43 +265,58 @@ class Streams(StreamsBase):
         (deleted, server stopping). A lost connection is reopened with exponential backoff
         (``backoff`` doubling up to ``max_backoff`` seconds; at most ``max_reconnects`` times in a
         row when set); errors the server names (unknown stream, bad key) are raised."""
-        from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
-        from websockets.sync.client import connect
-
-        client: Client = self._client
         path = f"/ws/streams/{C.seg(stream_id, 'stream_id')}"
-        failures = 0
-        while True:
-            url, headers = client._ws_auth(path)
-            try:
-                with connect(url, **W.connect_kwargs(headers, open_timeout)) as ws:
-                    for raw in ws:
-                        item = W.parse_message(raw)
-                        if item is W.END:
-                            return
-                        if isinstance(item, StreamResult):
-                            failures = 0
-                            yield item
-                lost: Exception = ConnectionError("the server closed the WebSocket")
-            except InvalidURI as exc:
-                raise RemoteUnavailableError(f"bad WebSocket URL: {exc}") from None
-            except InvalidHandshake as exc:
-                err = W.handshake_error(exc, path)
-                if err is not None:
-                    raise err from None
-                lost = exc
-            except (OSError, TimeoutError, ConnectionClosed) as exc:
-                lost = exc
-            failures += 1
-            if not reconnect or (max_reconnects is not None and failures > max_reconnects):
-                raise RemoteUnavailableError(
-                    f"stream '{stream_id}': WebSocket lost ({type(lost).__name__}) and not reopened",
-                    url=client.config.base_url,
-                )
-            delay = W.backoff(failures, backoff, max_backoff)
-            log.info("stream %s: WebSocket lost (%s); reconnecting in %.1f s", stream_id,
-                     type(lost).__name__, delay)
-            client._sleep(delay)
+        return _follow(self._client, path, None, W.parse_message, f"stream '{stream_id}'",
+                       reconnect, max_reconnects, backoff, max_backoff, open_timeout)
+
+
+def _follow(
+    client: Client,
+    path: str,
+    query: dict[str, str] | None,
+    parse: Callable[[str | bytes], Any],
+    what: str,
+    reconnect: bool,
+    max_reconnects: int | None,
+    backoff: float,
+    max_backoff: float,
+    open_timeout: float,
+) -> Iterator[Any]:
+    """Follow a WebSocket: each item ``parse`` makes of a message, reconnecting (see
+    :mod:`aisp.client._watch`) until :data:`~aisp.client._watch.END`."""
+    from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+    from websockets.sync.client import connect
+
+    failures = 0
+    while True:
+        url, headers = client._ws_auth(path, query)
+        try:
+            with connect(url, **W.connect_kwargs(headers, open_timeout)) as ws:
+                for raw in ws:
+                    item = parse(raw)
+                    if item is W.END:
+                        return
+                    if item is not None:
+                        failures = 0
+                        yield item
+            lost: Exception = ConnectionError("the server closed the WebSocket")
+        except InvalidURI as exc:
+            raise RemoteUnavailableError(f"bad WebSocket URL: {exc}") from None
+        except InvalidHandshake as exc:
+            err = W.handshake_error(exc, path)
+            if err is not None:
+                raise err from None
+            lost = exc
+        except (OSError, TimeoutError, ConnectionClosed) as exc:
+            lost = exc
+        failures += 1
+        if not reconnect or (max_reconnects is not None and failures > max_reconnects):
+            raise RemoteUnavailableError(
+                f"{what}: WebSocket lost ({type(lost).__name__}) and not reopened", url=client.config.base_url
+            )
+        delay = W.backoff(failures, backoff, max_backoff)
+        log.info("%s: WebSocket lost (%s); reconnecting in %.1f s", what, type(lost).__name__, delay)
+        client._sleep(delay)
 
 
 class Tasks(TasksBase):
@@ -396,3 +416,22 @@ class Events:
             cursor = page.next_cursor
 
     iter = __call__
+
+    def watch(
+        self,
+        *,
+        stream: str | None = None,
+        label: str | None = None,
+        type: str | None = None,
+        reconnect: bool = True,
+        max_reconnects: int | None = None,
+        backoff: float = 0.5,
+        max_backoff: float = 10.0,
+        open_timeout: float = 10.0,
+    ) -> Iterator[Any]:
+        """Live events (:class:`aisp.events.Event`) from ``WS /ws/events``, filtered by the server,
+        reconnecting like :meth:`Streams.watch`. Events published while the connection was down
+        are not replayed here: read them with :meth:`__call__` (``since=``)."""
+        query = _filters(stream=stream, label=label, type=type)
+        return _follow(self._client, "/ws/events", query, W.parse_event_message, "events",
+                       reconnect, max_reconnects, backoff, max_backoff, open_timeout)

@@ -14,6 +14,7 @@ WebSocket handshake. The key never goes into the URL.
 from __future__ import annotations
 
 import json
+import logging
 import random
 from typing import Any
 
@@ -21,7 +22,17 @@ from aisp.client._errors import RemoteUnavailableError, error_from_response
 from aisp.client._types import StreamResult
 from aisp.errors import AISPError
 
-__all__ = ["END", "parse_message", "backoff", "handshake_error", "ticket_url", "TICKET_ABSENT"]
+__all__ = [
+    "END",
+    "parse_message",
+    "parse_event_message",
+    "backoff",
+    "handshake_error",
+    "ticket_url",
+    "TICKET_ABSENT",
+]
+
+log = logging.getLogger("aisp.client")
 
 END = object()
 #: answers of ``POST /api/auth/ticket`` meaning "use the header instead"
@@ -69,10 +80,39 @@ def handshake_error(exc: Exception, url: str) -> AISPError | None:
     return None if int(status) in (502, 503, 504) else err
 
 
-def ticket_url(ws_base: str, path: str, ticket: str | None) -> str:
-    from urllib.parse import quote
+def ticket_url(ws_base: str, path: str, ticket: str | None, query: dict[str, str] | None = None) -> str:
+    """The WebSocket URL: ``query`` (filters) and the ticket, if any, as parameters."""
+    from urllib.parse import urlencode
 
-    return f"{ws_base}{path}" + (f"?ticket={quote(ticket, safe='')}" if ticket else "")
+    params = dict(query or {})
+    if ticket:
+        params["ticket"] = ticket
+    return f"{ws_base}{path}" + (f"?{urlencode(params)}" if params else "")
+
+
+def parse_event_message(raw: str | bytes) -> Any:
+    """One message of ``WS /ws/events``: an :class:`aisp.events.Event` for ``{"type": "event",
+    "event": {...}}``, :data:`END` for ``end``, None for anything else (``dropped`` counts are
+    logged); an error body is raised."""
+    from aisp.events import Event
+
+    try:
+        msg = json.loads(raw)
+    except ValueError:
+        raise RemoteUnavailableError("the events WebSocket sent a message that is not JSON") from None
+    if not isinstance(msg, dict):
+        return None
+    if msg.get("status") == "error" and isinstance(msg.get("error"), dict):
+        code = int(msg["error"].get("code") or 500)
+        raise error_from_response(code, raw.encode() if isinstance(raw, str) else raw, {}, method="GET")
+    kind = msg.get("type")
+    if kind == "end":
+        return END
+    if kind == "event" and isinstance(msg.get("event"), dict):
+        return Event.from_dict(msg["event"])
+    if kind == "dropped":
+        log.warning("events WebSocket: the server dropped %s events for this slow reader", msg.get("count"))
+    return None
 
 
 def connect_kwargs(headers: dict[str, str], open_timeout: float) -> dict[str, Any]:
