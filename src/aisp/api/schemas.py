@@ -180,11 +180,13 @@ class FramesQuery(BaseModel):
         description="Comma-separated model names, e.g. face_detection,hands.", max_length=MAX_MODELS_LEN
     )
     annotate: bool = Field(False, description="Return the annotated image as image/jpeg.")
-    reduced_decode: bool = Field(
-        True,
-        description="Allow decoding a JPEG at half scale when every model resizes the "
-        "frame to a much smaller network input (results are in the original pixels either way; "
-        "`decode_scale` in the response says which scale was used). false: always decode in full.",
+    reduced_decode: bool | None = Field(
+        None,
+        description="Allow decoding a JPEG at half scale when every model resizes the frame to a much "
+        "smaller network input: faster, but boxes and scores then differ slightly from `model.infer()` "
+        "on the full image (results are in the original pixels either way; `decode_scale` in the "
+        "response says which scale was used). Default: the setting `AISP_FRAMES_REDUCED_DECODE` "
+        "(false: a full decode, the same answer as the library).",
     )
 
     @classmethod
