@@ -80,7 +80,9 @@ def test_reduced_decode_matches_full_decode_on_astronaut(api: Harness, width: in
 def test_annotate_and_non_jpeg_decode_in_full(api: Harness) -> None:
     jpeg = _astronaut(640, 480)
     r = api.client.post(
-        f"{URL}?models=face_detection&annotate=true&reduced_decode=true", content=jpeg, headers={"Content-Type": "image/jpeg"}
+        f"{URL}?models=face_detection&annotate=true&reduced_decode=true",
+        content=jpeg,
+        headers={"Content-Type": "image/jpeg"},
     )
     assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
     png = api.client.post(

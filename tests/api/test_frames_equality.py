@@ -125,7 +125,8 @@ def test_setting_makes_reduced_decode_the_default(reduced_api: Harness, tmp_path
     jpeg, _ = _photo_jpeg("astronaut", tmp_path)
     r = reduced_api.client.post(URL, params={"models": "face_detection"}, content=jpeg)
     assert r.status_code == 200 and r.json()["decode_scale"] == 2
-    r = reduced_api.client.post(URL, params={"models": "face_detection", "reduced_decode": "false"}, content=jpeg)
+    params = {"models": "face_detection", "reduced_decode": "false"}
+    r = reduced_api.client.post(URL, params=params, content=jpeg)
     assert r.status_code == 200 and r.json()["decode_scale"] == 1
     # the route (multipart) agrees with the fast path (raw body)
     r = reduced_api.client.post(

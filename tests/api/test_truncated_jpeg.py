@@ -45,7 +45,8 @@ def test_truncated_jpeg_is_a_400_naming_the_file_field(api: Harness, keep: float
     if multipart:  # through the route
         r = api.client.post(URL, params={"models": "fake"}, files={"file": ("a.jpg", bad, "image/jpeg")})
     else:  # through the fast path
-        r = api.client.post(URL, params={"models": "fake"}, content=bad, headers={"Content-Type": "image/jpeg"})
+        headers = {"Content-Type": "image/jpeg"}
+        r = api.client.post(URL, params={"models": "fake"}, content=bad, headers=headers)
     err = assert_error(r, 400, "VALIDATION_ERROR")
     assert err["details"]["field"] == "file"
     assert "truncated or corrupt" in err["message"] and "premature end" in err["message"].lower()
@@ -73,11 +74,10 @@ def test_a_harmless_libjpeg_warning_is_tolerated() -> None:
     equal to OpenCV's decode."""
     import cv2
     import numpy as np
+    import simplejpeg
 
     from aisp.api.decode import decode_rgb, is_data_loss
     from aisp.api.imageinfo import probe_image
-
-    import simplejpeg
 
     good = _astronaut_jpeg()
     sof = good.index(b"\xff\xc0")
