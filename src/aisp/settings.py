@@ -205,7 +205,7 @@ class Settings(BaseSettings):
         "wait, an image above it is refused (413).",
     )
     frames_budget_wait_seconds: float = Field(
-        10.0, gt=0, description="Longest wait for the megapixel budget before 503 OVERLOADED."
+        30.0, gt=0, description="Longest wait for the megapixel budget before 503 OVERLOADED."
     )
 
     # --- CPU budget -------------------------------------------------------------------------

@@ -51,7 +51,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         409: "Conflict with the current state (CONFLICT).",
         413: "Upload or image too large (PAYLOAD_TOO_LARGE).",
         415: "Not a JPEG, PNG or WebP image (UNSUPPORTED_MEDIA).",
-        422: "A source that cannot be opened (SOURCE_ERROR).",
+        422: "A source that cannot be opened (SOURCE_ERROR) or an unusable model file (INVALID_MODEL).",
         500: "Unexpected error (INTERNAL_ERROR) or model load failure (MODEL_LOAD_ERROR).",
         501: "An optional dependency is missing (MISSING_DEPENDENCY).",
         503: "Overloaded, starting or store unavailable (OVERLOADED, STORE_ERROR); see Retry-After.",

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["run_big_images", "big_png"]
@@ -38,11 +39,11 @@ def big_png() -> bytes:
     return buf.tobytes()
 
 
-def _one(port: int, data: bytes, env_extra: dict[str, str], concurrency: int) -> dict[str, Any]:
+def _one(
+    port: int, data: bytes, env_extra: dict[str, str], concurrency: int, wait_status: Callable[..., float]
+) -> dict[str, Any]:
     import httpx
     import psutil
-
-    from aisp.bench.api import _wait_status  # the same readiness wait as the main benchmark
 
     with tempfile.TemporaryDirectory(prefix="aisp-bench-big-") as data_dir:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AISP_")}
@@ -65,7 +66,7 @@ def _one(port: int, data: bytes, env_extra: dict[str, str], concurrency: int) ->
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            _wait_status(f"{base}/ready", 200, 120, proc)
+            wait_status(f"{base}/ready", 200, 120, proc)
             url = f"{base}/api/frames/process?models=fake&annotate=true"
             with httpx.Client(timeout=300) as client:  # warm-up: decoders, allocator, model
                 small = client.post(url, content=_small_png(), headers={"Content-Type": "image/png"})
@@ -130,11 +131,15 @@ def _small_png() -> bytes:
     return buf.tobytes()
 
 
-def run_big_images(port_factory: Any, concurrency: int = 4) -> dict[str, Any]:
-    """The figures with the default budget and with the budget off, one after the other."""
+def run_big_images(
+    port_factory: Callable[[], int], wait_status: Callable[..., float], concurrency: int = 4
+) -> dict[str, Any]:
+    """The figures with the default budget and with the budget off, one after the other.
+    ``wait_status(url, status, timeout, proc)`` is the main benchmark's readiness wait."""
     data = big_png()
-    budget = _one(port_factory(), data, {}, concurrency)
-    off = _one(port_factory(), data, {"AISP_FRAMES_MAX_MEGAPIXELS_IN_FLIGHT": "1000000"}, concurrency)
+    budget = _one(port_factory(), data, {}, concurrency, wait_status)
+    no_budget = {"AISP_FRAMES_MAX_MEGAPIXELS_IN_FLIGHT": "1000000"}
+    off = _one(port_factory(), data, no_budget, concurrency, wait_status)
     return {
         "image": f"{concurrency} concurrent {SIZE[0]}x{SIZE[1]} PNGs (40 megapixels), annotate=true",
         "budget_default": budget,

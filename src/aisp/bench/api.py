@@ -6,9 +6,9 @@
    scikit-image astronaut) as the raw body, from ``concurrency`` client threads (one keep-alive
    connection each, :class:`_Connection`; every answer read and its JSON parsed) for
    ``duration`` seconds after a warm-up: requests/s, p50/p90/p99/max latency, status counts.
-   First with the default full decode (``frames_process``), then the same load with
-   ``&reduced_decode=true`` (``frames_process_reduced_decode``), side by side, and their ratio
-   (``reduced_vs_full``).
+   The default full decode (``frames_process``) and the same load with ``&reduced_decode=true``
+   (``frames_process_reduced_decode``) run side by side in ABBA order (full, reduced, reduced,
+   full, each half the duration, merged by :func:`_merge`), and their ratio (``reduced_vs_full``).
 3. **Baseline, same run**: the model's own time per frame (``infer`` on the decoded frame, in this
    process) and the JPEG decode time, so the API's overhead can be read off beside them.
 4. **Shutdown**: SIGTERM, time to exit, exit code.
@@ -265,6 +265,7 @@ def _load(
         "latency_ms_p99": _pct(all_lat, 99),
         "latency_ms_max": round(max(all_lat), 3) if all_lat else None,
         "status": status,
+        "_latencies": all_lat,  # for _merge; dropped from the output
     }
 
 
@@ -283,11 +284,13 @@ def _measured(
     load = _load(base, jpeg, concurrency, duration, model, query)
     s1, c1 = server_ps.cpu_times(), client_ps.cpu_times()
     n = max(1, load["requests_ok"])
-    server_cpu_ms = 1000.0 * ((s1.user - s0.user) + (s1.system - s0.system)) / n
-    client_cpu_ms = 1000.0 * ((c1.user - c0.user) + (c1.system - c0.system)) / n
+    server_s = (s1.user - s0.user) + (s1.system - s0.system)
+    client_s = (c1.user - c0.user) + (c1.system - c0.system)
+    server_cpu_ms, client_cpu_ms = 1000.0 * server_s / n, 1000.0 * client_s / n
     cpus = os.cpu_count() or 1
     return {
         **load,
+        "_cpu_s": (server_s, client_s),
         "server_cpu_ms_per_request": round(server_cpu_ms, 3),
         "client_cpu_ms_per_request": round(client_cpu_ms, 3),
         "client_cpu_share": round(client_cpu_ms / max(1e-9, server_cpu_ms + client_cpu_ms), 3),
@@ -295,6 +298,42 @@ def _measured(
         # mean latency cannot be lower (closed loop, Little's law with CPU as the bottleneck)
         "cpu_bound_latency_floor_ms": round(concurrency * (server_cpu_ms + client_cpu_ms) / cpus, 2),
     }
+
+
+def _merge(parts: list[dict[str, Any]], concurrency: int) -> dict[str, Any]:
+    """One figure set from several runs of the same load (the ABBA halves of a side-by-side
+    comparison): counts and CPU added up, percentiles over all the latencies."""
+    lat = [x for p in parts for x in p["_latencies"]]
+    ok = sum(p["requests_ok"] for p in parts)
+    elapsed = sum(p["duration_s"] for p in parts)
+    server_s = sum(p["_cpu_s"][0] for p in parts)
+    client_s = sum(p["_cpu_s"][1] for p in parts)
+    status: dict[str, int] = {}
+    for p in parts:
+        for code, n in p["status"].items():
+            status[code] = status.get(code, 0) + n
+    n = max(1, ok)
+    server_ms, client_ms = 1000.0 * server_s / n, 1000.0 * client_s / n
+    return {
+        "concurrency": concurrency,
+        "duration_s": round(elapsed, 2),
+        "requests_ok": ok,
+        "requests_per_s": round(ok / elapsed, 1) if elapsed > 0 else 0.0,
+        "requests_per_s_by_run": [p["requests_per_s"] for p in parts],
+        "latency_ms_p50": _pct(lat, 50),
+        "latency_ms_p90": _pct(lat, 90),
+        "latency_ms_p99": _pct(lat, 99),
+        "latency_ms_max": round(max(lat), 3) if lat else None,
+        "status": status,
+        "server_cpu_ms_per_request": round(server_ms, 3),
+        "client_cpu_ms_per_request": round(client_ms, 3),
+        "client_cpu_share": round(client_ms / max(1e-9, server_ms + client_ms), 3),
+        "cpu_bound_latency_floor_ms": round(concurrency * (server_ms + client_ms) / (os.cpu_count() or 1), 2),
+    }
+
+
+def _public(figures: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in figures.items() if not k.startswith("_")}
 
 
 def _bare(
@@ -316,7 +355,7 @@ def _bare(
         _wait_status(f"{base}/ready", 200, 120, proc)
         server_ps, client_ps = psutil.Process(proc.pid), psutil.Process()
         load = _measured(server_ps, client_ps, base, jpeg, concurrency, duration, model, "")
-        return {"threads": threads, **load}
+        return {"threads": threads, **_public(load)}
     finally:
         proc.terminate()
         try:
@@ -384,12 +423,20 @@ def run(
             import psutil
 
             server_ps, client_ps = psutil.Process(proc.pid), psutil.Process()
-            load = _measured(server_ps, client_ps, base, jpeg, concurrency, duration, model, "")
             reduced = None
-            if compare_reduced_decode:  # the same load with ?reduced_decode=true, side by side
-                reduced = _measured(
-                    server_ps, client_ps, base, jpeg, concurrency, duration, model, "&reduced_decode=true"
-                )
+            if compare_reduced_decode:
+                # the same load with ?reduced_decode=true, side by side: full, reduced, reduced,
+                # full, each half the duration, so that drift in the machine's load hits both alike
+                half = duration / 2
+
+                def one(query: str) -> dict[str, Any]:
+                    return _measured(server_ps, client_ps, base, jpeg, concurrency, half, model, query)
+
+                runs = [one(""), one("&reduced_decode=true"), one("&reduced_decode=true"), one("")]
+                load = _merge([runs[0], runs[3]], concurrency)
+                reduced = _merge([runs[1], runs[2]], concurrency)
+            else:
+                load = _public(_measured(server_ps, client_ps, base, jpeg, concurrency, duration, model, ""))
             config = ModelConfig.from_settings(settings if settings is not None else load_settings())
             baseline = _baseline(jpeg, rgb, 30 if quick else 200, config)
             t_term = time.perf_counter()
@@ -405,7 +452,7 @@ def run(
 
         threads = int(env.get("AISP_INFERENCE_THREADS") or default_inference_threads())
         bare = _bare(jpeg, concurrency, duration, model, threads, server_env or {})
-    big = run_big_images(_free_port) if compare_big_images else None
+    big = run_big_images(_free_port, _wait_status) if compare_big_images else None
     p99 = load["latency_ms_p99"]
     return {
         "startup_to_health_s": round(t_health - t_spawn, 3),
