@@ -8,7 +8,7 @@ small HTML file whose scripts and styles all come from this server:
   which ships Swagger UI's release files and nothing we run (pinned in ``pyproject.toml``), under
   ``/docs/static/<file>``, only the files the page uses (an allow-list: no path from the request
   reaches the file system);
-* its start-up script from ``api/static/docs/swagger-init.js`` (no inline script).
+* its start-up script from ``api/static/swagger-init.js`` (no inline script).
 
 The page, like the dashboard, may load and connect to this server only (:data:`DOCS_CSP`). The
 routes are open (no key), like ``/openapi.json``: the API's description is not a secret, and
@@ -27,7 +27,7 @@ from aisp.errors import NotFoundError
 
 __all__ = ["router", "DOCS_CSP", "swagger_ui_dir"]
 
-_OWN = Path(__file__).resolve().parent.parent / "static" / "docs"
+_OWN = Path(__file__).resolve().parent.parent / "static"
 #: The page may load and connect to this server only; images may be data: URIs (Swagger UI's icons).
 DOCS_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
