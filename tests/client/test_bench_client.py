@@ -9,7 +9,8 @@ def test_bench_api_measures_the_client_beside_the_raw_socket_client() -> None:
     pytest.importorskip("mediapipe")
     from aisp.bench import api
 
-    result = api.run(quick=True, duration=2.0, compare_full_decode=False, compare_bare=False)
+    result = api.run(quick=True, duration=2.0, compare_reduced_decode=False, compare_bare=False,
+                     compare_big_images=False)
     section = result["frames_process_client"]
     for side in ("raw_socket", "aisp_client"):
         assert section[side]["requests_ok"] > 0 and section[side]["requests_bad"] == 0, section
