@@ -121,7 +121,7 @@ class FramesFastPath:
         # without building the multi-dict
         pairs = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
         params = dict(pairs)
-        principal = ctx.auth.peek(extract_api_key(headers, params, allow_query=False))
+        principal = ctx.auth.peek(extract_api_key(headers))
         if principal is None:
             return None
         given = [name for name, _ in pairs if name in _QUERY_NAMES]
