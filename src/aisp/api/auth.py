@@ -113,6 +113,7 @@ class Authenticator:
         self._clock = clock
         self._seen: dict[str, tuple[Principal, float]] = {}
         self._active: dict[str, float] = {}  # key id -> known active until
+        self._active_ids: tuple[frozenset[str], float] = (frozenset(), float("-inf"))
         self._lock = threading.Lock()
         settings = ctx.settings
         self.tickets: TicketBook[Principal] = TicketBook(ttl_s=settings.auth_ticket_ttl_seconds, clock=clock)
@@ -129,6 +130,7 @@ class Authenticator:
         with self._lock:
             self._seen.clear()
             self._active.clear()
+            self._active_ids = (frozenset(), float("-inf"))
 
     def is_active(self, principal: Principal) -> bool:
         """Whether the key behind ``principal`` is still valid (store lookup at most once per key
@@ -165,6 +167,23 @@ class Authenticator:
             return
         if not await anyio.to_thread.run_sync(self.is_active, principal):
             raise UnauthorizedError("the API key was revoked", details={"key_id": principal.key_id})
+
+    async def could_be_valid(self, key: str) -> bool:
+        """Whether ``key`` names an active key id (the list of ids is read at most once per TTL):
+        a throttled client's key is looked up only then (:mod:`aisp.api.gate`)."""
+        from aisp.store.keys import KeyRepository  # the store is open by now: no import cost
+
+        key_id = KeyRepository.parse_id(key)
+        if key_id is None:
+            return False
+        now = self._clock()
+        ids, until = self._active_ids
+        if until <= now:
+            store = self._ctx.require_store()
+            records = await anyio.to_thread.run_sync(lambda: store.keys.list(include_revoked=False))
+            ids = frozenset(r.id for r in records)
+            self._active_ids = (ids, now + self._ttl)
+        return key_id in ids
 
     def mint_ticket(self, principal: Principal, path: str) -> tuple[str, float]:
         """A single-use ticket for ``path`` carrying ``principal``; returns it and its TTL."""

@@ -15,8 +15,10 @@ For each HTTP request and WebSocket handshake, in this order:
    ``/metrics``): a key in ``X-API-Key`` or ``Authorization: Bearer``, or a single-use
    ``?ticket=`` on a ``GET``/``HEAD``/WebSocket request to the ticket's path. ``?key=`` is refused.
    The role is checked for the method (a viewer cannot write). Missing or wrong credentials: 401;
-   wrong role: 403; a client over its failed-key allowance: 429 with ``Retry-After``
-   (:mod:`aisp.api.throttle`). The principal goes into the scope state for the routes.
+   wrong role: 403. A client over its failed-key allowance (:mod:`aisp.api.throttle`) gets 429
+   with ``Retry-After`` for any key that needs a store lookup and does not name an active key
+   id; keys verified recently, keys of active key ids and tickets (an in-memory lookup) still
+   pass, so a legitimate client behind the same address keeps working. The principal goes into the scope state for the routes.
 4. **Body cap** (after authentication, so an unauthenticated request learns nothing more):
    ``Content-Length`` above the route's limit is 413 at once; a chunked body is counted as it
    streams. The limit is ``AISP_MAX_JSON_BODY_KB`` (64 KiB) everywhere except the
@@ -213,7 +215,8 @@ class SecurityGate:
             await self._refuse(scope, receive, send, headers, refusal)
             return
         if kind == "http":
-            receive = self._counting(receive, limit)
+            await self._capped(scope, receive, send, limit)
+            return
         await self.app(scope, receive, send)
 
     # --- checks -------------------------------------------------------------------------------
@@ -245,7 +248,8 @@ class SecurityGate:
         if key:
             principal = auth.peek(key)
             if principal is None:
-                self._check_throttle(auth, client)
+                if auth.throttle.retry_after(client) is not None and not await auth.could_be_valid(key):
+                    self._check_throttle(auth, client)
                 try:
                     principal = await auth.verify_async(key)
                 except UnauthorizedError:
@@ -255,7 +259,6 @@ class SecurityGate:
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
         ticket = query.get("ticket")
         if ticket and (kind == "websocket" or method in _TICKET_METHODS):
-            self._check_throttle(auth, client)
             redeemed = auth.redeem_ticket(ticket, path)
             if redeemed is None:
                 auth.throttle.failed(client)
@@ -287,23 +290,43 @@ class SecurityGate:
                 headers=[(b"retry-after", seconds.encode())],
             )
 
-    def _counting(self, receive: Receive, limit: int) -> Receive:
+    async def _capped(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        """Run the app with the body counted as it streams (chunked uploads declare no length).
+        Past ``limit`` the gate answers 413 itself (with ``Connection: close``), tells the app the
+        client left, and drops whatever the app answers after that."""
         received = 0
+        state = {"started": False, "refused": False}
 
-        async def wrapper() -> Message:
+        async def counted() -> Message:
             nonlocal received
+            if state["refused"]:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise PayloadTooLargeError(
+                    exc = PayloadTooLargeError(
                         f"request body too large: more than {limit} bytes for this route "
                         "(settings max_json_body_kb, max_upload_mb for /api/frames/process)",
                         limit=limit, actual=received,
                     )
+                    if state["started"]:
+                        raise exc
+                    state["refused"] = True
+                    refusal = _Refusal(exc.status_code, exc.name, exc.message, details=exc.details)
+                    chunked = Headers(raw=[(b"transfer-encoding", b"chunked")])  # -> Connection: close
+                    await self._refuse(scope, receive, send, chunked, refusal)
+                    return {"type": "http.disconnect"}
             return message
 
-        return wrapper
+        async def guarded_send(message: Message) -> None:
+            if state["refused"]:
+                return
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            await send(message)
+
+        await self.app(scope, counted, guarded_send)
 
     # --- answers ------------------------------------------------------------------------------
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, headers: Headers,
