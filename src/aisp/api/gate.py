@@ -18,7 +18,8 @@ For each HTTP request and WebSocket handshake, in this order:
    wrong role: 403. A client over its failed-key allowance (:mod:`aisp.api.throttle`) gets 429
    with ``Retry-After`` for any key that needs a store lookup and does not name an active key
    id; keys verified recently, keys of active key ids and tickets (an in-memory lookup) still
-   pass, so a legitimate client behind the same address keeps working. The principal goes into the scope state for the routes.
+   pass, so a legitimate client behind the same address keeps working. The principal goes into
+   the scope state for the routes.
 4. **Body cap** (after authentication, so an unauthenticated request learns nothing more):
    ``Content-Length`` above the route's limit is 413 at once; a chunked body is counted as it
    streams. The limit is ``AISP_MAX_JSON_BODY_KB`` (64 KiB) everywhere except the

@@ -133,10 +133,15 @@ def guarded_protocol(limits: HttpLimits) -> type[asyncio.Protocol]:
             if self.cycle is not None and self._expects_body():
                 self._arm_body()
 
+        def on_body(self, body: bytes) -> None:
+            if not self._too_many:
+                super().on_body(body)
+
         def on_message_complete(self) -> None:
             self._cancel(self, "_body_timer")
             self._started = False
-            super().on_message_complete()
+            if not self._too_many:
+                super().on_message_complete()
 
         def on_response_complete(self) -> None:
             self._cancel(self, "_body_timer")
