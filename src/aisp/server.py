@@ -30,7 +30,9 @@ log = logging.getLogger("aisp.server")
 
 
 def check_bind(settings: Settings) -> None:
-    if settings.auth == "off" and not settings.is_loopback:
+    from aisp.netpolicy import is_loopback_host
+
+    if settings.auth == "off" and not is_loopback_host(settings.host):
         raise ConfigError(
             f"refusing AISP_AUTH=off on non-loopback host {settings.host!r}: anyone on the network could "
             "control the server. Bind to 127.0.0.1, or keep auth on and use 'aisp keys create'.",

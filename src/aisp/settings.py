@@ -314,14 +314,6 @@ class Settings(BaseSettings):
     def resolved_model_dir(self) -> Path:
         return (self.model_dir or self.data_dir / "models").resolve()
 
-    @property
-    def is_loopback(self) -> bool:
-        """Whether the bind host is loopback: parsed as an address, or a name whose every address
-        is loopback (never a string prefix: ``127.0.0.1.nip.io`` is a name)."""
-        from aisp.netpolicy import is_loopback_host
-
-        return is_loopback_host(self.host)
-
     @classmethod
     def env_var(cls, field: str) -> str:
         return f"{ENV_PREFIX}{field.upper()}"
