@@ -3,11 +3,15 @@
 Issue 13, item 3, measured from outside over loopback:
 
 1. **Baseline**: ``GET /health`` latency on a keep-alive connection with nothing else running.
-2. **Flood**: ``clients`` workers, each sending ``POST /api/tasks`` with ``Content-Length: 20 MB``
-   and no key, then the body, on a fresh connection, over and over for ``duration`` seconds. Each
-   answer's status and its time (connect to status line) are recorded; meanwhile ``/health`` is
-   timed on its own keep-alive connection, and the server's RSS is sampled every 10 ms.
-3. **Big header**: one ``GET /health`` whose header grows to 64 MiB; time to the 431.
+2. **Flood**: ``rounds`` rounds of ``clients`` concurrent ``POST /api/tasks`` with
+   ``Content-Length: 20 MB`` and no key, each on a fresh connection, sending its body until the
+   server stops it; a round starts when the previous one is answered. Each answer's status and
+   time (connect to status line) are recorded, and how much of the body the client could push
+   before the server closed; meanwhile ``/health`` is timed on its own keep-alive connection and
+   the server's RSS is sampled every 10 ms.
+3. **Control, same run**: the same rounds as bodiless ``GET /api/tasks`` without a key, so what
+   the 20 MB bodies add can be read as a ratio (``p50_ratio_20mb_vs_bodiless``).
+4. **Big header**: one ``GET /health`` whose header grows to 64 MiB; time to the 431.
 
 The goals (issue 13): every flood answer a 401 within 50 ms, ``/health`` p99 under 20 ms while
 the flood runs, RSS growth under 10 MB. The client threads run on the same machine and take CPU
@@ -49,19 +53,31 @@ def _pct(values: list[float], q: float) -> float | None:
 
 
 def _summary(ms: list[float]) -> dict[str, Any]:
-    return {"n": len(ms), "p50_ms": _pct(ms, 50), "p99_ms": _pct(ms, 99),
-            "max_ms": round(max(ms), 3) if ms else None}
+    return {
+        "n": len(ms),
+        "p50_ms": _pct(ms, 50),
+        "p99_ms": _pct(ms, 99),
+        "max_ms": round(max(ms), 3) if ms else None,
+    }
 
 
 class _Server:
     def __init__(self, data_dir: Path) -> None:
         self.port = _free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("AISP_")}
-        env.update({"AISP_DATA_DIR": str(data_dir), "AISP_LOG_LEVEL": "WARNING",
-                    "AISP_SNAPSHOT_INTERVAL_SECONDS": "3600", "PYTHONUNBUFFERED": "1"})
+        env.update(
+            {
+                "AISP_DATA_DIR": str(data_dir),
+                "AISP_LOG_LEVEL": "WARNING",
+                "AISP_SNAPSHOT_INTERVAL_SECONDS": "3600",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "aisp", "serve", "--port", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
         )
         self.key_file = data_dir / "initial-admin-key"
 
@@ -105,10 +121,16 @@ def _health_loop(port: int, stop: threading.Event, out: list[float], min_n: int 
     conn.close()
 
 
-def _one_refused_post(port: int) -> tuple[int, float, int]:
-    """(status, ms to the status line, body bytes the client managed to send)."""
-    head = (f"POST /api/tasks HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {_BODY}\r\n\r\n").encode()
+def _one_refused_post(port: int, body: int = _BODY) -> tuple[int, float, int]:
+    """(status, ms to the status line, body bytes the client managed to send). ``body=0``: the
+    control, a bodiless GET to the same protected route."""
+    if body:
+        head = (
+            f"POST /api/tasks HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {body}\r\n\r\n"
+        ).encode()
+    else:
+        head = f"GET /api/tasks HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
     t0 = time.perf_counter()
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
     sent = [0]
@@ -117,7 +139,7 @@ def _one_refused_post(port: int) -> tuple[int, float, int]:
         block = b" " * (256 * 1024)
         try:
             sock.sendall(head)
-            while sent[0] < _BODY:
+            while sent[0] < body:
                 sent[0] += sock.send(block)
         except OSError:
             pass
@@ -140,6 +162,38 @@ def _one_refused_post(port: int) -> tuple[int, float, int]:
         sock.close()
         sender.join(30)
     return status, ms, sent[0]
+
+
+def _rounds(
+    port: int, clients: int, rounds: int, *, body: int
+) -> tuple[list[tuple[int, float, int]], list[float]]:
+    """``rounds`` rounds of ``clients`` concurrent refused requests; (every answer, each round's max)."""
+    answers: list[tuple[int, float, int]] = []
+    round_max: list[float] = []
+    lock = threading.Lock()
+    for _ in range(rounds):
+        start = threading.Barrier(clients)
+        this_round: list[tuple[int, float, int]] = []
+
+        def worker(start: threading.Barrier = start, out: list[tuple[int, float, int]] = this_round) -> None:
+            start.wait()
+            got = _one_refused_post(port, body)
+            with lock:
+                out.append(got)
+
+        workers = [threading.Thread(target=worker, daemon=True) for _ in range(clients)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(60)
+        answers.extend(this_round)
+        round_max.append(max((ms for _s, ms, _b in this_round), default=float("nan")))
+    return answers, round_max
+
+
+def _cpu_s(proc: Any) -> float:
+    t = proc.cpu_times()
+    return float(t.user + t.system)
 
 
 def _rss_sampler(pid: int, stop: threading.Event, peak: list[float]) -> None:
@@ -185,10 +239,10 @@ def _big_header(port: int) -> dict[str, Any]:
     return {"status": status, "ms": round(ms, 3), "header_bytes_sent": sent[0]}
 
 
-def run(quick: bool = False, *, clients: int = 8, duration: float | None = None) -> dict[str, Any]:
+def run(quick: bool = False, *, clients: int = 8, rounds: int | None = None) -> dict[str, Any]:
     import psutil
 
-    duration = duration if duration is not None else (2.0 if quick else 6.0)
+    rounds = rounds if rounds is not None else (3 if quick else 10)
     with tempfile.TemporaryDirectory(prefix="aisp-bench-security-") as tmp:
         server = _Server(Path(tmp))
         try:
@@ -204,25 +258,18 @@ def run(quick: bool = False, *, clients: int = 8, duration: float | None = None)
             stop = threading.Event()
             health: list[float] = []
             peak = [rss_before]
-            answers: list[tuple[int, float, int]] = []
-            lock = threading.Lock()
-            end = time.monotonic() + duration
-
-            def worker() -> None:
-                while time.monotonic() < end:
-                    got = _one_refused_post(server.port)
-                    with lock:
-                        answers.append(got)
-
+            cpu0 = _cpu_s(proc)
+            control, _ = _rounds(server.port, clients, rounds, body=0)  # same load, no body
+            control_cpu_s = _cpu_s(proc) - cpu0
             sampler = threading.Thread(target=_rss_sampler, args=(server.proc.pid, stop, peak), daemon=True)
             prober = threading.Thread(target=_health_loop, args=(server.port, stop, health), daemon=True)
-            workers = [threading.Thread(target=worker, daemon=True) for _ in range(clients)]
             sampler.start()
             prober.start()
-            for w in workers:
-                w.start()
-            for w in workers:
-                w.join(duration + 60)
+            t_flood = time.perf_counter()
+            cpu0 = _cpu_s(proc)
+            answers, round_max = _rounds(server.port, clients, rounds, body=_BODY)
+            flood_s = time.perf_counter() - t_flood
+            flood_cpu_s = _cpu_s(proc) - cpu0  # includes the /health prober's requests
             stop.set()
             prober.join(30)
             sampler.join(5)
@@ -238,8 +285,10 @@ def run(quick: bool = False, *, clients: int = 8, duration: float | None = None)
             server.stop()
     flood = {
         "clients": clients,
-        "duration_s": duration,
+        "rounds": rounds,
+        "flood_s": round(flood_s, 3),
         "requests": len(answers),
+        "round_max_ms": [round(x, 3) for x in round_max],
         "statuses": statuses,
         "answer": _summary(times),
         "body_bytes_sent_per_request_mb": {
@@ -248,8 +297,22 @@ def run(quick: bool = False, *, clients: int = 8, duration: float | None = None)
             "of": _BODY / 2**20,
         },
         "health_during": _summary(health),
-        "rss_mb": {"before": round(rss_before, 1), "peak": round(peak[0], 1), "after": round(rss_after, 1),
-                   "growth_peak": round(peak[0] - rss_before, 1)},
+        "rss_mb": {
+            "before": round(rss_before, 1),
+            "peak": round(peak[0], 1),
+            "after": round(rss_after, 1),
+            "growth_peak": round(peak[0] - rss_before, 1),
+        },
+    }
+    control_ms = [ms for _s, ms, _b in control]
+    flood["server_cpu_ms_per_request"] = round(flood_cpu_s * 1000 / max(1, len(answers)), 3)
+    flood["control_bodiless_get_401"] = {
+        **_summary(control_ms),
+        "statuses": sorted({str(st) for st, _ms, _b in control}),
+        "server_cpu_ms_per_request": round(control_cpu_s * 1000 / max(1, len(control)), 3),
+        "p50_ratio_20mb_vs_bodiless": (
+            round((_pct(times, 50) or 0) / (_pct(control_ms, 50) or 1), 2) if control_ms and times else None
+        ),
     }
     return {
         "health_idle": _summary(idle),
