@@ -448,3 +448,17 @@ def test_loopback_is_parsed_not_prefix_matched(monkeypatch: pytest.MonkeyPatch) 
     for host in ("127.0.0.1.evil.example", "127.evil", "0.0.0.0", "10.0.0.1", "127.0.0.1.unresolvable"):
         with pytest.raises(ConfigError, match="refusing AISP_AUTH=off"):
             check_bind(load_settings(environ={}, host=host, auth="off"))
+
+
+def test_the_dashboard_never_puts_the_key_in_a_url() -> None:
+    """The page sends the key in headers; WebSockets and <img> views get tickets."""
+    import re
+
+    from aisp.api.routers.dashboard import STATIC_DIR
+
+    sources = {p.name: p.read_text() for p in STATIC_DIR.glob("*.js")}
+    for name, text in sources.items():
+        assert not re.search(r"[?&]key=", text), name
+        assert "withKey" not in text, name
+    assert "new WebSocket(" in sources["api.js"] and "ticketUrl(this.path)" in sources["api.js"]
+    assert "ticketUrl(`/api/streams/" in sources["streams.js"]

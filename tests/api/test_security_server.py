@@ -401,3 +401,22 @@ def test_no_secret_reaches_the_log_at_debug(srv: ServerProc) -> None:
         assert "cam:***@127.0.0.1" in text
     for secret in [*keys, *(k.split("_", 2)[2] for k in keys), *tickets, CAMERA_PASSWORD]:
         assert secret not in text, f"a secret reached the log: {secret[:12]}..."
+
+
+# --- item 7: no new admin key after revoking them all ----------------------------------------------
+
+
+def test_revoking_every_key_and_restarting_mints_no_key(tmp_path: Path) -> None:
+    key_file = tmp_path / "initial-admin-key"
+    with running_server(tmp_path) as first:
+        assert key_file.exists() and first.admin_key not in first.log_text()
+        key_file.unlink()
+        own = httpx.get(first.url("/api/auth/whoami"), headers=first.auth, timeout=10).json()["key_id"]
+        r = httpx.delete(first.url(f"/api/auth/keys/{own}"), headers=first.auth, timeout=10)
+        assert r.status_code == 200 and r.json()["revoked"] is True
+        assert httpx.get(first.url("/api/status"), headers=first.auth, timeout=10).status_code == 401
+    with running_server(tmp_path, want_key=False) as second:
+        second.wait_for(r"no active API key: every key was revoked", timeout=60)
+        assert "aisp keys create --role admin" in second.log_text()
+        assert "written to" not in second.log_text() and not key_file.exists()
+        assert httpx.get(second.url("/api/status"), headers=first.auth, timeout=10).status_code == 401
