@@ -37,14 +37,14 @@ The public routes (the dashboard page and ``/static/``, ``/health``, ``/ready``,
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aisp.api.auth import READ_LIKE_POSTS, READ_METHODS, Principal, check_role, extract_api_key
@@ -73,6 +73,17 @@ def is_protected(path: str) -> bool:
     return path in _PROTECTED_EXACT or path.startswith(PROTECTED_PREFIXES)
 
 
+def _header_map(scope: Scope) -> dict[str, str]:
+    """The request's headers by lower-case name (ASGI names are lower case); the first of a
+    repeated header counts, as Starlette's ``Headers.get`` reads it."""
+    out: dict[str, str] = {}
+    for name, value in scope.get("headers") or ():
+        key = name.decode("latin-1")
+        if key not in out:
+            out[key] = value.decode("latin-1")
+    return out
+
+
 class _Refusal(Exception):
     """A refusal the gate renders itself (no AISPError class for it)."""
 
@@ -87,6 +98,7 @@ class _Refusal(Exception):
         self.handshake = handshake  # refuse a WebSocket's handshake itself (no accept)
 
 
+@functools.lru_cache(maxsize=256)  # a server sees few distinct Host values
 def _split_host(value: str) -> tuple[str, int | None] | None:
     """``(host, port)`` from a ``Host`` header or an origin's netloc; None when malformed."""
     value = value.strip().lower()
@@ -194,7 +206,7 @@ class SecurityGate:
         if kind not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
+        headers = _header_map(scope)
         path: str = scope.get("path", "")
         method = scope.get("method", "GET").upper() if kind == "http" else "GET"
         try:
@@ -222,7 +234,7 @@ class SecurityGate:
 
     # --- checks -------------------------------------------------------------------------------
     @staticmethod
-    def _check_declared_size(headers: Headers, limit: int) -> None:
+    def _check_declared_size(headers: Mapping[str, str], limit: int) -> None:
         declared = headers.get("content-length")
         if declared is None:
             return
@@ -238,7 +250,7 @@ class SecurityGate:
                 limit=limit, actual=size,
             )
 
-    async def _authenticate(self, scope: Scope, headers: Headers, kind: str, method: str,
+    async def _authenticate(self, scope: Scope, headers: Mapping[str, str], kind: str, method: str,
                             path: str) -> Principal:
         auth: Authenticator = self.ctx.auth
         role_method = "GET" if (method == "POST" and path in READ_LIKE_POSTS) else method
@@ -315,7 +327,7 @@ class SecurityGate:
                         raise exc
                     state["refused"] = True
                     refusal = _Refusal(exc.status_code, exc.name, exc.message, details=exc.details)
-                    chunked = Headers(raw=[(b"transfer-encoding", b"chunked")])  # -> Connection: close
+                    chunked = {"transfer-encoding": "chunked"}  # -> Connection: close
                     await self._refuse(scope, receive, send, chunked, refusal)
                     return {"type": "http.disconnect"}
             return message
@@ -330,7 +342,7 @@ class SecurityGate:
         await self.app(scope, counted, guarded_send)
 
     # --- answers ------------------------------------------------------------------------------
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send, headers: Headers,
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, headers: Mapping[str, str],
                       refusal: _Refusal) -> None:
         path = scope.get("path")
         if scope["type"] == "websocket":
