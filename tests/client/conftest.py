@@ -1,6 +1,6 @@
 """A real ``aisp serve`` (auth on, loopback, free port, temporary data dir) shared by the client
-tests of one module, with its first admin key read from its log and a viewer key created through
-the API; the server is always stopped at the end."""
+tests of one module (:mod:`tests.api.server_proc`), with its first admin key and a viewer key
+created through the API; the server is always stopped at the end."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.test_server import KEY_RE, ServerProcess, free_port, spawn
+from tests.api.server_proc import ServerProc, running_server
 
 
 @dataclass
 class Remote:
-    server: ServerProcess
+    server: ServerProc
     admin: str
     viewer: str
     media: Path
@@ -29,22 +29,11 @@ class Remote:
 def start_remote(tmp: Path) -> Iterator[Remote]:
     media = tmp / "media"
     media.mkdir()
-    srv = spawn(tmp / "data", free_port(), env_extra={"AISP_MEDIA_DIRS": str(media)})
-    try:
-        srv.wait_for(r"Uvicorn running on", timeout=120)
-        admin = srv.wait_for(KEY_RE, timeout=120).group(1)
+    with running_server(tmp / "data", env={"AISP_MEDIA_DIRS": str(media)}) as srv:
         r = httpx.post(f"{srv.base}/api/auth/keys", json={"role": "viewer", "name": "client-tests"},
-                       headers={"X-API-Key": admin}, timeout=30)
+                       headers=srv.auth, timeout=30)
         assert r.status_code == 201, r.text
-        yield Remote(srv, admin, r.json()["key"], media)
-    finally:
-        if srv.proc.poll() is None:
-            srv.proc.terminate()
-            try:
-                srv.proc.wait(30)
-            except Exception:
-                srv.proc.kill()
-                srv.proc.wait(30)
+        yield Remote(srv, srv.admin_key, r.json()["key"], media)
 
 
 @pytest.fixture(scope="module")
