@@ -140,7 +140,7 @@ def test_stream_lifecycle_and_watch(client: Client, remote: Remote) -> None:
             if len(seqs) == 3:
                 break
     assert seqs == sorted(seqs) and len(set(seqs)) == 3
-        assert viewer._ticket_route is True  # the server offers tickets: the handshake used one
+    assert viewer._ticket_route is True  # the server offers tickets: the handshake used one
     assert client.streams.stop("cl1").state in ("stopped", "stopping", "completed")
     assert client.streams.start("cl1").id == "cl1"
     watch = client.streams.watch("cl1")
