@@ -2,21 +2,24 @@
 
 Stages::
 
-    EventBus ─► subscriber queue (bounded: mqtt_buffer_size) ─► aisp-events-mqtt thread
+    EventBus ─► subscriber queue (bounded, 10,000) ─► aisp-events-mqtt thread
         ─► paho publish() (never blocks: appends to paho's queue) ─► paho network thread ─► broker
 
 Broker loss never blocks the frame path (the bus never blocks, and paho's ``publish`` only
 queues). While the broker is away, messages at QoS 1/2 wait in paho's own queue, bounded by
 ``max_queued_messages_set(mqtt_buffer_size)``; what is refused beyond the bound is dropped and
 counted. When the broker returns, paho sends the queue in publication order (at most 20 in
-flight, the rest as acknowledgements come back); messages that were in flight when the
-connection broke are sent again (``retried``): delivery is at least once, so a subscriber may
+flight, the rest as acknowledgements come back); every event message that had to wait for a
+reconnect (buffered during the outage, or in flight when the connection broke and so sent
+again) is counted in ``retried``: delivery is at least once, so a subscriber may
 see a message twice, never miss one within the bound. At QoS 0 nothing is buffered: a publish
 while disconnected is dropped and counted.
 
 Accounting (:class:`~aisp.delivery.accounting.DeliveryLedger`, target ``mqtt``): each event's
 message on ``<prefix>/events`` is ``delivered`` when the broker acknowledges it (QoS 1/2) or paho
 has written it (QoS 0). Count, snapshot and discovery messages are counted apart (``messages``).
+They carry state, not a stream: while the broker is away they are not buffered (the buffer is
+for events); every connect publishes the current counts and each stream's latest snapshot again.
 
 ``<prefix>/available`` is ``online`` (retained) after each connect, and ``offline`` as the last
 will (the broker publishes it when the connection dies) and on a clean :meth:`MqttPublisher.close`.
@@ -53,6 +56,7 @@ __all__ = ["MqttConfig", "MqttPublisher"]
 log = logging.getLogger("aisp.delivery")
 
 _MAX_INFLIGHT = 20
+_HOP_QUEUE = 10_000
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,7 @@ class MqttConfig:
     keepalive: int = 30
     ha_discovery: bool = False
     ha_prefix: str = "homeassistant"
-    url: str = ""  # as configured; shown only through redact_url
+    url: str = field(default="", repr=False)  # as configured; shown only through redact_url
     reconnect_min_delay: float = 1.0
     reconnect_max_delay: float = 30.0
 
@@ -139,6 +143,7 @@ class MqttPublisher:
         self._inflight: dict[int, tuple[str, str | None]] = {}  # mid -> (kind, event id)
         self._early: set[int] = set()  # acknowledged before publish() returned
         self._discovered: set[tuple[str, str | None, str]] = set()
+        self._latest_snapshot: dict[str, bytes] = {}  # stream -> JPEG, republished on connect
         self._messages = {"published": 0, "dropped": 0, "failed": 0}
         self._connected = threading.Event()
         self._connects = self._disconnects = 0
@@ -181,7 +186,8 @@ class MqttPublisher:
         log.info("mqtt: publishing to %s as %s (qos %s, buffer %s, prefix %s)", cfg.display_url,
                  cfg.client_id, cfg.qos, cfg.buffer_size, cfg.prefix)
         if bus is not None:
-            self._sub = bus.subscribe("mqtt", self.handle, maxsize=cfg.buffer_size)
+            # the hop to paho: it only holds bursts (publish() never waits), so it is not the bound
+            self._sub = bus.subscribe("mqtt", self.handle, maxsize=max(cfg.buffer_size, _HOP_QUEUE))
         return self
 
     def wait_connected(self, timeout: float | None = None) -> bool:
@@ -229,7 +235,10 @@ class MqttPublisher:
         if event.snapshot and self._snapshots is not None:
             data = self._snapshots(event)
             if data is not None:
-                self._publish("snapshot", self.topics.snapshot(event.stream_id), data, retain=True)
+                with self._lock:
+                    self._latest_snapshot[event.stream_id] = data
+                if self._connected.is_set():  # else published on the next connect
+                    self._publish("snapshot", self.topics.snapshot(event.stream_id), data, retain=True)
 
     def set_counts(self, stream: str, counts: dict[str, int], *, zone: str | None = None) -> None:
         """The :class:`~aisp.delivery.counts.CountFeed` interface: exact counts from a producer."""
@@ -279,6 +288,10 @@ class MqttPublisher:
             self.ledger.refuse(outcome)
 
     def _publish_count(self, stream: str, zone: str | None, label: str, count: int) -> None:
+        # Counts are state, not a stream: while the broker is away they are not queued (the
+        # buffer is for events); each connect publishes the current values again.
+        if not self._connected.is_set():
+            return
         key = (stream, zone, label)
         if self.config.ha_discovery and key not in self._discovered:
             self._discover(key)
@@ -318,6 +331,10 @@ class MqttPublisher:
             self._discovered.clear()
         for stream, zone, label, count in self.counts.items():
             self._publish_count(stream, zone, label, count)
+        with self._lock:
+            snapshots = list(self._latest_snapshot.items())
+        for stream, data in snapshots:
+            self._publish("snapshot", self.topics.snapshot(stream), data, retain=True)
 
     def _on_connect_fail(self, _client: Any, _userdata: Any) -> None:
         self._last_error = "cannot connect"
