@@ -403,6 +403,18 @@ def load_settings(
         _SOURCES.reset(token)
 
 
+def _hide_url_password(value: Any) -> Any:
+    """``scheme://user:***@host`` for a URL with a password (an invalid ``mqtt_url`` or
+    ``database_url`` must not print its password in the error)."""
+    if not isinstance(value, str) or "://" not in value or "@" not in value:
+        return value
+    scheme, _, rest = value.partition("://")
+    userinfo, at, hostpart = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return value
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{hostpart}"
+
+
 def _config_error(exc: PydanticValidationError, environ: Mapping[str, str], path: Path | None) -> ConfigError:
     parts: list[str] = []
     first_field: str | None = None
@@ -411,7 +423,7 @@ def _config_error(exc: PydanticValidationError, environ: Mapping[str, str], path
         loc = [str(x) for x in err.get("loc", ()) if not isinstance(x, int)]
         field = loc[0] if loc else "?"
         first_field = first_field or field
-        value = err.get("input")
+        value = _hide_url_password(err.get("input"))
         if err.get("type") == "extra_forbidden":
             where = f" in {path}" if path else ""
             close = difflib.get_close_matches(field, list(Settings.model_fields), n=1)

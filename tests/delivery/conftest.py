@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import require_service
 from tests.delivery.mosquitto import MOSQUITTO, MOSQUITTO_PASSWD, Broker, broker
+from tests.delivery.receiver import Receiver
 
 
 @pytest.fixture
@@ -25,3 +26,12 @@ def mqtt_auth_broker() -> Iterator[Broker]:
                     "mosquitto / mosquitto_passwd are not installed (apt-get install mosquitto)")
     with broker(users={"aisp": "s3cret-pw", "reader": "reader-pw"}) as b:
         yield b
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    try:
+        yield r
+    finally:
+        r.close()

@@ -44,7 +44,8 @@ def test_events_counts_and_availability_reach_a_subscriber(mqtt_broker):
         assert sub.connected.wait(10)
         pub.start(bus)
         assert pub.wait_connected(10)
-        assert sub.wait_for(lambda ms: any(m.topic == "aisp/available" and m.payload == b"online" for m in ms))
+        assert sub.wait_for(lambda ms: any(m.topic == "aisp/available" and m.payload == b"online"
+                                           for m in ms))
         events = _events(5)
         events.append(Event("enter", "cam1", 2_000.0, label="person", track_id=1, zone="door"))
         events.append(Event("enter", "cam1", 2_001.0, label="person", track_id=2, zone="door"))
@@ -56,7 +57,8 @@ def test_events_counts_and_availability_reach_a_subscriber(mqtt_broker):
         got = [json.loads(m.payload) for m in sub.on("aisp/events")]
         assert [g["id"] for g in got] == [e.id for e in events]  # in publication order
         assert got[0] == events[0].to_dict()
-        assert sub.wait_for(lambda ms: [m.payload for m in ms if m.topic == "aisp/cam1/person"][-1:] == [b"4"])
+        assert sub.wait_for(lambda ms: [m.payload for m in ms if m.topic == "aisp/cam1/person"][-1:]
+                            == [b"4"])
         assert sub.wait_for(lambda ms: [m.payload for m in ms if m.topic == "aisp/cam1/door/person"][-1:]
                             == [b"1"])
         assert wait_until(lambda: pub.ledger.snapshot().delivered == len(events))
@@ -100,7 +102,8 @@ def test_snapshot_is_published_retained(mqtt_broker, tmp_path):
     ok, buf = cv2.imencode(".jpg", np.full((32, 48, 3), 127, np.uint8))
     assert ok
     jpeg = buf.tobytes()
-    event = Event("appeared", "cam1", 1.0, label="person", snapshot="/api/events/abc123/snapshot", id="abc123")
+    event = Event("appeared", "cam1", 1.0, label="person", snapshot="/api/events/abc123/snapshot",
+                  id="abc123")
     (tmp_path / "cam1").mkdir()
     (tmp_path / "cam1" / "abc123.jpg").write_bytes(jpeg)
     pub = _publisher(mqtt_broker.port, snapshots=DataDirSnapshots(tmp_path))
