@@ -220,6 +220,14 @@ class Settings(BaseSettings):
         False, description="Publish Home Assistant MQTT discovery configs for the count sensors."
     )
     mqtt_ha_prefix: str = Field("homeassistant", description="Home Assistant's MQTT discovery prefix.")
+    mqtt_counts: Literal["frames", "events"] = Field(
+        "frames",
+        description="Where `<prefix>/<stream>/<label>` counts come from: `frames` (detections in the "
+        "latest frame, any model) or `events` (tracks appeared minus gone; needs tracking).",
+    )
+    mqtt_count_interval_seconds: float = Field(
+        1.0, ge=0, description="Per stream, at most one frame-count update per this many seconds."
+    )
     # events out: webhooks (aisp.delivery.webhooks)
     webhook_timeout_seconds: float = Field(5.0, gt=0, le=60, description="Timeout of one webhook request.")
     webhook_max_attempts: int = Field(

@@ -46,3 +46,32 @@ def test_server_publishes_events_and_goes_offline_at_shutdown(mqtt_auth_broker, 
             lambda ms: [m.payload for m in ms if m.topic == "site/available"][-1:] == [b"offline"])
     finally:
         sub.close()
+
+
+def test_a_real_stream_feeds_frame_counts(mqtt_broker, tmp_path):
+    """A running stream (demo source, the ``fake`` model: one ``fake`` box per frame) publishes its
+    per-frame count on ``aisp/<stream>/<label>``; stopping it publishes 0 through a stream event."""
+    sub = Subscriber(mqtt_broker.port, ["aisp/#"])
+    try:
+        assert sub.connected.wait(10)
+        gen = start_app(tmp_path, mqtt_url=mqtt_broker.url, mqtt_client_id="aisp-frames")
+        api = next(gen)
+        try:
+            assert api.ctx.delivery.mqtt.wait_connected(10)
+            spec = {"id": "cam1", "source": "demo:live", "models": ["fake"], "max_fps": 30}
+            r = api.client.post("/api/streams", json=spec)
+            assert r.status_code == 201, r.text
+            def last(ms: list) -> list[bytes]:
+                return [m.payload for m in ms if m.topic == "aisp/cam1/fake"][-1:]
+
+            assert sub.wait_for(lambda ms: last(ms) == [b"1"])
+            assert wait_until(lambda: api.client.get("/api/streams/cam1").json()["stats"]["frames_out"] >= 30)
+            assert len(sub.on("aisp/cam1/fake")) == 1  # only changes are published, not one per frame
+            # a stream state change (published by the stream area's producers) zeroes the counts
+            api.ctx.runtime.events.publish(Event("stream", "cam1", 1.0, state="stopped"))
+            assert sub.wait_for(lambda ms: last(ms) == [b"0"])
+            api.client.delete("/api/streams/cam1")
+        finally:
+            next(gen, None)
+    finally:
+        sub.close()

@@ -119,3 +119,37 @@ def test_mqtt_config_from_settings(tmp_path):
         "broker.example", 8883, True, "user@x", "p/w", 2)
     assert cfg.client_id.startswith("aisp-") and cfg.ca_file == tmp_path / "ca.pem"
     assert "p%2Fw" not in repr(cfg) and "p/w" not in repr(cfg) and "***" in cfg.display_url
+
+
+def test_frame_count_feed_sends_changes_at_most_once_per_interval():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from aisp.api.count_feed import FrameCountFeed
+    from aisp.models.results import Detections
+
+    sent: list[tuple[str, dict]] = []
+
+    class Target:
+        def set_counts(self, stream, counts, *, zone=None):
+            sent.append((stream, dict(counts)))
+
+    now = [0.0]
+    feed = FrameCountFeed(Target(), "cam1", interval=1.0, clock=lambda: now[0])
+
+    def frame(n: int, label: str = "person"):
+        det = Detections(xyxy=np.zeros((n, 4), np.float32), confidence=np.full(n, 0.9, np.float32),
+                         class_id=np.zeros(n, np.int64), labels=[label] * n)
+        return SimpleNamespace(results={"m": SimpleNamespace(detections=det, num_detections=n)})
+
+    feed(frame(2))
+    feed(frame(2))  # no change: nothing
+    now[0] = 0.5
+    feed(frame(3))  # a change within the interval: held back
+    now[0] = 1.0
+    feed(frame(3))  # sent now
+    feed(frame(0))  # within the interval again
+    now[0] = 2.5
+    feed(frame(0))
+    assert sent == [("cam1", {"person": 2}), ("cam1", {"person": 3}), ("cam1", {})]

@@ -3,11 +3,13 @@
 Two ways in, both through :class:`CountBoard`:
 
 - **from events** (:meth:`CountBoard.apply`): ``appeared``/``gone`` move the stream's count of the
-  event's label by +1/-1, ``enter``/``exit`` the zone's count; a ``stream`` event whose state is
-  not ``running`` resets the stream's counts to zero (a stopped camera sees nothing);
+  event's label by +1/-1 (unless the board was made with ``tracks=False``), ``enter``/``exit``
+  the zone's count; a ``stream`` event whose state is not ``running`` resets the stream's counts
+  to zero (a stopped camera sees nothing);
 - **from a feed** (:meth:`CountBoard.set_counts`, the :class:`CountFeed` protocol): whoever knows
-  the exact counts (the stream manager, from each frame's detections or the zones' stats) sets
-  them; a label missing from the new mapping goes to zero. A fed value replaces what events made.
+  the exact counts (the API's stream manager feeds each frame's detections, see
+  ``aisp.api.count_feed``; a zone counter may feed a zone's) sets them; a label missing from the
+  new mapping goes to zero. A fed value replaces what events made.
 
 Every change calls ``on_change(stream, zone, label, count)`` (outside the board's lock), once per
 value that changed: the MQTT publisher publishes it retained.
@@ -38,8 +40,12 @@ class CountFeed(Protocol):
 
 
 class CountBoard:
-    def __init__(self, on_change: CountChange | None = None) -> None:
+    """``tracks=False`` ignores ``appeared``/``gone`` (the stream's counts are fed from frames);
+    zone events and stream state changes always count."""
+
+    def __init__(self, on_change: CountChange | None = None, *, tracks: bool = True) -> None:
         self._on_change = on_change
+        self._tracks = tracks
         self._lock = threading.Lock()
         self._counts: dict[_Key, int] = {}
 
@@ -52,7 +58,7 @@ class CountBoard:
         if event.label is None:
             return
         delta = {"appeared": 1, "gone": -1, "enter": 1, "exit": -1}.get(event.type)
-        if delta is None:
+        if delta is None or (event.type in ("appeared", "gone") and not self._tracks):
             return
         zone = event.zone if event.type in ("enter", "exit") else None
         if event.type in ("enter", "exit") and zone is None:

@@ -76,6 +76,7 @@ class MqttConfig:
     keepalive: int = 30
     ha_discovery: bool = False
     ha_prefix: str = "homeassistant"
+    counts_from_tracks: bool = True  # from_settings: settings.mqtt_counts == "events"
     url: str = field(default="", repr=False)  # as configured; shown only through redact_url
     reconnect_min_delay: float = 1.0
     reconnect_max_delay: float = 30.0
@@ -118,6 +119,7 @@ class MqttConfig:
             keepalive=settings.mqtt_keepalive_seconds,
             ha_discovery=settings.mqtt_ha_discovery,
             ha_prefix=settings.mqtt_ha_prefix,
+            counts_from_tracks=settings.mqtt_counts == "events",
         )
 
 
@@ -135,7 +137,7 @@ class MqttPublisher:
         self.config = config
         self.topics = Topics(config.prefix)
         self.ledger = DeliveryLedger("mqtt", buffer_bound=config.buffer_size, clock=clock)
-        self.counts = CountBoard(self._publish_count)
+        self.counts = CountBoard(self._publish_count, tracks=config.counts_from_tracks)
         self._snapshots = snapshots
         self._version = version
         self._lock = threading.Lock()
