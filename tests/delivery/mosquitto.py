@@ -24,6 +24,7 @@ from pathlib import Path
 MOSQUITTO = shutil.which("mosquitto") or (
     "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd")
+OPENSSL = shutil.which("openssl")
 
 
 def free_port() -> int:
@@ -41,7 +42,7 @@ def _port_open(port: int) -> bool:
 
 
 class Broker:
-    def __init__(self, *, users: dict[str, str] | None = None) -> None:
+    def __init__(self, *, users: dict[str, str] | None = None, tls: bool = False) -> None:
         if MOSQUITTO is None:
             raise RuntimeError("mosquitto is not installed")
         self.dir = Path(tempfile.mkdtemp(prefix="aisp-mqtt-test-"))
@@ -68,12 +69,38 @@ class Broker:
                 subprocess.run([MOSQUITTO_PASSWD, "-b", str(pw), user, password], check=True,
                                capture_output=True, timeout=30)
             lines.append(f"password_file {pw}")
+        self.tls = tls
+        if tls:
+            self._make_certificates()
+            lines += [f"cafile {self.dir / 'ca.pem'}", f"certfile {self.dir / 'server.pem'}",
+                      f"keyfile {self.dir / 'server.key'}", "tls_version tlsv1.2"]
         self.conf = self.dir / "mosquitto.conf"
         self.conf.write_text("\n".join(lines) + "\n")
 
+    def _make_certificates(self) -> None:
+        """A throwaway CA and a server certificate for 127.0.0.1, made with the openssl CLI."""
+        if OPENSSL is None:
+            raise RuntimeError("openssl is not installed")
+        d = self.dir
+
+        def run(*args: str) -> None:
+            subprocess.run([OPENSSL, *args], check=True, capture_output=True, timeout=60, cwd=d)
+
+        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=aisp-test-ca")
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+            "-subj", "/CN=127.0.0.1")
+        (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf")
+
+    @property
+    def ca_file(self) -> Path:
+        return self.dir / "ca.pem"
+
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20.0) -> Broker:
         assert self.proc is None, "already running"

@@ -271,3 +271,23 @@ def test_password_auth_and_no_password_in_logs_or_stats(mqtt_auth_broker, caplog
         bad.close(timeout=1)
         sub.close()
     assert caplog.records and "s3cret-pw" not in caplog.text and "wrong-pw" not in caplog.text
+
+
+def test_mqtts_with_a_private_ca(mqtt_tls_broker, tmp_path):
+    """``mqtts://`` verifies the broker's certificate against ``mqtt_ca_file``; without the CA
+    (system trust only) the connection is refused and nothing is sent in clear."""
+    good = MqttPublisher(MqttConfig.from_url(mqtt_tls_broker.url, client_id="aisp-tls",
+                                             ca_file=mqtt_tls_broker.ca_file))
+    untrusted = MqttPublisher(MqttConfig.from_url(mqtt_tls_broker.url, client_id="aisp-tls-bad",
+                                                  reconnect_min_delay=0.2))
+    try:
+        good.start()
+        untrusted.start()
+        assert good.wait_connected(15)
+        good.handle(_events(1)[0])
+        assert wait_until(lambda: good.ledger.snapshot().delivered == 1)
+        assert wait_until(lambda: untrusted.stats()["last_error"] is not None)
+        assert not untrusted.connected
+    finally:
+        good.close()
+        untrusted.close(timeout=1)
