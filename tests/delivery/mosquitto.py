@@ -86,8 +86,8 @@ class Broker:
         def run(*args: str) -> None:
             subprocess.run([OPENSSL, *args], check=True, capture_output=True, timeout=60, cwd=d)
 
-        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-            "-subj", "/CN=aisp-test-ca")
+        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+            "-days", "2", "-subj", "/CN=aisp-test-ca")
         run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
             "-subj", "/CN=127.0.0.1")
         (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
