@@ -80,6 +80,8 @@ def test_loopback_is_refused_by_default(default_api, receiver):
         ({"url": "http://127.0.0.1/x y"}, 400, "VALIDATION_ERROR", "url"),
         ({"url": "http://127.0.0.1/x#frag"}, 400, "VALIDATION_ERROR", "fragment"),
         ({"url": "http:///nohost"}, 400, "VALIDATION_ERROR", "host"),
+        ({"url": "http://127.0.0.1:99999/x"}, 400, "VALIDATION_ERROR", "url"),
+        ({"url": "http://[::1/x"}, 400, "VALIDATION_ERROR", "url"),
         ({"url": "http://127.0.0.1/x", "event_types": ["explode"]}, 400, "VALIDATION_ERROR", "event_types"),
         ({"url": "http://127.0.0.1/x", "secret": "short"}, 400, "VALIDATION_ERROR", "secret"),
         ({"url": "http://127.0.0.1/x", "labels": [""]}, 400, "VALIDATION_ERROR", "labels"),

@@ -120,6 +120,7 @@ class WebhookDispatcher:
         self._sender = PinnedSender(settings, client, resolver=resolver)
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
+        self._sub_lock = threading.Lock()
         self._heap: list[_Job] = []
         self._seq = itertools.count()
         self._hooks: dict[str, WebhookRecord] = {}
@@ -149,15 +150,16 @@ class WebhookDispatcher:
         self._sync_subscription()
 
     def _sync_subscription(self) -> None:
-        with self._lock:
-            want = any(h.enabled for h in self._hooks.values()) and not self._stopping
-            sub = self._sub
-        if want and sub is None and self._bus is not None:
-            self._ensure_workers()
-            self._sub = self._bus.subscribe("webhooks", self.handle, maxsize=self.settings.webhook_queue_size)
-        elif not want and sub is not None and self._bus is not None:
-            self._sub = None
-            self._bus.unsubscribe("webhooks")
+        with self._sub_lock:  # the API (reload) and a worker (a webhook disabled) may both get here
+            with self._lock:
+                want = any(h.enabled for h in self._hooks.values()) and not self._stopping
+            if want and self._sub is None and self._bus is not None:
+                self._ensure_workers()
+                self._sub = self._bus.subscribe("webhooks", self.handle,
+                                                maxsize=self.settings.webhook_queue_size)
+            elif not want and self._sub is not None and self._bus is not None:
+                self._sub = None
+                self._bus.unsubscribe("webhooks")
 
     def _ensure_workers(self) -> None:
         with self._lock:
@@ -172,9 +174,10 @@ class WebhookDispatcher:
         """Stop taking events, give queued deliveries until ``timeout`` (due ones are sent; those
         waiting for a retry are not), then stop. Unsent deliveries are counted ``failed``."""
         deadline = self._clock() + timeout
-        if self._sub is not None and self._bus is not None:
-            self._bus.unsubscribe("webhooks")
-            self._sub = None
+        with self._sub_lock:
+            if self._sub is not None and self._bus is not None:
+                self._bus.unsubscribe("webhooks")  # queued events are matched first
+                self._sub = None
         with self._cond:
             while (self._busy or any(j.due <= self._clock() for j in self._heap)) \
                     and self._clock() < deadline:

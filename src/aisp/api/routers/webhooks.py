@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Path, Query, Request, status
@@ -76,6 +77,10 @@ def _check_url(ctx: AppContext, url: str) -> str:
         raise ValidationError("url: spaces and control characters are not allowed", field="url")
     if "#" in url:
         raise ValidationError("url: a fragment (#...) is not allowed", field="url")
+    try:
+        urlsplit(url).port  # noqa: B018 - raises on a port that is not a number in 0..65535
+    except ValueError as exc:
+        raise ValidationError(f"url: {exc}", field="url") from None
     return SourcePolicy.from_settings(ctx.settings).check_url(
         url, schemes=("http", "https"), setting_for_scheme="webhook URL (http or https)"
     )
