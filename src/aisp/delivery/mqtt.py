@@ -233,14 +233,17 @@ class MqttPublisher:
         subscriber thread; also callable directly."""
         payload = json.dumps(event.to_dict(), separators=(",", ":"), default=str)
         self._publish("event", self.topics.events, payload, retain=False, event=event)
-        self.counts.apply(event)
-        if event.snapshot and self._snapshots is not None:
-            data = self._snapshots(event)
-            if data is not None:
-                with self._lock:
-                    self._latest_snapshot[event.stream_id] = data
-                if self._connected.is_set():  # else published on the next connect
-                    self._publish("snapshot", self.topics.snapshot(event.stream_id), data, retain=True)
+        try:  # the event is accounted above; what follows must not count it a second time
+            self.counts.apply(event)
+            if event.snapshot and self._snapshots is not None:
+                data = self._snapshots(event)
+                if data is not None:
+                    with self._lock:
+                        self._latest_snapshot[event.stream_id] = data
+                    if self._connected.is_set():  # else published on the next connect
+                        self._publish("snapshot", self.topics.snapshot(event.stream_id), data, retain=True)
+        except Exception:  # noqa: BLE001 - a count or snapshot problem must not stop the events
+            log.exception("mqtt: counts or snapshot of event %s failed", event.id)
 
     def set_counts(self, stream: str, counts: dict[str, int], *, zone: str | None = None) -> None:
         """The :class:`~aisp.delivery.counts.CountFeed` interface: exact counts from a producer."""
@@ -368,10 +371,11 @@ class MqttPublisher:
     def stats(self) -> dict[str, Any]:
         snap = self.ledger.snapshot().to_dict()
         sub = self._sub.stats() if self._sub is not None else None
-        if sub is not None:  # events the bus dropped before they reached us count here too
-            snap["accepted"] += sub.dropped + sub.queued
+        if sub is not None:  # events the bus hop dropped, still holds, or failed to hand us count too
+            snap["accepted"] += sub.dropped + sub.queued + sub.failed
             snap["dropped"] += sub.dropped
             snap["pending"] += sub.queued
+            snap["failed"] += sub.failed
         with self._lock:
             messages = dict(self._messages)
             messages["inflight"] = len(self._inflight)
