@@ -279,3 +279,56 @@ def test_test_fire_and_log_redaction(make, store, receiver):
     assert loggable_url("https://u:pw@h.example/x?token=abc") == "https://u:***@h.example/x?..."
     assert "fire_secret" not in repr(store.webhooks.get(hook.id))
     assert "secret" not in store.webhooks.get(hook.id).to_dict()
+
+
+def test_same_host_redirects_are_followed(make, store):
+    receiver = Receiver([307], headers={"Location": "/moved"})
+    try:
+        hook = store.webhooks.create(receiver.url("/old"), secret="whsec_moved_secret_0123456789")
+        h = make().start()
+        h.bus.publish(_event())
+        assert receiver.wait_for(lambda rs: len(rs) == 2)
+        assert [r.path for r in receiver.requests] == ["/old", "/moved"]
+        assert receiver.requests[0].body == receiver.requests[1].body  # 307 keeps the method and body
+        assert wait_until(lambda: h.dispatcher.ledgers()[0].snapshot().delivered == 1)
+        (rec,) = store.webhooks.deliveries(hook.id)
+        assert rec.status == "delivered" and rec.attempts == 1
+    finally:
+        receiver.close()
+
+
+@pytest.mark.parametrize(
+    "attempt, retry_after, jitter, expected",
+    [
+        (1, None, 1.0, 0.01),
+        (2, None, 1.0, 0.02),
+        (3, None, 0.0, 0.02),  # jitter: half of 0.04
+        (10, None, 1.0, 0.05),  # capped
+        (1, 0.04, 1.0, 0.04),  # Retry-After, within the cap
+        (1, 600.0, 1.0, 0.05),  # Retry-After beyond the cap: the cap
+    ],
+)
+def test_backoff(tmp_path, store, attempt, retry_after, jitter, expected):
+    d = WebhookDispatcher(_settings(tmp_path), store.webhooks, jitter=lambda: jitter)
+    try:
+        assert d._backoff(attempt, retry_after) == pytest.approx(expected)
+    finally:
+        d.close(timeout=0.1)
+
+
+def test_delivery_log_retention(tmp_path):
+    now = [1_000_000.0]
+    settings = _settings(tmp_path, webhook_log_retention_hours=1.0)
+    with Store(f"sqlite:///{tmp_path / 'ret.db'}", settings=settings, clock=lambda: now[0]) as s:
+        hook = s.webhooks.create("http://127.0.0.1/x", secret="whsec_retention_0123456789")
+        s.webhooks.log_delivery("old", hook.id, event_id="e1", event_type="enter",
+                                status="delivered", attempts=1)
+        now[0] += 3 * 3600
+        s.webhooks.log_delivery("new", hook.id, event_id="e2", event_type="enter",
+                                status="delivered", attempts=1)
+        d = WebhookDispatcher(settings, s.webhooks, wall=lambda: now[0])
+        try:
+            d._maybe_prune()
+        finally:
+            d.close(timeout=0.1)
+        assert [r.id for r in s.webhooks.deliveries(hook.id)] == ["new"]
