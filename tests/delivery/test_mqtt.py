@@ -102,10 +102,12 @@ def test_snapshot_is_published_retained(mqtt_broker, tmp_path):
     ok, buf = cv2.imencode(".jpg", np.full((32, 48, 3), 127, np.uint8))
     assert ok
     jpeg = buf.tobytes()
-    event = Event("appeared", "cam1", 1.0, label="person", snapshot="/api/events/abc123/snapshot",
-                  id="abc123")
-    (tmp_path / "cam1").mkdir()
-    (tmp_path / "cam1" / "abc123.jpg").write_bytes(jpeg)
+    from aisp.events import new_event_id
+
+    eid = new_event_id(1_764_633_600.5)  # 2025-12-02 00:00:00.5 UTC
+    event = Event("appeared", "cam1", 1.0, label="person", snapshot=f"/api/events/{eid}/snapshot", id=eid)
+    (tmp_path / "2025-12-02").mkdir()
+    (tmp_path / "2025-12-02" / f"{eid}.jpg").write_bytes(jpeg)  # the events area's layout
     pub = _publisher(mqtt_broker.port, snapshots=DataDirSnapshots(tmp_path))
     try:
         pub.start()

@@ -4,9 +4,10 @@ The interface is one callable, :data:`SnapshotLookup`: ``lookup(event) -> bytes 
 snapshot writer (the events area) may hand in its own; :class:`DataDirSnapshots` is the default
 and understands two forms of ``Event.snapshot``:
 
-- a path relative to the snapshot directory (``<data_dir>/snapshots``), e.g. ``cam1/<id>.jpg``;
-- the API path ``/api/events/<id>/snapshot``, looked up as ``<snapshot dir>/<stream>/<id>.jpg``,
-  then ``<snapshot dir>/<id>.jpg``.
+- a path relative to the snapshot directory, e.g. ``2026-12-02/<id>.jpg``;
+- the API path ``/api/events/<id>/snapshot``, looked up as ``<snapshot dir>/<YYYY-MM-DD>/<id>.jpg``
+  (the UTC day of the id's millisecond prefix, the events area's layout), then
+  ``<snapshot dir>/<stream>/<id>.jpg``, then ``<snapshot dir>/<id>.jpg``.
 
 Nothing outside the snapshot directory is ever read (``..`` and symlinks out are refused), files
 over ``max_bytes`` are skipped, and a file that does not start like a JPEG is skipped.
@@ -14,6 +15,7 @@ over ``max_bytes`` are skipped, and a file that does not start like a JPEG is sk
 
 from __future__ import annotations
 
+import datetime as _dt
 import logging
 import os
 import re
@@ -47,8 +49,12 @@ class DataDirSnapshots:
             return []
         match = _API_PATH.match(ref)
         if match:
-            name = f"{match.group(1)}.jpg"
+            event_id = match.group(1)
+            name = f"{event_id}.jpg"
             out = []
+            day = _day_of(event_id)
+            if day is not None:
+                out.append(self.root / day / name)
             if _SAFE_NAME.match(event.stream_id):
                 out.append(self.root / event.stream_id / name)
             out.append(self.root / name)
@@ -79,4 +85,13 @@ class DataDirSnapshots:
                 log.warning("snapshot of event %s is not a JPEG: not published", event.id)
                 return None
             return data
+        return None
+
+
+def _day_of(event_id: str) -> str | None:
+    """``YYYY-MM-DD`` (UTC) of an id made by :func:`aisp.events.new_event_id` (12 hex digits of ms)."""
+    try:
+        ms = int(event_id[:12], 16)
+        return _dt.datetime.fromtimestamp(ms / 1000.0, _dt.timezone.utc).strftime("%Y-%m-%d")
+    except (ValueError, OverflowError, OSError):
         return None
