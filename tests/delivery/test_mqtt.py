@@ -293,3 +293,25 @@ def test_mqtts_with_a_private_ca(mqtt_tls_broker, tmp_path):
     finally:
         good.close()
         untrusted.close(timeout=1)
+
+
+def test_close_publishes_what_the_bus_still_holds(mqtt_broker):
+    sub = Subscriber(mqtt_broker.port, ["aisp/events"])
+    bus = EventBus()
+    pub = _publisher(mqtt_broker.port)
+    try:
+        assert sub.connected.wait(10)
+        pub.start(bus)
+        assert pub.wait_connected(10)
+        events = _events(200)
+        for e in events:
+            bus.publish(e)
+        pub.close()  # right away: the queued events go out before 'offline'
+        snap = pub.ledger.snapshot()
+        assert snap.delivered == 200 and snap.failed == 0 and snap.balanced
+        assert sub.wait_for(lambda ms: len(ms) >= 200)
+        assert list(dict.fromkeys(_ids(sub))) == [e.id for e in events]
+    finally:
+        pub.close()
+        bus.close()
+        sub.close()

@@ -75,3 +75,16 @@ def test_a_real_stream_feeds_frame_counts(mqtt_broker, tmp_path):
             next(gen, None)
     finally:
         sub.close()
+
+
+def test_mqtt_that_cannot_start_leaves_webhooks_running(tmp_path):
+    gen = start_app(tmp_path, mqtt_url="mqtts://127.0.0.1:8883", mqtt_ca_file=str(tmp_path / "missing.pem"))
+    api = next(gen)
+    try:
+        status = api.client.get("/api/status").json()
+        assert status["components"]["delivery"] == "failed"
+        assert "missing.pem" in status["errors"]["delivery"] or "No such file" in status["errors"]["delivery"]
+        assert status["delivery"]["mqtt"] is None and status["delivery"]["webhooks"] is not None
+        assert api.client.get("/api/webhooks").status_code == 200
+    finally:
+        next(gen, None)

@@ -153,7 +153,8 @@ class Lifecycle:
             return "skipped"
         service = DeliveryService(ctx.settings, ctx.require_runtime().events, store=ctx.store,
                                   version=__version__)
-        ctx.delivery = service.start()
+        ctx.delivery = service  # set first: if MQTT cannot start, the webhooks still run
+        service.start()
         return "done"
 
     def _restore_streams(self) -> str:

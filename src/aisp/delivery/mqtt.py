@@ -152,7 +152,8 @@ class MqttPublisher:
         self._last_error: str | None = None
         self._client: Any = None
         self._sub: Subscription | None = None
-        self._closed = False
+        self._bus: EventBus | None = None
+        self._closing = self._closed = False
 
     def __repr__(self) -> str:
         return f"MqttPublisher({self.config.display_url!r}, client_id={self.config.client_id!r})"
@@ -189,6 +190,7 @@ class MqttPublisher:
                  cfg.client_id, cfg.qos, cfg.buffer_size, cfg.prefix)
         if bus is not None:
             # the hop to paho: it only holds bursts (publish() never waits), so it is not the bound
+            self._bus = bus
             self._sub = bus.subscribe("mqtt", self.handle, maxsize=max(cfg.buffer_size, _HOP_QUEUE))
         return self
 
@@ -202,12 +204,13 @@ class MqttPublisher:
     def close(self, timeout: float = 5.0) -> None:
         """Stop following the bus, send what is buffered (within ``timeout``), publish ``offline``,
         disconnect. What is still unsent is counted ``failed``. Idempotent."""
-        if self._closed:
+        if self._closed or self._closing:
             return
-        self._closed = True
+        self._closing = True
         deadline = time.monotonic() + timeout
-        if self._sub is not None:
-            self._sub.close(timeout)
+        if self._sub is not None and self._bus is not None:
+            self._bus.unsubscribe("mqtt")  # what the hop holds is published first
+        self._closed = True
         client = self._client
         if client is None:
             return

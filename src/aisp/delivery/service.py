@@ -53,10 +53,16 @@ class DeliveryService:
             self.webhooks = WebhookDispatcher(settings, store.webhooks, version=version)
 
     def start(self) -> DeliveryService:
-        if self.mqtt is not None:
-            self.mqtt.start(self.bus)
+        """Webhooks first, then MQTT: an MQTT that cannot start (a CA file that cannot be read,
+        paho missing) raises, and leaves the webhooks running."""
         if self.webhooks is not None:
             self.webhooks.start(self.bus)
+        if self.mqtt is not None:
+            try:
+                self.mqtt.start(self.bus)
+            except BaseException:
+                self.mqtt = None
+                raise
         return self
 
     @property
