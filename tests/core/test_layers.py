@@ -5,6 +5,7 @@ Every ``import`` counts: at module top, inside a function, and under ``TYPE_CHEC
     cli, server, bench  ->  api  ->  runtime  ->  pipeline  ->  models  ->  cache  ->  core
                                         |                                              ^
                                         +-> store ---------------------------------------+
+                          api  ->  delivery (MQTT, webhooks)  ->  store, core
 
 A module may import its own layer and the layers below it. ``client`` sits in the top layer beside
 cli, server and bench, and imports only core, cache and models (the library's types), never the
@@ -38,6 +39,7 @@ LAYERS: dict[str, int] = {
     "pipeline": 3,
     "store": 3,
     "runtime": 4,
+    "delivery": 4,
     "api": 5,
     "cli": 6,
     "server": 6,
@@ -49,6 +51,7 @@ LAYERS: dict[str, int] = {
 ONLY: dict[str, set[str]] = {
     "store": {"errors", "settings", "logs", "_lazy", "events", "store"},
     "pipeline": {"errors", "settings", "logs", "_lazy", "events", "cache", "models", "pipeline"},
+    "delivery": {"errors", "settings", "logs", "_lazy", "events", "netpolicy", "store", "delivery"},
     # the remote client: the library's result, stats and event types, never the server or a runtime
     "client": {"errors", "logs", "events", "cache", "models", "client"},
 }
