@@ -21,7 +21,8 @@ TIMEOUT = 60
 
 
 def _assigned(dets: Detections, tracker_id: np.ndarray) -> dict[int, int]:
-    return {int(c): int(t) for c, t in zip(dets.class_id.tolist(), tracker_id.tolist(), strict=True) if t >= 0}
+    pairs = zip(dets.class_id.tolist(), tracker_id.tolist(), strict=True)
+    return {int(c): int(t) for c, t in pairs if t >= 0}
 
 
 def test_the_generated_paths_cross_three_times() -> None:
@@ -42,8 +43,8 @@ def test_identity_switches_at_most_one_per_crossing_tracker_alone() -> None:
 
 def test_track_confirmation_and_end() -> None:
     tracker = ObjectTracker(min_hits=3, max_lost_frames=4)
-    one = Detections(np.array([[10, 10, 50, 50]], np.float32), np.array([0.8], np.float32), np.zeros(1, np.int32),
-                     None, ("car",))
+    one = Detections(np.array([[10, 10, 50, 50]], np.float32), np.array([0.8], np.float32),
+                     np.zeros(1, np.int32), None, ("car",))
     ids = []
     started = []
     for _ in range(5):
@@ -52,13 +53,13 @@ def test_track_confirmation_and_end() -> None:
         started.extend(up.started)
     assert ids[:2] == [-1, -1] and ids[2] > 0 and len(set(ids[2:])) == 1
     assert [s.track_id for s in started] == [ids[2]] and started[0].label == "car"
-    ended = []
-    for i in range(10):
+    ended: list = []
+    misses = 0
+    while not ended and misses < 10:
+        misses += 1
         ended.extend(tracker.update(Detections.empty()).ended)
-        if ended:
-            break
     assert [e.track_id for e in ended] == [ids[2]] and ended[0].box == (10.0, 10.0, 50.0, 50.0)
-    assert i + 1 <= 5 and tracker.live_count == 0
+    assert misses <= 5 and tracker.live_count == 0
 
 
 def test_labels_never_share_a_track() -> None:
