@@ -22,7 +22,7 @@ from aisp.api.errors import install_error_handlers
 from aisp.api.fastpath import FramesFastPath
 from aisp.api.lifecycle import Lifecycle
 from aisp.api.middleware import RequestMiddleware
-from aisp.api.routers import auth, cache, dashboard, frames, history, models, status, streams, tasks
+from aisp.api.routers import auth, cache, dashboard, events, frames, history, models, status, streams, tasks
 from aisp.api.schemas import COMMON_ERRORS
 from aisp.settings import Settings, load_settings
 
@@ -48,6 +48,8 @@ _TAGS = [
     {"name": "frames", "description": "Run models on one uploaded image."},
     {"name": "streams", "description": "Live streams: define, start, stop, watch (MJPEG, WebSocket)."},
     {"name": "tasks", "description": "Batch jobs over a video file or URL, persisted and resumable."},
+    {"name": "events", "description": "Discrete events (tracks, zones, lines, stream states): query, "
+     "snapshots, live WebSocket."},
     {"name": "auth", "description": "Who am I, and API key management (admin)."},
 ]
 
@@ -101,6 +103,8 @@ def create_app(
     app.include_router(tasks.router, **protected)
     app.include_router(auth.router, **protected)
     app.include_router(history.router, **protected)
+    app.include_router(events.router, **protected)
+    app.include_router(events.ws_router, responses=COMMON_ERRORS)  # own auth (WebSocket)
     # the dashboard page is open and asks for the key in JS; its data comes from the API
     app.include_router(dashboard.router)
     return app

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from aisp.api.event_fanout import EventFanout
 from aisp.api.metrics import ApiMetrics
 from aisp.errors import OverloadedError, StoreError
 from aisp.settings import Settings
@@ -108,6 +109,8 @@ class AppContext:
     auth: Any = None
     inference: InferencePool | None = None
     fast_path: Any = None  # the FramesFastPath middleware, once the app has built its stack
+    #: hands the runtime's events to the ``WS /ws/events`` clients (subscribed once the runtime exists)
+    event_fanout: EventFanout = field(default_factory=EventFanout)
     started_at: float = 0.0
     started_wall: float = field(default_factory=time.time)
     #: component -> "pending" | "running" | "done" | "failed" | "skipped"

@@ -9,8 +9,11 @@ Direct instruments (updated where things happen):
   (``origin="api"``) and from the stream results (``origin="stream"``).
 
 Live values (read at scrape time by :class:`_LiveCollector`, nothing to keep in sync): readiness,
-uptime, per-stream FPS, drops and latency quantiles, and the model cache's metrics
-(:class:`aisp.cache.CacheCollector`).
+uptime, per-stream FPS, drops and latency quantiles, the model cache's metrics
+(:class:`aisp.cache.CacheCollector`), and the events: ``aisp_zone_objects{stream,zone,label}``,
+``aisp_line_crossings_total{stream,line,label,direction}``, ``aisp_stream_events_total{stream,type}``
+and the event bus's ``aisp_event_deliveries_total{subscriber,outcome}``. Zone and line labels are
+bounded: at most 32 per zone or line (``aisp.pipeline.zones.MAX_LABEL_KEYS``), the rest as ``other``.
 """
 
 from __future__ import annotations
@@ -99,6 +102,7 @@ class _LiveCollector:
         try:
             yield from self._lifecycle(ctx)
             yield from self._streams(ctx)
+            yield from self._events(ctx)
             yield from self._cache(ctx)
         except Exception:  # a scrape must never fail the whole endpoint
             log.exception("metrics collection failed")
@@ -141,6 +145,35 @@ class _LiveCollector:
                 latency.add_metric([sid, q], value)
             running.add_metric([sid], 1.0 if view.state == "running" else 0.0)
         yield from (in_fps, out_fps, dropped, frames_in, frames_out, latency, running)
+
+    @staticmethod
+    def _events(ctx: LiveSource) -> Iterator[Metric]:
+        runtime = ctx.runtime
+        views = runtime.streams() if runtime is not None else []
+        zone = GaugeMetricFamily("aisp_zone_objects", "Tracked objects inside a zone now.",
+                                 labels=["stream", "zone", "label"])
+        line = CounterMetricFamily("aisp_line_crossings", "Line crossings by direction.",
+                                   labels=["stream", "line", "label", "direction"])
+        events = CounterMetricFamily("aisp_stream_events", "Events produced by tracking, zones and lines.",
+                                     labels=["stream", "type"])
+        for view in views:
+            a = view.analytics
+            for name, z in (a.get("zones") or {}).items():
+                for label, n in z["labels"].items():
+                    zone.add_metric([view.id, name, label], n)
+            for name, ln in (a.get("lines") or {}).items():
+                for label, per in ln["labels"].items():
+                    for direction in ("in", "out"):
+                        line.add_metric([view.id, name, label, direction], per[direction])
+            for kind, n in (a.get("events") or {}).items():
+                events.add_metric([view.id, kind], n)
+        bus = CounterMetricFamily("aisp_event_deliveries", "Events handed to each bus subscriber.",
+                                  labels=["subscriber", "outcome"])
+        for sub in runtime.events.stats() if runtime is not None else []:
+            bus.add_metric([sub.name, "delivered"], sub.delivered)
+            bus.add_metric([sub.name, "dropped"], sub.dropped)
+            bus.add_metric([sub.name, "failed"], sub.failed)
+        yield from (zone, line, events, bus)
 
     @staticmethod
     def _cache(ctx: LiveSource) -> Iterator[Metric]:

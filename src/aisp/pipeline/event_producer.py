@@ -69,11 +69,18 @@ class StreamAnalytics:
         self._last_frame: int | None = None
         self._track_ms = 0.0
         self._frames = 0
+        self._next_zones: ZoneTracker | None = None
+
+    def set_zones(self, zones: ZoneTracker) -> None:
+        """Use ``zones`` from the next frame on (any thread); their counts start from zero."""
+        self._next_zones = zones
 
     # --- per frame -------------------------------------------------------------------------
     def process(self, result: FrameResult) -> None:
         """Track ``result``'s detections (setting their ``tracker_id``) and emit its events."""
         t0 = time.perf_counter()
+        if self._next_zones is not None:
+            self.zones, self._next_zones = self._next_zones, None
         frame = result.frame
         offset = self._wall() - self._clock()
         wall = frame.captured_at + offset
