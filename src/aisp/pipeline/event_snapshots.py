@@ -211,7 +211,7 @@ class SnapshotWriter:
                 total -= size
                 deleted += 1
         for day in self.directory.iterdir():
-            if day.is_dir() and not any(day.iterdir()):
+            if day.is_dir() and re.fullmatch(r"\d{4}-\d{2}-\d{2}", day.name) and not any(day.iterdir()):
                 day.rmdir()
         with self._lock:
             self._deleted += deleted
