@@ -241,14 +241,23 @@ class _Counters:
         return "other"
 
 
-def _inside(poly: np.ndarray, x: float, y: float) -> bool:
-    """Ray casting (a point on an edge may count either way)."""
-    xs, ys = poly[:, 0], poly[:, 1]
-    xj, yj = np.roll(xs, 1), np.roll(ys, 1)
-    crosses = (ys > y) != (yj > y)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        at = (xj - xs) * (y - ys) / (yj - ys) + xs
-    return bool(np.count_nonzero(crosses & (x < at)) % 2)
+Edges = list[tuple[float, float, float, float]]
+
+
+def _edges(poly: np.ndarray) -> Edges:
+    """The polygon's edges as (x_i, y_i, x_j, y_j) with j = i - 1, as Python floats."""
+    pts = [(float(x), float(y)) for x, y in poly]
+    return [(*pts[i], *pts[i - 1]) for i in range(len(pts))]
+
+
+def _inside(edges: Edges, x: float, y: float) -> bool:
+    """Ray casting (a point on an edge may count either way); a few edges: plain Python is
+    faster than numpy here."""
+    inside = False
+    for xi, yi, xj, yj in edges:
+        if (yi > y) != (yj > y) and x < (xj - xi) * (y - yi) / (yj - yi) + xi:
+            inside = not inside
+    return inside
 
 
 def _side(a: Point, b: Point, p: Point) -> float:
@@ -269,7 +278,7 @@ class ZoneTracker:
         self.zones = list(zones)
         self.lines = list(lines)
         self._shape: tuple[int, int] | None = None
-        self._polys: list[np.ndarray] = []
+        self._polys: list[Edges] = []
         self._segs: list[tuple[Point, Point]] = []
         self._members: list[dict[int, _Member]] = [{} for _ in self.zones]
         self._last: dict[int, tuple[Point, list[float]]] = {}  # track -> (anchor, side per line)
@@ -285,7 +294,7 @@ class ZoneTracker:
             return
         h, w = shape
         self._polys = [
-            np.asarray([(x * w, y * h) if z.relative else (x, y) for x, y in z.polygon], np.float64)
+            _edges(np.asarray([(x * w, y * h) if z.relative else (x, y) for x, y in z.polygon], np.float64))
             for z in self.zones
         ]
         self._segs = []
