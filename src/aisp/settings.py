@@ -220,7 +220,8 @@ class Settings(BaseSettings):
         1024.0, gt=0, description="Total size of event snapshots; the oldest go first beyond it."
     )
     event_snapshot_queue: int = Field(
-        256, ge=1, le=100_000, description="Frames waiting for snapshots; beyond it events go without one."
+        32, ge=1, le=10_000, description="Frames held for snapshots (memory: each is a decoded frame); "
+        "beyond it events go without one."
     )
 
     # --- video out: HLS and push -------------------------------------------------------------

@@ -12,7 +12,8 @@ Live values (read at scrape time by :class:`_LiveCollector`, nothing to keep in 
 uptime, per-stream FPS, drops and latency quantiles, the model cache's metrics
 (:class:`aisp.cache.CacheCollector`), and the events: ``aisp_zone_objects{stream,zone,label}``,
 ``aisp_line_crossings_total{stream,line,label,direction}``, ``aisp_stream_events_total{stream,type}``
-and the event bus's ``aisp_event_deliveries_total{subscriber,outcome}``. Zone and line labels are
+the event bus's ``aisp_event_deliveries_total{subscriber,outcome}`` and
+``aisp_event_snapshots_total{outcome}``. Zone and line labels are
 bounded: at most 32 per zone or line (``aisp.pipeline.zones.MAX_LABEL_KEYS``), the rest as ``other``.
 """
 
@@ -173,7 +174,13 @@ class _LiveCollector:
             bus.add_metric([sub.name, "delivered"], sub.delivered)
             bus.add_metric([sub.name, "dropped"], sub.dropped)
             bus.add_metric([sub.name, "failed"], sub.failed)
-        yield from (zone, line, events, bus)
+        snaps = CounterMetricFamily("aisp_event_snapshots", "Event snapshots written, skipped (queue full) "
+                                    "or failed.", labels=["outcome"])
+        if runtime is not None and runtime.snapshots is not None:
+            st = runtime.snapshots.stats()
+            for outcome, n in (("written", st.written), ("skipped", st.skipped), ("failed", st.failed)):
+                snaps.add_metric([outcome], n)
+        yield from (zone, line, events, bus, snaps)
 
     @staticmethod
     def _cache(ctx: LiveSource) -> Iterator[Metric]:

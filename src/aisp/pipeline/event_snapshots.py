@@ -73,7 +73,7 @@ class SnapshotWriter:
         thumb_width: int = 320,
         keep_days: float = 7.0,
         max_bytes: int = 1 << 30,
-        queue_size: int = 256,
+        queue_size: int = 32,
         retention_interval: float = 600.0,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
