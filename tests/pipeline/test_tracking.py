@@ -158,3 +158,22 @@ def test_engine_tracks_a_generated_video_and_publishes_events(settings, tmp_path
     assert counts["lines"]["mid"] == {"in": 1, "out": 0, "labels": {"shape": {"in": 1, "out": 0}}}
     assert counts["zones"]["left"]["count"] == 0  # every track ended with the stream
     assert counts["events"]["cross"] == 1
+
+
+def test_stream_state_changes_are_events(settings) -> None:
+    from aisp.pipeline import MemorySource
+    from tests.pipeline.helpers import make_images
+
+    bus = EventBus()
+    got = _Collector()
+    bus.subscribe("test", got)
+    engine = Engine(settings, loader=FakeLoader(), workers=1, monitor_interval=None, events=bus)
+    stream = engine.add_stream(StreamSpec("bad", MemorySource(make_images(5), fail_after=2), ["fake"]),
+                               start=True)
+    assert stream.wait(TIMEOUT) and stream.state == "failed"
+    assert engine.shutdown(TIMEOUT)
+    assert got.wait(lambda evs: any(e.state == "failed" for e in evs))
+    bus.close()
+    states = [(e.type, e.stream_id, e.state) for e in got.events]
+    assert states == [("stream", "bad", "running"), ("stream", "bad", "failed")]
+    assert got.events[-1].message and got.events[-1].time > 0
