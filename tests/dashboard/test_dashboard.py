@@ -298,34 +298,6 @@ def test_wrong_key_is_refused_with_a_message(browser: Any, server: Server) -> No
         context.close()
 
 
-def test_server_stops_promptly_with_the_page_open(admin: Session, server: Server) -> None:
-    """Runs last: SIGTERM with the live feed and an MJPEG view open neither hangs nor errors.
-
-    The live feed is a WebSocket because uvicorn closes those on shutdown; the page then shows
-    that it lost the server and retries.
-    """
-    import signal
-    import subprocess
-
-    page = admin.page
-    page.locator('.stream[data-stream-id="demo"] img.mjpeg').wait_for(state="visible")
-    assert page.locator("#conn").text_content() == "live"
-    server.proc.send_signal(signal.SIGTERM)
-    try:
-        code = server.proc.wait(timeout=server_drain_budget())
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"aisp serve still running after SIGTERM with the dashboard open\n{server.log_tail()}")
-    assert code == 0, server.log_tail()
-    _until(page, "['offline', 'connecting'].includes(document.querySelector('#conn').textContent)")
-
-
-def server_drain_budget() -> float:
-    """The server's drain timeout (default 10 s) plus room for the interpreter to exit."""
-    from aisp.settings import Settings
-
-    return float(Settings.model_fields["drain_timeout_seconds"].default) + 10.0
-
-
 def test_zones_are_drawn_over_the_view_and_an_admin_draws_a_new_one(admin: Session, server: Server) -> None:
     import httpx
 
@@ -357,3 +329,31 @@ def test_zones_are_drawn_over_the_view_and_an_admin_draws_a_new_one(admin: Sessi
     assert httpx.delete(server.url + "/api/streams/zoned", headers=headers, timeout=30).status_code == 204
     card.wait_for(state="detached")
     assert admin.errors == [], "\n".join(admin.errors)
+
+
+def test_server_stops_promptly_with_the_page_open(admin: Session, server: Server) -> None:
+    """Runs last: SIGTERM with the live feed and an MJPEG view open neither hangs nor errors.
+
+    The live feed is a WebSocket because uvicorn closes those on shutdown; the page then shows
+    that it lost the server and retries.
+    """
+    import signal
+    import subprocess
+
+    page = admin.page
+    page.locator('.stream[data-stream-id="demo"] img.mjpeg').wait_for(state="visible")
+    assert page.locator("#conn").text_content() == "live"
+    server.proc.send_signal(signal.SIGTERM)
+    try:
+        code = server.proc.wait(timeout=server_drain_budget())
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"aisp serve still running after SIGTERM with the dashboard open\n{server.log_tail()}")
+    assert code == 0, server.log_tail()
+    _until(page, "['offline', 'connecting'].includes(document.querySelector('#conn').textContent)")
+
+
+def server_drain_budget() -> float:
+    """The server's drain timeout (default 10 s) plus room for the interpreter to exit."""
+    from aisp.settings import Settings
+
+    return float(Settings.model_fields["drain_timeout_seconds"].default) + 10.0

@@ -1,7 +1,8 @@
 // Zones and lines over each stream's live view: the shapes drawn in an SVG laid over the MJPEG
 // image (same box, same "contain" fit), each zone's current count and each line's in/out under
 // the view, and, for admins, "Draw zone": click points on the view, then save the polygon
-// (PUT /api/streams/{id}/zones, relative coordinates). Reads GET /api/streams/{id} every 2 s.
+// (PUT /api/streams/{id}/zones, relative coordinates). Reads GET /api/streams (one request for
+// every stream: no 404 for a stream removed meanwhile) every 2 s.
 
 import { api } from "./api.js";
 import { $$, el, toast } from "./ui.js";
@@ -147,17 +148,21 @@ async function saveDrawing(card) {
 }
 
 async function refresh() {
-  if (document.hidden) return;
-  for (const card of $$(".stream[data-stream-id]")) {
-    const id = card.dataset.streamId;
-    try {
-      const spec = await api(`/api/streams/${encodeURIComponent(id)}`);
-      const prev = state.get(id);
-      state.set(id, { spec, drawing: prev?.drawing ?? null });
-      draw(card);
-    } catch {
-      /* the stream went away or the key changed: the next round tries again */
-    }
+  const cards = $$(".stream[data-stream-id]");
+  if (document.hidden || !cards.length) return;
+  let list;
+  try {
+    list = (await api("/api/streams")).streams || [];
+  } catch {
+    return; /* signed out or the server is away: the next round tries again */
+  }
+  const byId = new Map(list.map((s) => [s.id, s]));
+  for (const card of cards) {
+    const spec = byId.get(card.dataset.streamId);
+    if (!spec) continue;
+    const prev = state.get(spec.id);
+    state.set(spec.id, { spec, drawing: prev?.drawing ?? null });
+    draw(card);
   }
 }
 
