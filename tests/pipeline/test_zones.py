@@ -46,6 +46,9 @@ def test_bad_lines_and_shared_names() -> None:
         StreamSpec("s", "x", ["fake"], zones=[SQUARE], lines=[{"name": "sq", "start": [0, 0], "end": [1, 1]}])
     assert info.value.details["field"] == "lines"
     with pytest.raises(ValidationError) as info:
+        StreamSpec("s", "x", ["fake"], zones=[SQUARE, {**SQUARE, "name": "b", "polygon": [[0, 0], [1, 1]]}])
+    assert info.value.details["field"] == "zones[1].polygon"
+    with pytest.raises(ValidationError) as info:
         StreamSpec("s", "x", ["fake"], track=False, zones=[SQUARE])
     assert info.value.details["field"] == "track"
 

@@ -79,3 +79,26 @@ def test_cursor_round_trip_and_garbage() -> None:
         with pytest.raises(ValidationError) as info:
             decode_cursor(bad)
         assert info.value.details["field"] == "cursor"
+
+
+def test_retention_worker_deletes_old_discrete_events() -> None:
+    from aisp.store import RetentionWorker
+
+    cutoffs: dict[str, float] = {}
+
+    def rec(name: str):
+        def delete(cutoff: float) -> int:
+            cutoffs[name] = cutoff
+            return 2 if name == "records" else 0
+        return delete
+
+    worker = RetentionWorker(rec("windows"), rec("snapshots"), event_retention_hours=1,
+                             snapshot_retention_hours=2, clock=lambda: 1_000_000.0,
+                             delete_records_before=rec("records"), records_retention_days=3)
+    result = worker.run_once()
+    assert result.records_deleted == 2
+    assert cutoffs == {"windows": 1_000_000.0 - 3600, "snapshots": 1_000_000.0 - 7200,
+                       "records": 1_000_000.0 - 3 * 86400}
+    with pytest.raises(ValidationError):
+        RetentionWorker(rec("w"), rec("s"), event_retention_hours=1, snapshot_retention_hours=1,
+                        records_retention_days=0)

@@ -89,8 +89,8 @@ class StreamSpec:
         if not isinstance(self.start_frame, int) or self.start_frame < 0:
             raise ValidationError("start_frame must be >= 0", field="start_frame", value=self.start_frame,
                                   expected="an integer >= 0")
-        self.zones = [z if isinstance(z, Zone) else parse_zones([z])[0] for z in self.zones or []]
-        self.lines = [ln if isinstance(ln, Line) else parse_lines([ln])[0] for ln in self.lines or []]
+        self.zones = parse_zones([z.to_dict() if isinstance(z, Zone) else z for z in self.zones or []])
+        self.lines = parse_lines([ln.to_dict() if isinstance(ln, Line) else ln for ln in self.lines or []])
         names = [z.name for z in self.zones] + [ln.name for ln in self.lines]
         dup = next((n for i, n in enumerate(names) if n in names[:i]), None)
         if dup is not None:
