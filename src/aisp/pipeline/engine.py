@@ -185,8 +185,7 @@ class Engine:
 
     def _state_changed(self, stream: Stream, state: str, error: str | None) -> None:
         """Every state change but ``starting`` becomes a ``stream`` event."""
-        offset = self._wall() - self.clock()
-        self._emit([Event("stream", stream.id, self.clock() + offset, state=state, message=error)], None)
+        self._emit([Event("stream", stream.id, self._wall(), state=state, message=error)], None)
 
     @staticmethod
     def _job(stream: Stream) -> WorkerJob:
