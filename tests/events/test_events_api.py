@@ -223,3 +223,18 @@ def test_every_published_event_is_stored_once(played: dict[str, Any], api: Harne
     assert len({e["id"] for e in played["events"]}) == len(played["events"])
     sub = next(s for s in api.ctx.runtime.events.stats() if s.name == "store")
     assert sub.dropped == 0 and sub.failed == 0
+
+
+def test_zones_are_restored_after_a_restart(tmp_path_factory: pytest.TempPathFactory) -> None:
+    data = tmp_path_factory.mktemp("restore")
+    body = {"id": "kept", "source": "demo:live", "models": ["fake"], "start": False,
+            "zones": [ZONE], "lines": [LINE]}
+    for harness in start_app(data):
+        assert harness.client.post("/api/streams", json=body).status_code == 201
+        r = harness.client.put("/api/streams/kept/zones", json={"zones": [], "lines": [LINE]})
+        assert r.status_code == 200 and r.json()["zones"] == []
+    for harness in start_app(data):
+        kept = harness.client.get("/api/streams/kept").json()
+        assert kept["track"] is True and kept["zones"] == []
+        assert [ln["name"] for ln in kept["lines"]] == ["mid"]
+        assert kept["lines"][0]["relative"] is True and kept["lines"][0]["end"] == [1.0, 0.6]
