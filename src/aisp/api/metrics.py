@@ -11,7 +11,7 @@ Direct instruments (updated where things happen):
 Live values (read at scrape time by :class:`_LiveCollector`, nothing to keep in sync): readiness,
 uptime, per-stream FPS, drops and latency quantiles, the model cache's metrics
 (:class:`aisp.cache.CacheCollector`), and the events: ``aisp_zone_objects{stream,zone,label}``,
-``aisp_line_crossings_total{stream,line,label,direction}``, ``aisp_stream_events_total{stream,type}``
+``aisp_line_crossings_total{stream,line,label,direction}``, ``aisp_stream_events_total{stream,type}``,
 the event bus's ``aisp_event_deliveries_total{subscriber,outcome}`` and
 ``aisp_event_snapshots_total{outcome}``. Zone and line labels are
 bounded: at most 32 per zone or line (``aisp.pipeline.zones.MAX_LABEL_KEYS``), the rest as ``other``.
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -41,6 +41,9 @@ class LiveSource(Protocol):
     def is_ready(self) -> bool: ...
 
     def uptime_s(self) -> float: ...
+
+    @property
+    def pixel_budget(self) -> Any: ...  # aisp.api.pixel_budget.PixelBudget | None
 
 __all__ = ["ApiMetrics", "CONTENT_TYPE_LATEST", "LiveSource"]
 
@@ -105,6 +108,7 @@ class _LiveCollector:
             yield from self._streams(ctx)
             yield from self._events(ctx)
             yield from self._cache(ctx)
+            yield from self._budget(ctx)
         except Exception:  # a scrape must never fail the whole endpoint
             log.exception("metrics collection failed")
 
@@ -181,6 +185,29 @@ class _LiveCollector:
             for outcome, n in (("written", st.written), ("skipped", st.skipped), ("failed", st.failed)):
                 snaps.add_metric([outcome], n)
         yield from (zone, line, events, bus, snaps)
+
+    @staticmethod
+    def _budget(ctx: LiveSource) -> Iterator[Metric]:
+        """The frames route's megapixel budget (``api/pixel_budget.py``)."""
+        budget = getattr(ctx, "pixel_budget", None)
+        if budget is None:
+            return
+        stats = budget.stats()
+        for name, doc, value in (
+            ("aisp_frames_pixels_in_flight", "Pixels of images being decoded or processed.", stats.in_use),
+            ("aisp_frames_pixels_budget", "The megapixel budget, in pixels.", stats.capacity),
+            ("aisp_frames_budget_waiting", "Requests waiting for the megapixel budget.", stats.waiting),
+        ):
+            gauge = GaugeMetricFamily(name, doc)
+            gauge.add_metric([], float(value))
+            yield gauge
+        for name, doc, value in (
+            ("aisp_frames_budget_timeouts", "503s after waiting for the budget.", stats.timeouts),
+            ("aisp_frames_budget_refused", "413s: images larger than the budget.", stats.refused),
+        ):
+            counter = CounterMetricFamily(name, doc)
+            counter.add_metric([], float(value))
+            yield counter
 
     @staticmethod
     def _cache(ctx: LiveSource) -> Iterator[Metric]:
