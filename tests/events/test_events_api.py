@@ -157,7 +157,7 @@ def test_stream_stats_and_metrics_show_the_counts(api: Harness, played: dict[str
 
 def test_websocket_pushes_live_events_with_filters(api: Harness) -> None:
     c = api.client
-    with c.websocket_connect(f"/ws/events?stream=ws1&type=stream&key={api.viewer}") as ws:
+    with c.websocket_connect("/ws/events?stream=ws1&type=stream", headers={"X-API-Key": api.viewer}) as ws:
         _poll(lambda: api.ctx.event_fanout.clients >= 1, "the client to be listening")
         assert c.post("/api/streams", json={"id": "other", "source": "demo:live", "models": ["fake"],
                                             "start": False}).status_code == 201
@@ -174,12 +174,17 @@ def test_websocket_pushes_live_events_with_filters(api: Harness) -> None:
     c.delete("/api/streams/other")
 
 
-@pytest.mark.parametrize(("query", "code"), [("key=wrong", 4401), ("type=bogus", 4400)])
-def test_websocket_errors(api: Harness, query: str, code: int) -> None:
+@pytest.mark.parametrize(("query", "key", "code"), [
+    ("", "wrong", 4401),
+    ("?key={viewer}", "", 4401),  # keys are never read from URLs
+    ("?type=bogus", "{viewer}", 4400),
+    ("?stream=" + "x" * 129, "{viewer}", 4400),
+])
+def test_websocket_errors(api: Harness, query: str, key: str, code: int) -> None:
     from starlette.websockets import WebSocketDisconnect
 
-    url = f"/ws/events?{query}" + ("" if "key=" in query else f"&key={api.viewer}")
-    with api.client.websocket_connect(url, headers={"X-API-Key": ""}) as ws:
+    url = "/ws/events" + query.format(viewer=api.viewer)
+    with api.client.websocket_connect(url, headers={"X-API-Key": key.format(viewer=api.viewer)}) as ws:
         body = json.loads(ws.receive_text())
         assert body["status"] == "error" and body["error"]["code"] == code - 4000
         with pytest.raises(WebSocketDisconnect) as exc:

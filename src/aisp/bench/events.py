@@ -129,7 +129,8 @@ def latency_run(settings: Settings, seconds: float) -> dict[str, Any]:
             stop = threading.Event()
 
             def client() -> None:
-                with connect(f"ws://127.0.0.1:{port}/ws/events?stream=live&key={key}") as ws:
+                with connect(f"ws://127.0.0.1:{port}/ws/events?stream=live",
+                             additional_headers={"X-API-Key": key}) as ws:
                     while not stop.is_set():
                         try:
                             msg = json.loads(ws.recv(timeout=0.5))

@@ -7,7 +7,7 @@ and live.
 - ``GET /api/events/{id}``; ``GET /api/events/{id}/snapshot`` (JPEG with the box drawn;
   ``?thumb=1`` for the thumbnail) and ``GET /api/events/{id}/thumbnail``;
 - ``WS /ws/events?stream=&label=&type=``: each event as ``{"type": "event", "event": {...}}``
-  (filters as for the list), with the key as for ``/ws/streams/{id}``.
+  (filters as for the list), authorised as ``/ws/streams/{id}`` is (header or ticket).
 
 Reads need a viewer key; the WebSocket checks the key before it does anything else.
 """
