@@ -30,6 +30,7 @@ EXTRAS: dict[str, str] = {
     "skimage": "demo",
     "psycopg": "postgres",
     "norfair": "track",
+    "paho": "mqtt",
 }
 
 

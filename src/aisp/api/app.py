@@ -35,6 +35,7 @@ from aisp.api.routers import (
     status,
     streams,
     tasks,
+    webhooks,
 )
 from aisp.api.schemas import COMMON_ERRORS
 from aisp.settings import Settings, load_settings
@@ -66,6 +67,7 @@ _TAGS = [
     {"name": "events", "description": "Discrete events (tracks, zones, lines, stream states): query, "
      "snapshots, live WebSocket."},
     {"name": "auth", "description": "Who am I, and API key management (admin)."},
+    {"name": "webhooks", "description": "Events out: webhooks (admin) and MQTT/webhook delivery accounting."},
 ]
 
 def create_app(
@@ -123,6 +125,8 @@ def create_app(
     app.include_router(history.router, **protected)
     app.include_router(events.router, **protected)
     app.include_router(events.ws_router, responses=COMMON_ERRORS)  # own auth (WebSocket)
+    app.include_router(webhooks.router, **protected)
+    app.include_router(webhooks.delivery_router, **protected)
     # the dashboard page is open and asks for the key in JS; its data comes from the API
     app.include_router(dashboard.router)
     return app

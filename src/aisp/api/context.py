@@ -114,6 +114,8 @@ class AppContext:
     fast_path: Any = None  # the FramesFastPath middleware, once the app has built its stack
     #: hands the runtime's events to the ``WS /ws/events`` clients (subscribed once the runtime exists)
     event_fanout: EventFanout = field(default_factory=EventFanout)
+    #: MQTT and webhooks (aisp.delivery.DeliveryService), once started
+    delivery: Any = None
     started_at: float = 0.0
     started_wall: float = field(default_factory=time.time)
     #: component -> "pending" | "running" | "done" | "failed" | "skipped"

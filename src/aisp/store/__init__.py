@@ -3,7 +3,8 @@
 
 Persisted: API keys (hashed), batch tasks (a state machine with progress), stream
 definitions, detection summaries per window and discrete events (appeared, enter, cross, ...;
-both written by non-blocking batched writers) and periodic performance snapshots. See ``docs/store.md``.
+both written by non-blocking batched writers), periodic performance snapshots, and webhooks with
+their delivery log. See ``docs/store.md``.
 
 This package imports SQLAlchemy; ``import aisp`` never imports it.
 """
@@ -20,6 +21,7 @@ from aisp.store.snapshots import METRICS, SnapshotPoint, SnapshotRepository, Sna
 from aisp.store.store import Store
 from aisp.store.stream_repo import StreamRecord, StreamRepository
 from aisp.store.task_repo import TASK_STATES, TaskRecord, TaskRepository
+from aisp.store.webhook_repo import DELIVERY_STATES, DeliveryRecord, WebhookRecord, WebhookRepository
 
 __all__ = [
     "Store",
@@ -48,5 +50,9 @@ __all__ = [
     "Snapshotter",
     "RetentionResult",
     "RetentionWorker",
+    "WebhookRecord",
+    "WebhookRepository",
+    "DeliveryRecord",
+    "DELIVERY_STATES",
 ]
 

@@ -9,6 +9,7 @@
     store.event_writer.submit(event)      # discrete events (aisp.events.Event), never blocks
     store.event_records.query(stream_id="cam1", types=["enter"])
     store.snapshots.query("fps", since)   # charts
+    store.webhooks.create(url, secret=...) # webhooks and their delivery log
     store.close()
 
 ``open()`` applies the Alembic migrations, then starts the event writer and the retention
@@ -34,6 +35,7 @@ from aisp.store.retention import RetentionWorker
 from aisp.store.snapshots import SnapshotRepository, Snapshotter
 from aisp.store.stream_repo import StreamRepository
 from aisp.store.task_repo import TaskRepository
+from aisp.store.webhook_repo import WebhookRepository
 
 __all__ = ["Store"]
 
@@ -64,6 +66,7 @@ class Store:
         self._streams: StreamRepository | None = None
         self._event_log: EventRepository | None = None
         self._snapshots: SnapshotRepository | None = None
+        self._webhooks: WebhookRepository | None = None
         self._events: EventWriter | None = None
         self._event_records: EventRecordRepository | None = None
         self._event_writer: EventWriter | None = None
@@ -100,6 +103,7 @@ class Store:
         self._streams = StreamRepository(db, clock=self._clock)
         self._event_log = EventRepository(db)
         self._snapshots = SnapshotRepository(db, clock=self._clock)
+        self._webhooks = WebhookRepository(db, clock=self._clock)
         s = self.settings
         self._events = EventWriter(self._event_log.insert_many, buffer_size=s.event_buffer_size,
                                    **self._event_opts)
@@ -195,6 +199,10 @@ class Store:
     @property
     def snapshots(self) -> SnapshotRepository:
         return self._need(self._snapshots)
+
+    @property
+    def webhooks(self) -> WebhookRepository:
+        return self._need(self._webhooks)
 
     # --- status ----------------------------------------------------------------------------------
     def ping(self) -> bool:
