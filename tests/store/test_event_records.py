@@ -23,7 +23,7 @@ def test_migration_0002_keeps_the_window_summaries(db_url, settings) -> None:
         with db.engine.begin() as conn:
             conn.execute(text("INSERT INTO events (stream_id, window_start, window_end, frames, detections, "
                               "labels) VALUES ('cam', :t, :t, 5, 2, '{\"face\": 2}')"), {"t": now})
-        assert upgrade(db) == ("0001", "0002")
+        assert upgrade(db, "0002") == ("0001", "0002")
     finally:
         db.dispose()
     with Store(db_url, settings=settings) as store:
