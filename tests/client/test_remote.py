@@ -262,3 +262,26 @@ def test_the_keys_never_reach_the_server_log(remote: Remote) -> None:
     text = remote.server.log_text()
     assert "Uvicorn running" in text
     assert remote.admin not in text and remote.viewer not in text
+
+
+def test_events_pages_against_the_server(client: Client) -> None:
+    """Stream state changes are stored as ``stream`` events: read them back through the pages."""
+    import time
+
+    for i in range(3):
+        client.streams.create("demo:live", ["fake"], id=f"ev{i}", max_fps=5)
+        client.streams.delete(f"ev{i}")
+    deadline = time.monotonic() + 30
+    events = []
+    while time.monotonic() < deadline:  # the store writes events in batches: poll until they land
+        events = list(client.events(type="stream", page_size=2))
+        if len({e.stream_id for e in events if e.stream_id.startswith("ev")}) == 3:
+            break
+        time.sleep(0.2)
+    ours = [e for e in events if e.stream_id.startswith("ev")]
+    assert {e.stream_id for e in ours} == {"ev0", "ev1", "ev2"}
+    assert all(e.type == "stream" and e.state for e in ours)
+    assert len({e.id for e in events}) == len(events)  # no event twice across the pages
+    one = list(client.events(stream="ev1", type="stream", page_size=1))
+    assert one and all(e.stream_id == "ev1" for e in one)
+    assert len(list(client.events(type="stream", page_size=1, max_events=2))) == 2
