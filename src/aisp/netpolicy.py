@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from aisp.errors import SourceNotAllowedError, ValidationError
 if TYPE_CHECKING:
     from aisp.settings import Settings
 
-__all__ = ["SourcePolicy", "redact_url", "is_loopback_host", "Resolver"]
+__all__ = ["SourcePolicy", "redact_url", "redact_text", "is_loopback_host", "Resolver"]
 
 #: resolve a host name to its IP addresses (injected in tests)
 Resolver = Callable[[str], list[str]]
@@ -46,7 +47,7 @@ _IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 #: names that are local (so a "file" source) rather than URLs
-_PSEUDO_SOURCES = frozenset({"demo"})
+_PSEUDO_SOURCES = frozenset({"demo", "demo:live"})
 
 
 def _system_resolver(host: str) -> list[str]:
@@ -110,6 +111,19 @@ def redact_url(url: str) -> str:
     userinfo, _, hostport = netloc.rpartition("@")
     user = userinfo.split(":", 1)[0]
     return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
+
+
+#: ``scheme://user:password@`` anywhere in a text (the password ends at the last "@" before the
+#: host; it may hold ":" or "/" but no whitespace or quote)
+_USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^\s/@:'\"]*):([^\s'\"]*)@")
+
+
+def redact_text(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@`` in it replaced by ``***``
+    (error messages and log lines that quote a URL)."""
+    if not isinstance(text, str) or "@" not in text or "://" not in text:
+        return text
+    return _USERINFO_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}:***@", text)
 
 
 @dataclass(frozen=True)
@@ -178,8 +192,8 @@ class SourcePolicy:
     def check_source(self, source: str) -> str:
         """Return the source to open (a resolved file path, or the URL), or raise.
 
-        ``demo`` and camera indexes are not media the API may name: cameras are refused
-        (``AISP_SOURCE_SCHEMES`` has no scheme for them); ``demo`` passes unchanged.
+        Camera indexes and devices are not media the API may name: they are refused
+        (``AISP_SOURCE_SCHEMES`` has no scheme for them); ``demo`` and ``demo:live`` pass unchanged.
         """
         if not isinstance(source, str) or not source.strip():
             raise ValidationError("source: expected a non-empty string", field="source")

@@ -16,7 +16,21 @@ write in frame order, so what is on disk is always a prefix: no frame is lost or
 with any ``every`` or ``max_fps``. A resumed attempt's video (``annotated.part-<start>.mp4``) is
 appended to ``annotated.mp4`` without re-encoding (:mod:`aisp.api.videojoin`).
 
-On shutdown the running task is stopped and marked ``interrupted`` (so a retry resumes it).
+Up to ``task_concurrency`` tasks run at once, each on its own runner thread, so one slow or stuck
+task does not hold the others; a task that reads and processes no new frame for
+``task_stall_timeout_seconds`` fails as stalled. A task's source goes through the source policy
+(:mod:`aisp.api.sources`) each time it is opened; a URL of finite media (its container announces
+a duration) is read once to its end, like a file.
+
+The annotated video is fragmented MP4 (:class:`~aisp.pipeline.sinks.VideoSink`), readable up to
+its last complete fragment (at most a second) after a crash. Before a resumed attempt, the saved
+segments are joined and cut to the frames whose events were saved, so the video and the events
+agree and no frame is written twice.
+
+``DELETE /api/tasks/{id}`` cancels a task if it runs and removes its outputs and record; finished
+tasks older than ``task_retention_days`` are removed the same way by the store's retention sweep.
+
+On shutdown the running tasks are stopped and marked ``interrupted`` (so a retry resumes them).
 """
 
 from __future__ import annotations
@@ -24,14 +38,18 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import shutil
 import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from aisp.api.context import AppContext
-from aisp.api.videojoin import join_segments
+from aisp.api.sources import api_source
+from aisp.api.videojoin import count_frames, join_segments
 from aisp.errors import AISPError, ConflictError, OverloadedError
+from aisp.netpolicy import redact_text, redact_url
 
 __all__ = ["TaskRunner", "task_view"]
 
@@ -52,7 +70,7 @@ def task_view(rec: Any, task_dir: Path | None = None) -> dict[str, Any]:
     out = {
         "id": rec.id,
         "state": rec.state,
-        "source": rec.source,
+        "source": redact_url(rec.source),
         "models": list(rec.models),
         "params": dict(rec.params or {}),
         "progress": 0.0 if progress is None else float(progress),
@@ -60,7 +78,7 @@ def task_view(rec: Any, task_dir: Path | None = None) -> dict[str, Any]:
         "frames_total": rec.frames_total,
         "fps": rec.fps,
         "eta_s": None if rec.eta_seconds is None else round(rec.eta_seconds, 2),
-        "error": rec.error,
+        "error": None if rec.error is None else redact_text(rec.error),
         "result": rec.result,
         "attempts": rec.attempts,
         "created_at": _iso(rec.created_at),
@@ -86,13 +104,20 @@ class TaskRunner:
         self._queue: queue.Queue[str | None] = queue.Queue(maxsize=_QUEUE_MAX)
         self._cancel: dict[str, threading.Event] = {}
         self._shutdown_ids: set[str] = set()
-        self._current: str | None = None
+        self._running: set[str] = set()
         self._pending = 0  # queued or running, counted from enqueue to the end of its run
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="aisp-tasks", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"aisp-tasks-{i}", daemon=True)
+            for i in range(ctx.settings.task_concurrency)
+        ]
+        for thread in self._threads:
+            thread.start()
+        retention = getattr(self.store, "retention", None)
+        if retention is not None and ctx.settings.task_retention_days > 0:
+            retention.add_job("tasks", self.sweep)
 
     def task_dir(self, task_id: str) -> Path:
         return self.root / task_id
@@ -103,7 +128,7 @@ class TaskRunner:
             raise OverloadedError(f"task queue full ({_QUEUE_MAX} queued); retry later", retry_after=5)
         rec = self.store.tasks.create(source=source, models=models, params=params)
         self._enqueue(rec.id)
-        log.info("task %s queued: %s with %s", rec.id, source, models)
+        log.info("task %s queued: %s with %s", rec.id, redact_url(source), models)
         return rec
 
     def _enqueue(self, task_id: str) -> None:
@@ -129,7 +154,7 @@ class TaskRunner:
             )
         with self._lock:
             ev = self._cancel.get(task_id)
-            running = self._current == task_id
+            running = task_id in self._running
         if ev is not None:
             ev.set()
         if not running:  # queued or interrupted: no thread to tell
@@ -142,6 +167,54 @@ class TaskRunner:
         log.info("task %s queued again (resumes at frame %s)", task_id, rec.frames_done)
         return rec
 
+    def delete(self, task_id: str, timeout: float | None = None) -> None:
+        """Cancel the task if it is queued or running, then remove its outputs and its record.
+
+        404 for an unknown task; 503 (retry) if a running task did not stop within ``timeout``
+        (default: the drain timeout)."""
+        rec = self.store.tasks.get(task_id)
+        with self._lock:
+            ev = self._cancel.get(task_id)
+            running = task_id in self._running
+        if ev is not None:
+            ev.set()
+        if running:
+            wait = self.ctx.settings.drain_timeout_seconds if timeout is None else timeout
+            with self._idle:
+                stopped = self._idle.wait_for(lambda: task_id not in self._running, wait)
+            if not stopped:
+                raise OverloadedError(f"task '{task_id}' is still stopping; retry the delete", retry_after=1)
+        elif rec.state == "queued":
+            self.store.tasks.cancel(task_id)
+        self._remove(task_id)
+        log.info("task %s deleted", task_id)
+
+    def _remove(self, task_id: str) -> None:
+        task_dir = self.task_dir(task_id)
+        if task_dir.parent == self.root and task_dir.exists():  # ids come from the store: no "..", no "/"
+            shutil.rmtree(task_dir, ignore_errors=True)
+        self.store.tasks.delete(task_id)
+        with self._lock:
+            self._cancel.pop(task_id, None)
+
+    def sweep(self, now: float | None = None) -> int:
+        """Delete finished tasks (completed, failed, cancelled) older than ``task_retention_days``:
+        their outputs and their records. The store's retention worker calls this periodically."""
+        days = self.ctx.settings.task_retention_days
+        if days <= 0:
+            return 0
+        cutoff = (time.time() if now is None else now) - days * 86400.0
+        removed = 0
+        for task_id in self.store.tasks.finished_before(cutoff):
+            try:
+                self._remove(task_id)
+                removed += 1
+            except AISPError as exc:  # retried or deleted meanwhile
+                log.debug("task retention skipped %s: %s", task_id, exc)
+        if removed:
+            log.info("task retention deleted %s finished task(s) older than %g days", removed, days)
+        return removed
+
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until no task is queued or running (tests, shutdown)."""
         with self._idle:
@@ -150,14 +223,19 @@ class TaskRunner:
     def shutdown(self, timeout: float = 5.0) -> None:
         self._stopping.set()
         with self._lock:
-            current = self._current
-            if current is not None:
+            for current in self._running:
                 self._shutdown_ids.add(current)
                 ev = self._cancel.get(current)
                 if ev is not None:
                     ev.set()
-        self._queue.put(None)
-        self._thread.join(timeout)
+        for _ in self._threads:
+            try:
+                self._queue.put_nowait(None)
+            except queue.Full:  # the threads see _stopping at their next task
+                break
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     # --- the runner thread -----------------------------------------------------------------
     def _loop(self) -> None:
@@ -171,7 +249,7 @@ class TaskRunner:
                 log.exception("task %s crashed the runner step", task_id)
             finally:
                 with self._idle:
-                    self._current = None
+                    self._running.discard(task_id)  # type: ignore[arg-type]
                     if task_id is not None:
                         self._pending -= 1
                     self._idle.notify_all()
@@ -182,7 +260,7 @@ class TaskRunner:
         if rec is None or rec.state != "queued":
             return
         with self._lock:
-            self._current = task_id
+            self._running.add(task_id)
             cancel = self._cancel.setdefault(task_id, threading.Event())
         if cancel.is_set():
             self.store.tasks.cancel(task_id)
@@ -192,6 +270,14 @@ class TaskRunner:
         params = dict(rec.params or {})
         every = int(params.get("every") or 1)
         start, kept = _resume_point(out, every)  # source frame to start at, frames already saved
+        if params.get("video", True) and kept:
+            in_video = _video_frames(out)
+            if in_video < kept:  # the crash cut the video's last fragment: redo those frames too
+                _cut_events(out, in_video)
+                start, kept = _resume_point(out, every)
+            _prepare_video(out, kept)
+        elif params.get("video", True):
+            _prepare_video(out, 0)
         events_path = out / f"events.part-{start:09d}.jsonl"
         video_path = (
             (out / (VIDEO if start == 0 else f"annotated.part-{start:09d}.mp4"))
@@ -207,9 +293,14 @@ class TaskRunner:
                 task_id, kept + int(done), None if total is None else kept + int(total), fps
             )
 
+        stall = self.ctx.settings.task_stall_timeout_seconds
+        source = None
         try:
+            # a URL of finite media is read like a file; opened here so the engine knows which
+            source = api_source(self.ctx, rec.source, finite_ends=True, read_timeout=min(10.0, stall + 2.0))
+            source.open()
             summary = self.ctx.require_runtime().run_job(
-                rec.source,
+                source,
                 list(rec.models),
                 out_video=video_path,
                 events_path=events_path,
@@ -218,8 +309,11 @@ class TaskRunner:
                 on_progress=on_progress,
                 cancel=cancel,
                 start_frame=start,
+                stall_timeout=stall,
             )
         except Exception as exc:  # noqa: BLE001 - any failure ends the task, with its message
+            if source is not None:
+                source.close()  # idempotent; the engine closes it too once it owns it
             _fold_events(out)
             _join_video(out)
             msg = exc.message if isinstance(exc, AISPError) else f"{type(exc).__name__}: {exc}"
@@ -296,6 +390,59 @@ def _resume_point(task_dir: Path, every: int = 1) -> tuple[int, int]:
                 continue
             count += 1
     return (last + every if count else 0), count
+
+
+def _video_segments(task_dir: Path) -> list[Path]:
+    main = task_dir / VIDEO
+    return ([main] if main.exists() else []) + sorted(task_dir.glob("annotated.part-*.mp4"))
+
+
+def _video_frames(task_dir: Path) -> int:
+    """Frames readable in the task's video segments (one per saved event when nothing was lost)."""
+    return sum(count_frames(seg) for seg in _video_segments(task_dir))
+
+
+def _cut_events(task_dir: Path, keep: int) -> None:
+    """Keep the first ``keep`` lines of ``events.jsonl`` (the frames the video also holds)."""
+    path = task_dir / EVENTS
+    if not path.exists():
+        return
+    tmp = path.with_suffix(".cut")
+    with open(path, encoding="utf-8", errors="replace") as src, open(tmp, "w", encoding="utf-8") as dst:
+        for n, line in enumerate(src):
+            if n >= keep:
+                break
+            dst.write(line)
+    tmp.replace(path)
+    log.info("task %s: events cut to the %s frames the video holds; the rest are processed again",
+             task_dir.name, keep)
+
+
+def _prepare_video(task_dir: Path, kept: int) -> None:
+    """Before an attempt: join what earlier attempts left (a crash leaves a segment unjoined) and
+    cut it to the ``kept`` frames whose events were saved, so that the resumed attempt's frames
+    follow on without a gap or a repeat (the video may hold up to one fragment fewer)."""
+    main = task_dir / VIDEO
+    parts = sorted(task_dir.glob("annotated.part-*.mp4"))
+    segments = _video_segments(task_dir)
+    if not segments:
+        return
+    if kept == 0:  # nothing saved: start the video over
+        for seg in segments:
+            seg.unlink(missing_ok=True)
+        return
+    try:
+        if not parts and count_frames(main) <= kept:
+            return
+        _joined, skipped = join_segments(segments, main, max_frames=kept)
+    except Exception:  # noqa: BLE001 - the events are the primary output
+        log.exception("could not prepare the video of %s for the resumed attempt", task_dir.name)
+        return
+    for seg in skipped:
+        log.warning("task %s: video segment %s is unreadable; its frames are left out",
+                    task_dir.name, seg.name)
+    for part in parts:
+        part.unlink(missing_ok=True)
 
 
 def _join_video(task_dir: Path) -> list[str]:
