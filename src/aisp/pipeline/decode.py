@@ -51,7 +51,8 @@ def safe_options(target: str) -> dict[str, str]:
     scheme with no whitelist (the source policy refuses those first).
     """
     scheme = target.split("://", 1)[0].lower() if "://" in target else "file"
-    allowed = PROTOCOL_WHITELISTS.get(scheme)
+    # "file" is for plain (resolved) paths only: a file:// URL never reaches a decoder from the API
+    allowed = None if scheme == "file" and "://" in target else PROTOCOL_WHITELISTS.get(scheme)
     if allowed is None:
         raise SourceError(f"no protocol whitelist for scheme {scheme!r}", source=redact_url(target),
                           details={"phase": "open"})
