@@ -164,10 +164,12 @@ def test_schemes_and_hosts_are_refused_and_nothing_is_contacted(served) -> None:
                      "AISP_SOURCE_SCHEMES")
         for source in (f"http://127.0.0.1:{port}/", f"rtsp://localhost:{port}/x", f"http://[::1]:{port}/",
                        "http://169.254.169.254/latest/meta-data/", f"http://127.0.0.1.nip.io:{port}/"):
-            _refused(client.post("/api/streams", json={"source": source, "models": ["fake"]}), "AISP_SOURCE_HOSTS")
-            _refused(client.post("/api/tasks", json={"source": source, "models": ["fake"]}), "AISP_SOURCE_HOSTS")
+            body = {"source": source, "models": ["fake"]}
+            _refused(client.post("/api/streams", json=body), "AISP_SOURCE_HOSTS")
+            _refused(client.post("/api/tasks", json=body), "AISP_SOURCE_HOSTS")
         # demuxer options in an allowed URL are refused too (no setting allows them)
-        r = client.post("/api/streams", json={"source": f"rtsp://127.0.0.2:{port}/x?listen=1", "models": ["fake"]})
+        body = {"source": f"rtsp://127.0.0.2:{port}/x?listen=1", "models": ["fake"]}
+        r = client.post("/api/streams", json=body)
         assert r.status_code == 403 and "listen" in r.json()["error"]["message"], r.text
         with pytest.raises(BlockingIOError):
             internal.accept()  # no connection ever reached the internal service
@@ -230,12 +232,14 @@ def test_camera_passwords_and_control_characters_never_reach_a_reader_or_the_log
 
     bodies = [client.get(path).text for path in (
         "/api/streams", "/api/streams/cam", "/api/tasks", f"/api/tasks/{task['id']}", "/api/status",
-        "/api/status/performance", "/api/history", "/api/history/events", "/metrics", "/api/tasks?state=failed",
+        "/api/status/performance", "/api/history", "/api/history/events", "/metrics",
+        "/api/tasks?state=failed",
     )]
     from websockets.sync.client import connect
 
     ws_url = server.base.replace("http://", "ws://") + "/ws/live"
-    with connect(ws_url, additional_headers={"X-API-Key": client.headers["X-API-Key"]}, open_timeout=30) as ws:
+    headers = {"X-API-Key": client.headers["X-API-Key"]}
+    with connect(ws_url, additional_headers=headers, open_timeout=30) as ws:
         summary = ws.recv(timeout=30)
     bodies.append(str(summary))
     for body in bodies:

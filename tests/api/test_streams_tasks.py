@@ -101,10 +101,13 @@ def test_stream_bad_input(api: Harness) -> None:
     assert_error(c.post("/api/streams", json={"source": "demo:live", "models": ["nope"]}), 404, "NOT_FOUND")
     assert_error(c.post("/api/streams", json={"source": "demo", "models": []}), 400, "VALIDATION_ERROR")
     missing = str(api.settings.data_dir.parent / "no-such-file.mp4")  # inside the media dir
-    err = assert_error(c.post("/api/streams", json={"source": missing, "models": ["fake"]}), 422, "SOURCE_ERROR")
+    r = c.post("/api/streams", json={"source": missing, "models": ["fake"]})
+    err = assert_error(r, 422, "SOURCE_ERROR")
     assert "no-such" not in err["message"] and "not found" not in err["message"]  # one text for all
     assert_error(
-        c.post("/api/streams", json={"source": "/no/such/file.mp4", "models": ["fake"]}), 403, "SOURCE_NOT_ALLOWED"
+        c.post("/api/streams", json={"source": "/no/such/file.mp4", "models": ["fake"]}),
+        403,
+        "SOURCE_NOT_ALLOWED",
     )
     assert_error(
         c.post("/api/streams", json={"id": "bad id!", "source": "demo", "models": ["fake"]}),

@@ -105,7 +105,8 @@ def _refused(src: PolicySource) -> str:
 def test_safe_options_whitelist_protocols_per_scheme_and_follow_no_redirect() -> None:
     assert safe_options("/media/clip.mp4") == {"protocol_whitelist": "file"}
     http_opts = safe_options("http://cam.lan/video.mjpg")
-    assert http_opts["protocol_whitelist"] == PROTOCOL_WHITELISTS["http"] and http_opts["max_redirects"] == "0"
+    assert http_opts["protocol_whitelist"] == PROTOCOL_WHITELISTS["http"]
+    assert http_opts["max_redirects"] == "0"
     assert "file" not in http_opts["protocol_whitelist"].split(",")
     assert safe_options("rtsp://cam.lan/live")["rtsp_transport"] == "tcp"
     for scheme in ("tcp", "udp", "concat", "pipe", "data", "file"):
