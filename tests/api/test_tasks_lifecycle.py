@@ -155,7 +155,8 @@ def test_a_server_that_stops_sending_fails_the_task_as_stalled(app: Harness, cam
     cameras.append(cam)
     body = _wait_task(app, _submit(app, cam.url, video=False))
     assert body["state"] == "failed", body
-    assert body["error"].startswith("stalled: no new frame for") and "task_stall_timeout_seconds=2" in body["error"]
+    assert body["error"].startswith("stalled: no new frame for"), body
+    assert "task_stall_timeout_seconds=2" in body["error"]
 
 
 def test_finite_media_over_http_ends_with_every_frame(app: Harness, cameras, tmp_path: Path) -> None:
@@ -193,7 +194,8 @@ def test_one_stuck_task_does_not_hold_the_others(tmp_path: Path, cameras) -> Non
 def test_streams_beyond_max_streams_are_refused_stopped_ones_count(app: Harness) -> None:
     c = app.client
     for i in range(3):
-        r = c.post("/api/streams", json={"id": f"lim{i}", "source": "demo", "models": ["fake"], "start": False})
+        body = {"id": f"lim{i}", "source": "demo", "models": ["fake"], "start": False}
+        r = c.post("/api/streams", json=body)
         assert r.status_code == 201, r.text
     err = assert_error(c.post("/api/streams", json={"id": "lim3", "source": "demo", "models": ["fake"]}),
                        409, "CONFLICT")
@@ -208,7 +210,8 @@ def test_streams_beyond_max_streams_are_refused_stopped_ones_count(app: Harness)
 # --- item 18 ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("bad", ["..", ".", ".hidden", "a/b", "../x", "x\ny", "x\x00", "-x", "a" * 65, ""])
 def test_stream_ids_that_are_not_plain_names_are_refused(app: Harness, bad: str) -> None:
-    r = app.client.post("/api/streams", json={"id": bad, "source": "demo", "models": ["fake"], "start": False})
+    body = {"id": bad, "source": "demo", "models": ["fake"], "start": False}
+    r = app.client.post("/api/streams", json=body)
     err = assert_error(r, 400, "VALIDATION_ERROR")
     assert err["details"]["field"] == "id", err
 
@@ -227,7 +230,8 @@ def test_delete_a_task_removes_its_outputs_and_record(app: Harness, tmp_path: Pa
     assert_error(c.delete("/api/tasks/..%2F..%2Fetc"), 404, "NOT_FOUND")
 
 
-def test_retention_removes_finished_tasks_older_than_task_retention_days(app: Harness, tmp_path: Path) -> None:
+def test_retention_removes_finished_tasks_older_than_task_retention_days(app: Harness, tmp_path: Path
+                                                                        ) -> None:
     runner, store = app.ctx.tasks, app.ctx.store
     old = _submit(app, str(write_video(tmp_path / "old.mp4", n=3)))
     assert _wait_task(app, old)["state"] == "completed"
@@ -244,7 +248,8 @@ def test_retention_removes_finished_tasks_older_than_task_retention_days(app: Ha
 
 
 # --- item 12 ----------------------------------------------------------------------------------
-def test_a_folder_of_mixed_size_images_makes_one_video_of_the_first_size(app: Harness, tmp_path: Path) -> None:
+def test_a_folder_of_mixed_size_images_makes_one_video_of_the_first_size(app: Harness, tmp_path: Path
+                                                                         ) -> None:
     import av
     import cv2
 
