@@ -20,6 +20,7 @@ from aisp.pipeline.sinks import (
     Sink,
     VideoSink,
 )
+from aisp.pipeline.policy_source import PolicySource
 from aisp.pipeline.source_factory import open_source
 from aisp.pipeline.sources import (
     ImageSource,
@@ -43,6 +44,7 @@ __all__ = [
     "ImageSource",
     "UrlSource",
     "open_source",
+    "PolicySource",
     "Engine",
     "Loader",
     "Stream",
