@@ -254,3 +254,20 @@ def test_camera_passwords_and_control_characters_never_reach_a_reader_or_the_log
     assert PASSWORD not in log
     assert not [line for line in log.splitlines() if line.startswith("FORGED")]
     assert "\x00" not in log
+
+
+def test_the_cli_is_not_restricted(tmp_path: Path) -> None:
+    """``aisp run`` runs as the local user: a file outside every media dir opens."""
+    import subprocess
+    import sys
+
+    (tmp_path / "outside").mkdir()
+    video = write_video(tmp_path / "outside" / "clip.mp4", n=7)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AISP_")}
+    env.update({"AISP_DATA_DIR": str(tmp_path / "data"), "AISP_MEDIA_DIRS": str(tmp_path / "media")})
+    out = tmp_path / "events.jsonl"
+    cmd = [sys.executable, "-m", "aisp", "run", str(video), "--model", "fake", "--events", str(out)]
+    proc = subprocess.run(cmd,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert len(out.read_text().splitlines()) == 7

@@ -18,6 +18,7 @@ ones included. What the manager shows (``source``, ``last_error``) has URL passw
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import threading
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from aisp.api import modelops
 from aisp.api.context import AppContext
 from aisp.api.sources import api_source, check_source
-from aisp.errors import ConflictError, NotFoundError
+from aisp.errors import ConflictError, NotFoundError, ValidationError
 from aisp.netpolicy import redact_text, redact_url
 
 if TYPE_CHECKING:  # the pipeline pulls numpy: imported when the first stream is added
@@ -36,6 +37,8 @@ __all__ = ["StreamManager", "DEMO_STREAM"]
 log = logging.getLogger("aisp.api")
 
 DEMO_STREAM = {"id": "demo", "source": "demo", "models": ["face_detection"], "live": True}
+#: a stream id: a plain name, never "." or ".." (the same rule as ``StreamCreate.id``)
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _SPEC_FIELDS = ("id", "source", "models", "priority", "max_fps", "every", "live")
 
 
@@ -109,6 +112,11 @@ class StreamManager:
     def create(self, body: dict[str, Any], *, start: bool = True, persist: bool = True) -> dict[str, Any]:
         spec = {k: body.get(k) for k in _SPEC_FIELDS if body.get(k) is not None}
         spec["id"] = spec.get("id") or f"s-{secrets.token_hex(4)}"
+        if not isinstance(spec["id"], str) or not _ID_RE.fullmatch(spec["id"]):  # restored ones too
+            raise ValidationError(
+                "id: expected letters, digits, '_', '.' or '-', starting with a letter or digit, at most 64",
+                field="id",
+            )
         check_source(self.ctx, str(spec.get("source") or ""))  # 403 before any model is loaded
         spec["models"] = modelops.check_models(spec.get("models") or [], self.ctx.settings.resolved_model_dir)
         engine = self.ctx.require_engine()
