@@ -11,6 +11,7 @@ from aisp.pipeline.engine import Engine
 from aisp.pipeline.event_sink import EventSink, SummaryWriter
 from aisp.pipeline.frame_types import Frame, FrameResult
 from aisp.pipeline.job import JobSummary, Pipeline, run_job
+from aisp.pipeline.policy_source import PolicySource
 from aisp.pipeline.sinks import (
     CallbackSink,
     JsonlSink,
@@ -20,7 +21,6 @@ from aisp.pipeline.sinks import (
     Sink,
     VideoSink,
 )
-from aisp.pipeline.policy_source import PolicySource
 from aisp.pipeline.source_factory import open_source
 from aisp.pipeline.sources import (
     ImageSource,
