@@ -65,10 +65,18 @@ def _parse_ip(text: str) -> _IPAddress | None:
         return None
 
 
+#: cloud metadata services outside link-local space (AWS IPv6, Alibaba, Oracle's legacy address is
+#: link-local already): refused by default like 169.254.169.254
+_METADATA = frozenset(ipaddress.ip_address(a) for a in ("fd00:ec2::254", "100.100.100.200"))
+
+
 def _forbidden_by_default(addr: _IPAddress) -> bool:
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         addr = addr.ipv4_mapped
-    return addr.is_loopback or addr.is_link_local or addr.is_unspecified or addr.is_multicast
+    if isinstance(addr, ipaddress.IPv6Address) and addr.sixtofour is not None:  # 2002:7f00:1::
+        addr = addr.sixtofour
+    return (addr.is_loopback or addr.is_link_local or addr.is_unspecified or addr.is_multicast
+            or addr in _METADATA)
 
 
 def is_loopback_host(host: str, *, resolver: Resolver | None = None) -> bool:
@@ -228,6 +236,8 @@ class SourcePolicy:
                   setting_for_scheme: str = "AISP_SOURCE_SCHEMES") -> str:
         """``url`` if its scheme, options and host pass; ``schemes`` overrides the allowed set
         (webhooks pass ``("http", "https")``)."""
+        if any(ch.isspace() or ch == "\\" for ch in url):  # parsers disagree on these: refuse them
+            raise ValidationError("source: a URL may not contain spaces or backslashes", field="source")
         try:
             parts = urlsplit(url)
         except ValueError as exc:
