@@ -14,7 +14,7 @@ the next attempt, every complete line of the parts is folded into ``events.jsonl
 a crash is dropped), and the task resumes at the source frame after the last saved event. Sinks
 write in frame order, so what is on disk is always a prefix: no frame is lost or written twice,
 with any ``every`` or ``max_fps``. A resumed attempt's video (``annotated.part-<start>.mp4``) is
-appended to ``annotated.mp4`` without re-encoding (:mod:`aisp.api.videojoin`).
+appended to ``annotated.mp4`` without re-encoding (the files: :mod:`aisp.api.task_outputs`).
 
 Up to ``task_concurrency`` tasks run at once, each on its own runner thread, so one slow or stuck
 task does not hold the others; a task that reads and processes no new frame for
@@ -35,7 +35,6 @@ On shutdown the running tasks are stopped and marked ``interrupted`` (so a retry
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import shutil
@@ -47,16 +46,23 @@ from typing import Any
 
 from aisp.api.context import AppContext
 from aisp.api.sources import api_source
-from aisp.api.videojoin import count_frames, join_segments
+from aisp.api.task_outputs import (
+    EVENTS,
+    VIDEO,
+    cut_events,
+    fold_events,
+    join_video,
+    prepare_video,
+    resume_point,
+)
+from aisp.api.videojoin import frames_in
 from aisp.errors import AISPError, ConflictError, OverloadedError
 from aisp.netpolicy import redact_text, redact_url
 
-__all__ = ["TaskRunner", "task_view"]
+__all__ = ["TaskRunner", "task_view", "EVENTS", "VIDEO"]
 
 log = logging.getLogger("aisp.api")
 
-EVENTS = "events.jsonl"
-VIDEO = "annotated.mp4"
 _QUEUE_MAX = 1000
 
 
@@ -269,15 +275,15 @@ class TaskRunner:
         out.mkdir(parents=True, exist_ok=True)
         params = dict(rec.params or {})
         every = int(params.get("every") or 1)
-        start, kept = _resume_point(out, every)  # source frame to start at, frames already saved
+        start, kept = resume_point(out, every)  # source frame to start at, frames already saved
         if params.get("video", True) and kept:
-            in_video = _video_frames(out)
+            in_video = frames_in(out / VIDEO)
             if in_video < kept:  # the crash cut the video's last fragment: redo those frames too
-                _cut_events(out, in_video)
-                start, kept = _resume_point(out, every)
-            _prepare_video(out, kept)
+                cut_events(out, in_video)
+                start, kept = resume_point(out, every)
+            prepare_video(out, kept)
         elif params.get("video", True):
-            _prepare_video(out, 0)
+            prepare_video(out, 0)
         events_path = out / f"events.part-{start:09d}.jsonl"
         video_path = (
             (out / (VIDEO if start == 0 else f"annotated.part-{start:09d}.mp4"))
@@ -314,8 +320,8 @@ class TaskRunner:
         except Exception as exc:  # noqa: BLE001 - any failure ends the task, with its message
             if source is not None:
                 source.close()  # idempotent; the engine closes it too once it owns it
-            _fold_events(out)
-            _join_video(out)
+            fold_events(out)
+            join_video(out)
             msg = exc.message if isinstance(exc, AISPError) else f"{type(exc).__name__}: {exc}"
             log.warning("task %s failed: %s", task_id, msg)
             self.store.tasks.fail(task_id, msg)
@@ -323,8 +329,8 @@ class TaskRunner:
         result = summary.to_dict()
         frames = summary.frames
         done = kept + frames
-        _fold_events(out)
-        skipped = _join_video(out)
+        fold_events(out)
+        skipped = join_video(out)
         if skipped:
             result["video_segments_skipped"] = skipped
         if cancel.is_set():
@@ -351,116 +357,3 @@ class TaskRunner:
         log.info(
             "task %s completed: %s frames in %.1f s", task_id, frames, summary.duration_s
         )
-
-
-def _fold_events(task_dir: Path) -> None:
-    """Append the complete lines of each ``events.part-*.jsonl`` to ``events.jsonl``, in order.
-
-    A line without its newline was cut by a crash (the sink writes whole lines) and is dropped.
-    """
-    parts = sorted(task_dir.glob("events.part-*.jsonl"))
-    if not parts:
-        return
-    with open(task_dir / EVENTS, "a", encoding="utf-8") as dst:
-        for part in parts:
-            with open(part, encoding="utf-8", errors="replace") as src:
-                for line in src:
-                    if line.endswith("\n") and line.strip():
-                        dst.write(line)
-            dst.flush()
-            part.unlink()
-
-
-def _resume_point(task_dir: Path, every: int = 1) -> tuple[int, int]:
-    """(next source frame to process, number of saved events), after folding the parts.
-
-    The next frame is the last saved index + ``every``: the engine keeps frames where
-    ``(index - start_frame) % every == 0``, so this stays on the first attempt's grid.
-    """
-    _fold_events(task_dir)
-    path = task_dir / EVENTS
-    if not path.exists():
-        return 0, 0
-    count, last = 0, -1
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            try:
-                last = int(json.loads(line)["index"])
-            except (ValueError, KeyError, TypeError):
-                continue
-            count += 1
-    return (last + every if count else 0), count
-
-
-def _video_segments(task_dir: Path) -> list[Path]:
-    main = task_dir / VIDEO
-    return ([main] if main.exists() else []) + sorted(task_dir.glob("annotated.part-*.mp4"))
-
-
-def _video_frames(task_dir: Path) -> int:
-    """Frames readable in the task's video segments (one per saved event when nothing was lost)."""
-    return sum(count_frames(seg) for seg in _video_segments(task_dir))
-
-
-def _cut_events(task_dir: Path, keep: int) -> None:
-    """Keep the first ``keep`` lines of ``events.jsonl`` (the frames the video also holds)."""
-    path = task_dir / EVENTS
-    if not path.exists():
-        return
-    tmp = path.with_suffix(".cut")
-    with open(path, encoding="utf-8", errors="replace") as src, open(tmp, "w", encoding="utf-8") as dst:
-        for n, line in enumerate(src):
-            if n >= keep:
-                break
-            dst.write(line)
-    tmp.replace(path)
-    log.info("task %s: events cut to the %s frames the video holds; the rest are processed again",
-             task_dir.name, keep)
-
-
-def _prepare_video(task_dir: Path, kept: int) -> None:
-    """Before an attempt: join what earlier attempts left (a crash leaves a segment unjoined) and
-    cut it to the ``kept`` frames whose events were saved, so that the resumed attempt's frames
-    follow on without a gap or a repeat (the video may hold up to one fragment fewer)."""
-    main = task_dir / VIDEO
-    parts = sorted(task_dir.glob("annotated.part-*.mp4"))
-    segments = _video_segments(task_dir)
-    if not segments:
-        return
-    if kept == 0:  # nothing saved: start the video over
-        for seg in segments:
-            seg.unlink(missing_ok=True)
-        return
-    try:
-        if not parts and count_frames(main) <= kept:
-            return
-        _joined, skipped = join_segments(segments, main, max_frames=kept)
-    except Exception:  # noqa: BLE001 - the events are the primary output
-        log.exception("could not prepare the video of %s for the resumed attempt", task_dir.name)
-        return
-    for seg in skipped:
-        log.warning("task %s: video segment %s is unreadable; its frames are left out",
-                    task_dir.name, seg.name)
-    for part in parts:
-        part.unlink(missing_ok=True)
-
-
-def _join_video(task_dir: Path) -> list[str]:
-    """Append this attempt's video segment(s) to ``annotated.mp4``; returns skipped segment names."""
-    parts = sorted(task_dir.glob("annotated.part-*.mp4"))
-    if not parts:
-        return []
-
-    main = task_dir / VIDEO
-    segments = ([main] if main.exists() else []) + parts
-    try:
-        _joined, skipped = join_segments(segments, main)
-    except Exception:  # noqa: BLE001 - the events are the primary output; keep the parts for inspection
-        log.exception("could not join the video segments of %s", task_dir.name)
-        return [p.name for p in parts]
-    for seg in skipped:
-        log.warning("task %s: video segment %s is unreadable (the process died while writing it); "
-                    "the annotated video leaves its frames out", task_dir.name, seg.name)
-    for part in parts:
-        part.unlink(missing_ok=True)
-    return [seg.name for seg in skipped]

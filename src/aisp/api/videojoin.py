@@ -7,6 +7,10 @@ previous one. Segments are fragmented MP4: one killed mid-write is read up to it
 fragment (a damaged trailing packet is dropped). A segment with no readable frame is skipped and
 reported. ``max_frames`` cuts the result after that many frames (the resume point of a task).
 The output is fragmented too, and replaces ``out`` atomically.
+
+Before a resumed attempt, :func:`cut_for_resume` joins what earlier attempts left and cuts it to
+the frames whose events were saved; :func:`frames_in` says how many frames the segments hold, so
+the task can also cut its events back to the video when the kill cost the video's last fragment.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-__all__ = ["join_segments", "count_frames"]
+__all__ = ["join_segments", "count_frames", "segments_of", "frames_in", "cut_for_resume"]
 
 log = logging.getLogger("aisp.api")
 
@@ -81,3 +85,32 @@ def join_segments(segments: list[Path], out: Path, *, max_frames: int | None = N
             offset = end
     tmp.replace(out)
     return readable, skipped
+
+
+def segments_of(main: Path) -> list[Path]:
+    """``main`` (when it exists) and its ``<stem>.part-<start>.mp4`` segments, in order."""
+    return ([main] if main.exists() else []) + sorted(main.parent.glob(f"{main.stem}.part-*.mp4"))
+
+
+def frames_in(main: Path) -> int:
+    """Frames readable in ``main`` and its segments."""
+    return sum(count_frames(seg) for seg in segments_of(main))
+
+
+def cut_for_resume(main: Path, kept: int) -> list[Path]:
+    """Join ``main`` and its segments into ``main``, cut to ``kept`` frames (0: remove them all);
+    returns the segments that were unreadable. The joined segments are removed."""
+    segments = segments_of(main)
+    parts = [seg for seg in segments if seg != main]
+    if not segments:
+        return []
+    if kept <= 0:  # nothing saved: the video starts over
+        for seg in segments:
+            seg.unlink(missing_ok=True)
+        return []
+    if not parts and count_frames(main) <= kept:
+        return []
+    _joined, skipped = join_segments(segments, main, max_frames=kept)
+    for part in parts:
+        part.unlink(missing_ok=True)
+    return skipped
