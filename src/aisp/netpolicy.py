@@ -9,8 +9,10 @@ prewarm inputs), or an outbound URL AISP calls on a user's behalf (webhooks), is
   demuxer would act on (``listen``, ...); ``tcp``, ``udp``, ``file``, ``pipe``, ``concat`` and
   ``data`` are never in the defaults;
 - **hosts** must be in ``AISP_SOURCE_HOSTS`` (names or CIDRs) when it is set; when it is empty,
-  any host is allowed except loopback, link-local (169.254.169.254 included) and unspecified
-  addresses. Names are resolved, and every address they resolve to must pass.
+  any host is allowed except loopback, link-local (169.254.169.254 included), unspecified and
+  multicast addresses, the cloud metadata addresses outside link-local space, and loopback
+  wrapped in IPv4-mapped or 6to4 IPv6. Names are resolved, and every address they resolve to
+  must pass. URLs with spaces or backslashes are refused (parsers disagree on them).
 
 A refusal raises :class:`~aisp.errors.SourceNotAllowedError` (403 ``SOURCE_NOT_ALLOWED``) naming
 the setting to change. Messages never say whether a path exists or a port is open.
