@@ -130,6 +130,13 @@ def _submit(app: Harness, source: str, **extra: Any) -> str:
     return r.json()["id"]
 
 
+def _until(condition: Any, what: str) -> None:
+    end = time.monotonic() + DEADLINE
+    while not condition():
+        assert time.monotonic() < end, f"timed out waiting for {what}"
+        time.sleep(0.02)  # polling a server thread's counter, with a deadline
+
+
 def _wait_task(app: Harness, task_id: str, *states: str) -> dict[str, Any]:
     end = time.monotonic() + DEADLINE
     while True:
@@ -176,7 +183,7 @@ def test_one_stuck_task_does_not_hold_the_others(tmp_path: Path, cameras) -> Non
                              task_stall_timeout_seconds=600.0, media_dirs=[str(tmp_path)]):
         stuck = _submit(harness, cam.url, video=False)
         _wait_task(harness, stuck, "running")
-        assert cam.connections == 1
+        _until(lambda: cam.connections == 1, "the stuck task to connect")
         quick = _wait_task(harness, _submit(harness, str(video)))
         assert quick["state"] == "completed" and quick["frames_done"] == 10
         web = _wait_task(harness, _submit(harness, page.url))
