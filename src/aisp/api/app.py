@@ -22,7 +22,7 @@ from aisp.api.errors import install_error_handlers
 from aisp.api.fastpath import FramesFastPath
 from aisp.api.lifecycle import Lifecycle
 from aisp.api.middleware import RequestMiddleware
-from aisp.api.routers import auth, cache, dashboard, frames, history, models, status, streams, tasks
+from aisp.api.routers import auth, cache, dashboard, docs, frames, history, models, status, streams, tasks
 from aisp.api.schemas import COMMON_ERRORS
 from aisp.settings import Settings, load_settings
 
@@ -78,7 +78,7 @@ def create_app(
         description=_DESCRIPTION,
         openapi_tags=_TAGS,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served by routers.docs: Swagger UI from a package, no CDN (works offline)
         redoc_url=None,
     )
     app.state.ctx = ctx
@@ -91,6 +91,7 @@ def create_app(
     )
 
     app.include_router(status.open_router)
+    app.include_router(docs.router)
     protected = {"dependencies": [Depends(authorize)], "responses": COMMON_ERRORS}
     app.include_router(status.router, **protected)
     app.include_router(models.router, **protected)
