@@ -563,7 +563,8 @@ def _config_error(exc: PydanticValidationError, environ: Mapping[str, str], path
     return ConfigError(message, field=first_field, value=first_value)
 
 
-_NOT_SETTINGS = {"AISP_CONFIG"}
+#: AISP_* variables that are not server settings: the config file, and the client's (aisp.client)
+_NOT_SETTINGS = {"AISP_CONFIG", "AISP_URL", "AISP_API_KEY"}
 
 
 def _warn_unknown_env(environ: Mapping[str, str]) -> None:

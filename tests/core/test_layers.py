@@ -7,8 +7,10 @@ Every ``import`` counts: at module top, inside a function, and under ``TYPE_CHEC
                                         +-> store ---------------------------------------+
                           api  ->  delivery (MQTT, webhooks)  ->  store, core
 
-A module may import its own layer and the layers below it. The store sits beside the pipeline and
-imports only core; the pipeline never imports the store. The package root ``aisp/__init__.py`` is
+A module may import its own layer and the layers below it. ``client`` sits in the top layer beside
+cli, server and bench, and imports only core, cache and models (the library's types), never the
+server. The store sits beside the pipeline and imports only core; the pipeline never imports the
+store. The package root ``aisp/__init__.py`` is
 the lazy facade over every layer (its names resolve on first use), so it is the one exception.
 """
 
@@ -42,6 +44,7 @@ LAYERS: dict[str, int] = {
     "cli": 6,
     "server": 6,
     "bench": 6,
+    "client": 6,
     "__main__": 6,
 }
 #: areas that may import only some of the layers below them
@@ -49,6 +52,8 @@ ONLY: dict[str, set[str]] = {
     "store": {"errors", "settings", "logs", "_lazy", "events", "store"},
     "pipeline": {"errors", "settings", "logs", "_lazy", "events", "netpolicy", "cache", "models", "pipeline"},
     "delivery": {"errors", "settings", "logs", "_lazy", "events", "netpolicy", "store", "delivery"},
+    # the remote client: the library's result, stats and event types, never the server or a runtime
+    "client": {"errors", "logs", "events", "cache", "models", "client"},
 }
 
 
@@ -180,6 +185,9 @@ def test_no_import_cycles() -> None:
         ("aisp.models.registry", "aisp.cache.keys", True),
         ("aisp.runtime.build", "aisp.store.store", True),
         ("aisp.api.app", "aisp.runtime.build", True),
+        ("aisp.client._sync", "aisp.api.errors", False),
+        ("aisp.client._types", "aisp.models.results", True),
+        ("aisp.cli.remote", "aisp.client._sync", True),
     ],
 )
 def test_the_rule_itself(module: str, target: str, expected: bool) -> None:

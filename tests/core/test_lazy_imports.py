@@ -32,7 +32,7 @@ def test_cli_help_is_light() -> None:
     assert _heavy_after(body) == []
 
 
-@pytest.mark.parametrize("sub", ["run", "serve", "models", "keys", "db", "bench"])
+@pytest.mark.parametrize("sub", ["run", "serve", "models", "keys", "db", "bench", "remote"])
 def test_subcommand_help_is_light(sub: str) -> None:
     body = (
         "import io, contextlib\nfrom aisp.cli.main import main\n"

@@ -18,6 +18,10 @@
 6. **Big images** (``big_images``, :mod:`aisp.bench._big_images`): the server's RSS growth while
    four 40-megapixel PNGs with ``annotate=true`` are processed at once, with the default megapixel
    budget and with it off.
+7. **Through aisp.client, same server** (``compare_client``): ``Client.process`` at the same
+   concurrency beside the raw socket client, with each side's CPU time per request and the
+   client's overhead (``frames_process_client``, :mod:`aisp.bench._client_load`; goal <= 0.3 ms
+   per request).
 
 The client threads run on the same machine and take CPU from the server; on a shared 2-core
 machine that is part of the figure. The CPU time of the server process and of the client per
@@ -384,6 +388,7 @@ def run(
     compare_reduced_decode: bool = True,
     compare_bare: bool = True,
     compare_big_images: bool = True,
+    compare_client: bool = True,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark; ``server_env`` adds ``AISP_*`` settings for the server (experiments).
@@ -437,6 +442,13 @@ def run(
                 reduced = _merge([runs[1], runs[2]], concurrency)
             else:
                 load = _public(_measured(server_ps, client_ps, base, jpeg, concurrency, duration, model, ""))
+            # --- aisp.client beside the raw socket client (its own section) ----------------------
+            via_client = None
+            if compare_client:
+                from aisp.bench import _client_load
+
+                via_client = _client_load.measure(base, jpeg, raw_connection=_Connection,
+                                                  concurrency=concurrency, duration=duration, model=model)
             config = ModelConfig.from_settings(settings if settings is not None else load_settings())
             baseline = _baseline(jpeg, rgb, 30 if quick else 200, config)
             t_term = time.perf_counter()
@@ -463,6 +475,7 @@ def run(
             if reduced is not None
             else {}
         ),
+        **({"frames_process_client": via_client} if via_client is not None else {}),
         **baseline,
         **({"frames_process_bare_asgi": bare, "api_vs_bare": _ratios(load, bare)} if bare else {}),
         "goal_p99_ms": 30.0,

@@ -14,6 +14,7 @@ from aisp.cli import bench as bench_cmd
 from aisp.cli import db as db_cmd
 from aisp.cli import keys as keys_cmd
 from aisp.cli import models as models_cmd
+from aisp.cli import remote as remote_cmd
 from aisp.cli import run as run_cmd
 from aisp.cli import serve as serve_cmd
 from aisp.cli._common import err_console, exit_code_for, fail
@@ -66,6 +67,7 @@ app.command("models")(models_cmd.models)
 app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(bench_cmd.app, name="bench")
+app.add_typer(remote_cmd.app, name="remote")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 
 from aisp.errors import ValidationError
 
-__all__ = ["_fail", "_array", "_index", "_take_labels", "_round"]
+__all__ = ["_fail", "_array", "_index", "_need", "_take_labels", "_round"]
 
 
 def _fail(owner: str, field: str, expected: str, got: Any) -> ValidationError:
@@ -47,3 +47,12 @@ def _take_labels(labels: tuple[str, ...] | None, idx: Any) -> tuple[str, ...] | 
 
 def _round(a: np.ndarray, digits: int) -> list:
     return np.round(a.astype(np.float64), digits).tolist()
+
+
+def _need(item: Any, i: int, owner: str, keys: tuple[str, ...]) -> None:
+    """Check that item ``i`` of a serialised list is an object with ``keys``."""
+    if not isinstance(item, dict):
+        raise _fail(owner, f"items[{i}]", "an object", type(item).__name__)
+    for key in keys:
+        if key not in item:
+            raise _fail(owner, f"items[{i}].{key}", f"a '{key}' value", "nothing")

@@ -78,6 +78,27 @@ class Mask:
             out["rle"] = self.rle()
         return out
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Mask:
+        """The inverse of ``to_dict(include_data=True)``: the binary mask rebuilt from its run
+        lengths (1.0 inside, 0.0 outside; the soft values are not sent). Raises
+        ``ValidationError`` without ``rle``, or when the runs do not cover width x height."""
+        if not isinstance(data, dict):
+            raise _fail("Mask", "data", "a mask object", type(data).__name__)
+        try:
+            width, height, runs = int(data["width"]), int(data["height"]), data["rle"]
+        except KeyError as exc:
+            raise _fail("Mask", str(exc.args[0]), f"a '{exc.args[0]}' value", "nothing") from None
+        except (TypeError, ValueError):
+            raise _fail("Mask", "width", "integer width and height", data.get("width")) from None
+        counts = _array("Mask", "rle", runs, np.int64)
+        if counts.ndim != 1 or (counts < 0).any() or int(counts.sum()) != width * height:
+            raise _fail("Mask", "rle", f"run lengths adding up to {width}x{height}", f"{counts.sum()}")
+        values = np.arange(counts.size) % 2 == 1  # the first run is of zeros
+        flat = np.repeat(values, counts).astype(np.float32)
+        threshold, label = float(data.get("threshold", 0.5)), str(data.get("label", "person"))
+        return cls(flat.reshape(height, width), threshold, label)
+
 
 @dataclass(frozen=True, eq=False)
 class Classification:
@@ -119,3 +140,28 @@ class Classification:
     def to_dict(self) -> dict[str, Any]:
         top = [{"class_id": i, "label": name, "confidence": round(p, 4)} for i, name, p in self.top_k(5)]
         return {**top[0], "top": top}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Classification:
+        """The inverse of :meth:`to_dict`, which sends the five best classes only: the other
+        classes' probabilities are 0 here, and their names (when the top ones have names) are
+        their ids as text. ``top_k(5)``, ``class_id``, ``label`` and ``confidence`` are the
+        sender's."""
+        if not isinstance(data, dict):
+            raise _fail("Classification", "data", "a classification object", type(data).__name__)
+        top = data.get("top") or ([data] if "class_id" in data else [])
+        if not top:
+            raise _fail("Classification", "top", "at least one class", "none")
+        try:
+            rows = [
+                (int(t["class_id"]), str(t.get("label", t["class_id"])), float(t["confidence"])) for t in top
+            ]
+        except (KeyError, TypeError, ValueError):
+            raise _fail("Classification", "top", "items with class_id and confidence", top[:1]) from None
+        size = max(i for i, _, _ in rows) + 1
+        probs = np.zeros(size, np.float32)
+        names = [str(i) for i in range(size)]
+        for i, label, p in rows:
+            probs[i], names[i] = p, label
+        named = any(label != str(i) for i, label, _ in rows)
+        return cls(probs, tuple(names) if named else None)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from aisp.models._protobuf import detection_fields, landmark_array
-from aisp.models._validate import _array, _fail, _index, _round, _take_labels
+from aisp.models._validate import _array, _fail, _index, _need, _round, _take_labels
 from aisp.models._whole_frame import Classification, Mask
 from aisp.models._yolo_postprocess import decode_yolo
 
@@ -229,6 +229,32 @@ class Detections:
             out.append(item)
         return out
 
+    @classmethod
+    def from_list(cls, items: Sequence[dict[str, Any]]) -> Detections:
+        """The inverse of :meth:`to_list` (e.g. the ``detections`` of an API answer): labels and
+        keypoints are kept when every item has them; an empty list gives :meth:`empty`. Raises
+        ``ValidationError`` naming the item and field that is missing or malformed."""
+        if not isinstance(items, (list, tuple)):
+            raise _fail("Detections", "items", "a list of detection objects", type(items).__name__)
+        if not items:
+            return cls.empty()
+        boxes, conf, cls_ids, kps, labels = [], [], [], [], []
+        for i, item in enumerate(items):
+            _need(item, i, "Detections", ("box", "confidence", "class_id"))
+            boxes.append(item["box"])
+            conf.append(item["confidence"])
+            cls_ids.append(item["class_id"])
+            kps.append(item.get("keypoints"))
+            labels.append(item.get("label"))
+        keypoints = None
+        if all(k is not None for k in kps):
+            keypoints = _array("Detections", "keypoints", kps, np.float32)
+            if keypoints.ndim == 2 and keypoints.shape[1] == 0:  # items without any keypoint
+                keypoints = keypoints.reshape(len(kps), 0, 2)
+        names = tuple(labels) if all(x is not None for x in labels) else None
+        return cls(np.asarray(boxes, np.float32), np.asarray(conf, np.float32),
+                   np.asarray(cls_ids, np.int32), keypoints, names)
+
 
 @dataclass(frozen=True, eq=False)
 class Landmarks:
@@ -340,6 +366,33 @@ class Landmarks:
             out.append(item)
         return out
 
+    @classmethod
+    def from_list(cls, items: Sequence[dict[str, Any]], *, kind: str = "generic") -> Landmarks:
+        """The inverse of :meth:`to_list`: visibility, scores and labels are kept when every item
+        has them; ``kind`` is the items' own (``kind`` is used for an empty list)."""
+        if not isinstance(items, (list, tuple)):
+            raise _fail("Landmarks", "items", "a list of landmark objects", type(items).__name__)
+        if not items:
+            return cls.empty(0, kind=kind)
+        for i, item in enumerate(items):
+            _need(item, i, "Landmarks", ("points",))
+        pts = _array("Landmarks", "points", [item["points"] for item in items], np.float32)
+        if pts.ndim == 2 and pts.shape[1] == 0:  # sets without any point
+            pts = pts.reshape(len(items), 0, 3)
+
+        def every(name: str) -> list[Any] | None:
+            values = [item.get(name) for item in items]
+            return values if all(v is not None for v in values) else None
+
+        vis, scores, labels = every("visibility"), every("score"), every("label")
+        return cls(
+            pts,
+            None if vis is None else _array("Landmarks", "visibility", vis, np.float32),
+            None if scores is None else np.asarray(scores, np.float32),
+            None if labels is None else tuple(labels),
+            str(items[0].get("kind", kind)),
+        )
+
 
 @dataclass(frozen=True, eq=False)
 class ModelResult:
@@ -405,3 +458,26 @@ class ModelResult:
         if self.classification is not None:
             out["classification"] = self.classification.to_dict()
         return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, model: str | None = None) -> ModelResult:
+        """The inverse of :meth:`to_dict` (one model's entry in an API answer or a stream message).
+
+        Detections and landmarks come back whole (rounded as ``to_dict`` rounds them). A mask
+        comes back as a :class:`Mask` only when the dict carries its run lengths (``rle``);
+        a classification keeps the top five classes ``to_dict`` sends (:meth:`Classification.from_dict`).
+        ``model`` names the result when the dict has no ``model`` key.
+        """
+        if not isinstance(data, dict):
+            raise _fail("ModelResult", "data", "a result object", type(data).__name__)
+        name = data.get("model", model)
+        mask = data.get("mask")
+        classification = data.get("classification")
+        return cls(
+            name,  # type: ignore[arg-type]  # validated in __post_init__
+            float(data.get("inference_ms", 0.0)),
+            None if data.get("detections") is None else Detections.from_list(data["detections"]),
+            None if data.get("landmarks") is None else Landmarks.from_list(data["landmarks"]),
+            Mask.from_dict(mask) if isinstance(mask, dict) and "rle" in mask else None,
+            None if classification is None else Classification.from_dict(classification),
+        )
