@@ -4,6 +4,12 @@ Frames are decoded with PyAV (threaded codec), taken out as planar YUV and conve
 with OpenCV's SIMD converter, the fastest of the paths compared in docs/pipeline.md ("Decoder
 choice"); PyAV also gives exact presentation timestamps. When PyAV is not installed (it is the
 ``video`` extra), OpenCV decodes.
+
+``threads`` is the codec's thread count (the CPU budget's ``decode_threads``; 0: FFmpeg's own
+choice). ``frames(start=n)`` starts at frame ``n`` exactly: PyAV seeks to the nearest keyframe at or
+before it and decodes forward, dropping the frames before it (by presentation timestamp, on the
+constant frame grid of the stream); when the stream has no such grid, or the seek lands anywhere
+but on a frame before the target, it decodes from the start and drops ``n`` frames, as OpenCV does.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from aisp.errors import SourceError
 
 __all__ = [
     "Decoder", "PyAVDecoder", "OpenCVDecoder", "available_decoders", "make_decoder", "yuv_frame_to_rgb",
+    "frame_pts", "on_grid",
 ]
 
 log = logging.getLogger("aisp.pipeline")
@@ -48,10 +55,14 @@ class Decoder(ABC):
 
     name = "base"
 
-    def __init__(self, target: str, *, options: dict[str, str] | None = None, timeout: float | None = None):
+    def __init__(self, target: str, *, options: dict[str, str] | None = None, timeout: float | None = None,
+                 threads: int = 0):
         self.target = target
         self.options = dict(options or {})
         self.timeout = timeout
+        self.threads = threads
+        #: how the last ``frames(start=n)`` got there: "seek", "skip" or None (from the start)
+        self.seek_mode: str | None = None
         self.expected_frames: int | None = None
         self.fps: float | None = None
         self.width: int | None = None
@@ -62,7 +73,8 @@ class Decoder(ABC):
         ...
 
     @abstractmethod
-    def frames(self) -> Iterator[tuple[Any, float | None]]:
+    def frames(self, start: int = 0) -> Iterator[tuple[Any, float | None]]:
+        """Every frame from frame ``start`` (0-based) on, in order."""
         ...
 
     @abstractmethod
@@ -96,6 +108,8 @@ class PyAVDecoder(Decoder):
             )
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        if self.threads:
+            stream.thread_count = self.threads
         self._container = container
         self.expected_frames = int(stream.frames) if stream.frames else None
         rate = stream.average_rate or stream.guessed_rate
@@ -103,7 +117,7 @@ class PyAVDecoder(Decoder):
         self.width = stream.codec_context.width or None
         self.height = stream.codec_context.height or None
 
-    def frames(self) -> Iterator[tuple[Any, float | None]]:
+    def frames(self, start: int = 0) -> Iterator[tuple[Any, float | None]]:
         import av
 
         container = self._container
@@ -111,6 +125,10 @@ class PyAVDecoder(Decoder):
             raise RuntimeError("decoder is not open")
         stream = container.streams.video[0]
         try:
+            if start > 0:
+                yield from self._frames_from(container, stream, start)
+                return
+            self.seek_mode = None
             for frame in container.decode(stream):
                 pts = float(frame.time) if frame.time is not None else None
                 yield yuv_frame_to_rgb(frame), pts
@@ -118,6 +136,30 @@ class PyAVDecoder(Decoder):
             raise SourceError(
                 f"error while decoding {self.target!r}: {exc}", source=self.target, details={"phase": "read"}
             ) from exc
+
+    def _frames_from(self, container: Any, stream: Any, start: int) -> Iterator[tuple[Any, float | None]]:
+        target = frame_pts(stream, start)
+        if target is not None:
+            container.seek(target, backward=True, any_frame=False, stream=stream)
+            frames = container.decode(stream)
+            for frame in frames:
+                if frame.pts is None or frame.pts > target or not on_grid(stream, frame.pts):
+                    break  # not where the grid says: decode from the start instead
+                if frame.pts < target:
+                    continue
+                self.seek_mode = "seek"
+                yield yuv_frame_to_rgb(frame), float(frame.time)
+                for frame in frames:
+                    yield yuv_frame_to_rgb(frame), (float(frame.time) if frame.time is not None else None)
+                return
+            else:
+                return  # the file ends before ``start``
+            log.debug("%s: seek to frame %d missed the frame grid; decoding from the start", self.target, start)
+            container.seek(stream.start_time or 0, backward=True, any_frame=False, stream=stream)
+        self.seek_mode = "skip"
+        for i, frame in enumerate(container.decode(stream)):
+            if i >= start:
+                yield yuv_frame_to_rgb(frame), (float(frame.time) if frame.time is not None else None)
 
     def close(self) -> None:
         container, self._container = self._container, None
@@ -154,12 +196,18 @@ class OpenCVDecoder(Decoder):
         self.width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0) or None
         self.height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0) or None
 
-    def frames(self) -> Iterator[tuple[Any, float | None]]:
+    def frames(self, start: int = 0) -> Iterator[tuple[Any, float | None]]:
         import cv2
 
         cap = self._cap
         if cap is None:
             raise RuntimeError("decoder is not open")
+        # CAP_PROP_POS_FRAMES is not exact for every container and codec: grab (decode without
+        # converting) the frames before ``start`` instead.
+        self.seek_mode = "skip" if start > 0 else None
+        for _ in range(start):
+            if not cap.grab():
+                return
         while True:
             ok, bgr = cap.read()
             if not ok or bgr is None:
@@ -171,6 +219,29 @@ class OpenCVDecoder(Decoder):
         cap, self._cap = self._cap, None
         if cap is not None:
             cap.release()
+
+
+def frame_pts(stream: Any, index: int) -> int | None:
+    """The presentation timestamp (in ``stream.time_base``) of frame ``index`` on the stream's
+    constant frame grid, or None when the stream announces no rate or the grid is not whole ticks."""
+    from fractions import Fraction
+
+    rate, base = stream.average_rate or stream.guessed_rate, stream.time_base
+    if not rate or not base:
+        return None
+    step = 1 / (Fraction(rate) * Fraction(base))
+    if step.denominator != 1:
+        return None
+    return int(stream.start_time or 0) + index * int(step)
+
+
+def on_grid(stream: Any, pts: int) -> bool:
+    """Whether ``pts`` falls on the stream's constant frame grid (see :func:`frame_pts`)."""
+    first = frame_pts(stream, 0)
+    step = frame_pts(stream, 1)
+    if first is None or step is None:
+        return False
+    return (pts - first) % (step - first) == 0
 
 
 def make_decoder(target: str, *, prefer: str = "auto", **kwargs: Any) -> Decoder:
