@@ -26,8 +26,10 @@ in every session) gave 2 workers 4+ busy threads on 2 cores, and half the throug
 * each worker gets its own ONNX session when it has a single intra-op thread (measured a little
   faster than one shared session; a session is small next to the frames in flight);
 * OpenCV's own pool is off (1 thread) when the workers already fill the cores;
-* decoding gets the cores left over by the workers, at least one thread per reader, and one
-  thread when every core has a worker (frame threading then only adds latency);
+* each reader's codec gets ``cores + 1`` threads shared out over the readers, at least 2: decoding
+  on the reader thread alone held the workers back (the codec threads decode while the reader
+  thread waits, a frame or two ahead; measured 1.5-2x the pipeline's FPS with 3 threads instead of 1
+  on 2 cores, docs/PERFORMANCE.md);
 * the API's inference pool keeps ``inference_threads`` (cores + 1, at most 4, measured);
 * batching is off on the CPU (a batch of 4 costs more per frame than 4 single runs on this
   workload) and on for GPU providers.
@@ -187,7 +189,8 @@ def plan_cpu(
         raise ValueError(f"batch_max_delay_ms expected 0..1000, got {batch_max_delay_ms!r}")
     load = workload or Workload()
     overrides = [name for name, value in (
-        ("workers", workers), ("decode_threads", decode_threads), ("ort_intra_op_threads", ort_intra_op_threads),
+        ("workers", workers), ("decode_threads", decode_threads),
+        ("ort_intra_op_threads", ort_intra_op_threads),
         ("ort_inter_op_threads", ort_inter_op_threads), ("opencv_threads", opencv_threads),
         ("api_threads", api_threads)) if value]
     overrides += [name for name, value in (("ort_spinning", ort_spinning),
@@ -202,8 +205,7 @@ def plan_cpu(
     per_worker = _tri(ort_session_per_worker, intra == 1 and n_workers > 1)
     cv_threads = opencv_threads or (1 if n_workers >= cores else cores - n_workers + 1)
     readers = max(1, load.streams + load.tasks)
-    spare = max(0, cores - n_workers)
-    decode = decode_threads or (1 if spare == 0 else max(1, spare // readers + 1))
+    decode = decode_threads or max(2, (cores + 1) // readers)
     api = api_threads or min(4, cores + 1)
     batch = BatchPolicy(_tri(batching, load.gpu), batch_max_size, float(batch_max_delay_ms))
     return CpuPlan(

@@ -152,7 +152,8 @@ class Settings(BaseSettings):
 
     # --- pipeline ---------------------------------------------------------------------------
     workers: int = Field(
-        0, ge=0, le=64, description="Inference workers shared by all streams; 0: the CPU budget's (one per core)."
+        0, ge=0, le=64,
+        description="Inference workers shared by all streams; 0: the CPU budget's (one per core).",
     )
     queue_size: int = Field(16, ge=1, description="Capacity of each bounded pipeline queue.")
     drop_policy: Literal["drop_oldest", "drop_newest"] = Field(
@@ -203,23 +204,29 @@ class Settings(BaseSettings):
         0, ge=0, le=1024, description="Cores the CPU budget plans for; 0: the cores this process may use."
     )
     decode_threads: int = Field(
-        0, ge=0, le=64, description="Codec threads per video reader; 0: the cores the workers leave, at least 1."
+        0, ge=0, le=64,
+        description="Codec threads per video reader; 0: cores + 1 shared out over the readers, at least 2.",
     )
     ort_intra_op_threads: int = Field(
-        0, ge=0, le=256, description="ONNX Runtime intra-op threads per session; 0: cores / workers, at least 1."
+        0, ge=0, le=256,
+        description="ONNX Runtime intra-op threads per session; 0: cores / workers, at least 1.",
     )
     ort_inter_op_threads: int = Field(
         0, ge=0, le=256, description="ONNX Runtime inter-op threads per session; 0: 1 (sequential execution)."
     )
     ort_spinning: Literal["auto", "on", "off"] = Field(
         "auto",
-        description="ONNX Runtime intra-op threads spin-wait; auto: only for a pool that has its cores to itself.",
+        description="ONNX Runtime intra-op threads spin-wait; auto: only for a pool that has its "
+        "cores to itself.",
     )
     ort_session_per_worker: Literal["auto", "on", "off"] = Field(
-        "auto", description="Each pipeline worker gets its own ONNX session; auto: when sessions are single-threaded."
+        "auto",
+        description="Each pipeline worker gets its own ONNX session; auto: when sessions are "
+        "single-threaded.",
     )
     opencv_threads: int = Field(
-        0, ge=0, le=256, description="OpenCV's own thread pool (cv2.setNumThreads); 0: 1 when workers fill the cores."
+        0, ge=0, le=256,
+        description="OpenCV's own thread pool (cv2.setNumThreads); 0: 1 when workers fill the cores.",
     )
     batching: Literal["auto", "on", "off"] = Field(
         "auto",

@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "_lazy": CORE,
     "events": CORE,
     "netpolicy": CORE,
+    "cpu_budget": CORE,
     "cache": 1,
     "models": 2,
     "pipeline": 3,
@@ -45,7 +46,9 @@ LAYERS: dict[str, int] = {
 #: areas that may import only some of the layers below them
 ONLY: dict[str, set[str]] = {
     "store": {"errors", "settings", "logs", "_lazy", "events", "store"},
-    "pipeline": {"errors", "settings", "logs", "_lazy", "events", "cache", "models", "pipeline"},
+    "pipeline": {
+        "errors", "settings", "logs", "_lazy", "events", "cpu_budget", "cache", "models", "pipeline",
+    },
 }
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aisp.api.metrics import ApiMetrics
+from aisp.cpu_budget import plan_from_settings
 from aisp.errors import OverloadedError, StoreError
 from aisp.settings import Settings
 
@@ -120,8 +121,8 @@ class AppContext:
 
     def __post_init__(self) -> None:
         self.started_at = self.clock()
-        if self.inference is None:
-            self.inference = InferencePool(self.settings.inference_threads)
+        if self.inference is None:  # the CPU budget's API pool (inference_threads overrides it)
+            self.inference = InferencePool(plan_from_settings(self.settings).api_threads)
         for name in ("runtime", *READY_GATES, "engine", "streams"):
             self.components.setdefault(name, "pending")
         self.metrics.bind(self)

@@ -154,7 +154,8 @@ class PyAVDecoder(Decoder):
                 return
             else:
                 return  # the file ends before ``start``
-            log.debug("%s: seek to frame %d missed the frame grid; decoding from the start", self.target, start)
+            log.debug("%s: seek to frame %d missed the frame grid; decoding from the start",
+                      self.target, start)
             container.seek(stream.start_time or 0, backward=True, any_frame=False, stream=stream)
         self.seek_mode = "skip"
         for i, frame in enumerate(container.decode(stream)):

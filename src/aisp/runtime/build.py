@@ -102,7 +102,8 @@ class Runtime:
         if (workers is not None and workers != self.engine.pool.size) or (
             clock is not None and clock is not self.engine.clock
         ):
-            return run_job(source, models, settings=self.settings, loader=self.models.load_instance, **options)
+            return run_job(source, models, settings=self.settings, loader=self.models.load_instance,
+                           **options)
         options.pop("workers", None)
         options.pop("clock", None)
         return run_job(source, models, engine=self.engine, **options)
