@@ -7,9 +7,11 @@ choice"); PyAV also gives exact presentation timestamps. When PyAV is not instal
 
 ``threads`` is the codec's thread count (the CPU budget's ``decode_threads``; 0: FFmpeg's own
 choice). ``frames(start=n)`` starts at frame ``n`` exactly: PyAV seeks to the nearest keyframe at or
-before it and decodes forward, dropping the frames before it (by presentation timestamp, on the
-constant frame grid of the stream); when the stream has no such grid, or the seek lands anywhere
-but on a frame before the target, it decodes from the start and drops ``n`` frames, as OpenCV does.
+before it and decodes forward, dropping the frames before it. The target's timestamp is found by
+reading the packets before it, without decoding them (the n-th smallest presentation timestamp),
+so the n-th frame is the n-th frame decoded from the start even when timestamps have gaps or the
+rate varies. When packets carry no timestamps or the seek lands after the target, it decodes from
+the start and drops ``n`` frames instead, as OpenCV does.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from aisp.errors import SourceError
 
 __all__ = [
     "Decoder", "PyAVDecoder", "OpenCVDecoder", "available_decoders", "make_decoder", "yuv_frame_to_rgb",
-    "frame_pts", "on_grid",
+    "start_pts",
 ]
 
 log = logging.getLogger("aisp.pipeline")
@@ -138,13 +140,16 @@ class PyAVDecoder(Decoder):
             ) from exc
 
     def _frames_from(self, container: Any, stream: Any, start: int) -> Iterator[tuple[Any, float | None]]:
-        target = frame_pts(stream, start)
+        target = start_pts(container, stream, start)
+        if target is _END:
+            self.seek_mode = "seek"
+            return  # the file has ``start`` frames or fewer
         if target is not None:
             container.seek(target, backward=True, any_frame=False, stream=stream)
             frames = container.decode(stream)
             for frame in frames:
-                if frame.pts is None or frame.pts > target or not on_grid(stream, frame.pts):
-                    break  # not where the grid says: decode from the start instead
+                if frame.pts is None or frame.pts > target:
+                    break  # landed past the target: decode from the start instead
                 if frame.pts < target:
                     continue
                 self.seek_mode = "seek"
@@ -152,10 +157,7 @@ class PyAVDecoder(Decoder):
                 for frame in frames:
                     yield yuv_frame_to_rgb(frame), (float(frame.time) if frame.time is not None else None)
                 return
-            else:
-                return  # the file ends before ``start``
-            log.debug("%s: seek to frame %d missed the frame grid; decoding from the start",
-                      self.target, start)
+            log.debug("%s: the seek to frame %d missed; decoding from the start", self.target, start)
             container.seek(stream.start_time or 0, backward=True, any_frame=False, stream=stream)
         self.seek_mode = "skip"
         for i, frame in enumerate(container.decode(stream)):
@@ -222,27 +224,28 @@ class OpenCVDecoder(Decoder):
             cap.release()
 
 
-def frame_pts(stream: Any, index: int) -> int | None:
-    """The presentation timestamp (in ``stream.time_base``) of frame ``index`` on the stream's
-    constant frame grid, or None when the stream announces no rate or the grid is not whole ticks."""
-    from fractions import Fraction
-
-    rate, base = stream.average_rate or stream.guessed_rate, stream.time_base
-    if not rate or not base:
-        return None
-    step = 1 / (Fraction(rate) * Fraction(base))
-    if step.denominator != 1:
-        return None
-    return int(stream.start_time or 0) + index * int(step)
+_END = object()
+#: packets read past the target when finding its timestamp: covers B-frame reordering
+REORDER_MARGIN = 32
 
 
-def on_grid(stream: Any, pts: int) -> bool:
-    """Whether ``pts`` falls on the stream's constant frame grid (see :func:`frame_pts`)."""
-    first = frame_pts(stream, 0)
-    step = frame_pts(stream, 1)
-    if first is None or step is None:
-        return False
-    return (pts - first) % (step - first) == 0
+def start_pts(container: Any, stream: Any, start: int) -> Any:
+    """The presentation timestamp of frame ``start`` (0-based, in presentation order), found by
+    reading packets (no decoding) from the beginning; ``_END`` when the stream has no such frame,
+    None when packets carry no timestamps. The container is left where the reading stopped."""
+    container.seek(stream.start_time or 0, backward=True, any_frame=False, stream=stream)
+    seen: list[int] = []
+    for packet in container.demux(stream):
+        if packet.size == 0:  # the demuxer's end-of-stream marker
+            continue
+        if packet.pts is None:
+            return None
+        seen.append(packet.pts)
+        if len(seen) > start + REORDER_MARGIN:
+            break
+    if len(seen) <= start:
+        return _END
+    return sorted(seen)[start]
 
 
 def make_decoder(target: str, *, prefer: str = "auto", **kwargs: Any) -> Decoder:
