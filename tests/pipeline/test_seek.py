@@ -135,8 +135,9 @@ def test_start_pts_is_the_nth_presentation_timestamp(videos) -> None:
 
 def test_run_job_with_start_frame_processes_each_remaining_frame_once(videos, settings) -> None:
     seen: list[tuple[int, int]] = []
+    sink = CallbackSink(lambda r: seen.append((r.frame.index, read_counter(r.frame.image))))
     summary = run_job(str(videos["mp4v_opencv"]), "fake", start_frame=37, every=2, settings=settings,
-                      sinks=[CallbackSink(lambda r: seen.append((r.frame.index, read_counter(r.frame.image))))])
+                      sinks=[sink])
     expected = list(range(37, N, 2))
     assert summary.error is None and summary.frames == len(expected)
     assert [i for i, _ in seen] == expected and [c for _, c in seen] == expected
