@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from aisp.api.batcher import FrameBatcher
 from aisp.api.metrics import ApiMetrics
 from aisp.cpu_budget import plan_from_settings
 from aisp.errors import OverloadedError, StoreError
@@ -108,6 +109,8 @@ class AppContext:
     tasks: Any = None
     auth: Any = None
     inference: InferencePool | None = None
+    #: dynamic batching of the frames route (the CPU plan's policy; off unless it pays)
+    batcher: FrameBatcher | None = None
     fast_path: Any = None  # the FramesFastPath middleware, once the app has built its stack
     started_at: float = 0.0
     started_wall: float = field(default_factory=time.time)
@@ -121,8 +124,11 @@ class AppContext:
 
     def __post_init__(self) -> None:
         self.started_at = self.clock()
+        plan = plan_from_settings(self.settings)
         if self.inference is None:  # the CPU budget's API pool (inference_threads overrides it)
-            self.inference = InferencePool(plan_from_settings(self.settings).api_threads)
+            self.inference = InferencePool(plan.api_threads)
+        if self.batcher is None:
+            self.batcher = FrameBatcher(self.inference, plan.batching)
         for name in ("runtime", *READY_GATES, "engine", "streams"):
             self.components.setdefault(name, "pending")
         self.metrics.bind(self)

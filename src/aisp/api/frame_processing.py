@@ -31,6 +31,7 @@ scale was used (1 or 2); ``?reduced_decode=false`` turns it off.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Sequence
@@ -45,12 +46,16 @@ from aisp.api.imageinfo import ImageInfo, probe_image
 from aisp.errors import PayloadTooLargeError, UnsupportedMediaError, ValidationError
 
 if TYPE_CHECKING:  # aisp.models imports numpy: the app module stays light until the first frame
+    import numpy as np
+
     from aisp.models import Model, ModelRegistry, ModelResult
 
 __all__ = [
     "read_image",
     "check_image",
     "infer_image",
+    "decode_for",
+    "finish_results",
     "process_image",
     "json_body",
     "decode_reduction",
@@ -149,6 +154,49 @@ def decode_reduction(
     return 2 if long_side // 2 >= 2 * max(known) else 1
 
 
+def decode_for(data: bytes, info: ImageInfo, loaded: Sequence[Model], *, annotate: bool,
+               reduced_decode: bool = True) -> tuple[np.ndarray, int]:
+    """The RGB image of ``data`` for ``loaded`` models, and the decode scale (1 or 2)."""
+    import cv2
+    import numpy as np
+
+    factor = decode_reduction(info, loaded, annotate=annotate, allowed=reduced_decode)
+    flag = cv2.IMREAD_REDUCED_COLOR_2 if factor == 2 else cv2.IMREAD_COLOR
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+    if bgr is None:
+        raise ValidationError(
+            f"could not decode the {info.format.upper()} image ({len(data)} bytes); the file is damaged",
+            field="file",
+            expected=f"a valid {info.format.upper()} image",
+        )
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), factor
+
+
+def finish_results(rgb: np.ndarray, info: ImageInfo, results: dict[str, ModelResult], factor: int,
+                   *, annotate: bool) -> tuple[dict[str, ModelResult], bytes | None]:
+    """Results in the original image's pixels (undo a reduced decode), and the annotated JPEG."""
+    if factor > 1:
+        h, w = rgb.shape[:2]
+        # OpenCV applies EXIF orientation, which may swap the header's width and height
+        full_w, full_h = (info.width, info.height)
+        if abs(w * factor - full_w) > factor or abs(h * factor - full_h) > factor:
+            full_w, full_h = full_h, full_w
+        sx, sy = full_w / w, full_h / h
+        results = {name: res.scaled(sx, sy) for name, res in results.items()}
+    jpeg = None
+    if annotate:
+        import cv2
+
+        from aisp.models.annotate import annotate as draw  # aisp.models imports numpy: see above
+
+        out = draw(rgb, results.values())
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(out, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+        if not ok:  # pragma: no cover - OpenCV can always encode uint8 RGB
+            raise RuntimeError("JPEG encoding of the annotated image failed")
+        jpeg = buf.tobytes()
+    return results, jpeg
+
+
 def infer_image(
     data: bytes,
     info: ImageInfo,
@@ -164,40 +212,12 @@ def infer_image(
     ``instance`` is the pool thread's index: each model is this thread's own instance
     (``api<instance>``) from ``models``, so non-thread-safe models are never shared.
     """
-    import cv2
-    import numpy as np
-
     loaded: list[Model] = [models.load(name, instance=modelops.api_instance(instance)) for name in names]
-    factor = decode_reduction(info, loaded, annotate=annotate, allowed=reduced_decode)
-    flag = cv2.IMREAD_REDUCED_COLOR_2 if factor == 2 else cv2.IMREAD_COLOR
     t0 = time.perf_counter()
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
-    if bgr is None:
-        raise ValidationError(
-            f"could not decode the {info.format.upper()} image ({len(data)} bytes); the file is damaged",
-            field="file",
-            expected=f"a valid {info.format.upper()} image",
-        )
-    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    rgb, factor = decode_for(data, info, loaded, annotate=annotate, reduced_decode=reduced_decode)
     t1 = time.perf_counter()
     results = {name: model.infer(rgb) for name, model in zip(names, loaded, strict=True)}
-    if factor > 1:
-        h, w = rgb.shape[:2]
-        # OpenCV applies EXIF orientation, which may swap the header's width and height
-        full_w, full_h = (info.width, info.height)
-        if abs(w * factor - full_w) > factor or abs(h * factor - full_h) > factor:
-            full_w, full_h = full_h, full_w
-        sx, sy = full_w / w, full_h / h
-        results = {name: res.scaled(sx, sy) for name, res in results.items()}
-    jpeg = None
-    if annotate:
-        from aisp.models.annotate import annotate as draw  # aisp.models imports numpy: see above
-
-        out = draw(rgb, results.values())
-        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(out, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
-        if not ok:  # pragma: no cover - OpenCV can always encode uint8 RGB
-            raise RuntimeError("JPEG encoding of the annotated image failed")
-        jpeg = buf.tobytes()
+    results, jpeg = finish_results(rgb, info, results, factor, annotate=annotate)
     t2 = time.perf_counter()
     return FrameOutcome(results, (t1 - t0) * 1000, (t2 - t0) * 1000, jpeg, factor)
 
@@ -217,32 +237,62 @@ async def process_image(
     """Check the image (on the event loop: header only), then decode, infer and build the answer
     on an inference pool thread, so the event loop stays free for I/O. ``names`` must have been
     checked (:func:`aisp.api.modelops.check_models`). Raises :class:`aisp.errors.AISPError`s
-    (503 ``OVERLOADED`` while the app's models are not built yet)."""
+    (503 ``OVERLOADED`` while the app's models are not built yet). Models that take batches go
+    through the app's dynamic batcher when it is on (:mod:`aisp.api.batcher`)."""
     info = check_image(data, max_pixels=ctx.settings.max_pixels)
     models = ctx.models  # once per request
     pool = ctx.inference
     if pool is None:  # pragma: no cover - the context creates it
         raise RuntimeError("the inference pool is not running")
+    batcher = ctx.batcher
+    if batcher is not None and batcher.enabled and not annotate:
+        outcome = await _process_batched(ctx, data, info, names, models, reduced_decode)
+        body: bytes | None = json_body(info, outcome)
+    else:
 
-    def job() -> tuple[FrameOutcome, bytes | None]:
-        outcome = infer_image(
-            data,
-            info,
-            names,
-            models=models,
-            instance=pool.thread_index(),
-            annotate=annotate,
-            reduced_decode=reduced_decode,
-        )
-        return outcome, None if annotate else json_body(info, outcome)
+        def job() -> tuple[FrameOutcome, bytes | None]:
+            outcome = infer_image(
+                data,
+                info,
+                names,
+                models=models,
+                instance=pool.thread_index(),
+                annotate=annotate,
+                reduced_decode=reduced_decode,
+            )
+            return outcome, None if annotate else json_body(info, outcome)
 
-    outcome, body = await pool.run(job)
+        outcome, body = await pool.run(job)
     for name, res in outcome.results.items():
         ctx.metrics.observe_inference(name, res.inference_ms, "api")
     if body is None:
         assert outcome.jpeg is not None
         return FrameAnswer(outcome.jpeg, "image/jpeg", {"X-Inference-Ms": f"{outcome.total_ms:.2f}"})
     return FrameAnswer(body, "application/json")
+
+
+async def _process_batched(ctx: AppContext, data: bytes, info: ImageInfo, names: Sequence[str],
+                           models: ModelRegistry, reduced_decode: bool) -> FrameOutcome:
+    """Decode (and run the models that do not batch) on a pool thread, then hand the frame to the
+    batcher for each model that does; the answer is the one :func:`infer_image` gives."""
+    pool, batcher = ctx.inference, ctx.batcher
+    assert pool is not None and batcher is not None
+
+    def decode_job() -> tuple[np.ndarray, int, float, dict[str, ModelResult], list[str]]:
+        loaded = [models.load(name, instance=modelops.api_instance(pool.thread_index())) for name in names]
+        t0 = time.perf_counter()
+        rgb, factor = decode_for(data, info, loaded, annotate=False, reduced_decode=reduced_decode)
+        decode_ms = (time.perf_counter() - t0) * 1000
+        alone = {n: m.infer(rgb) for n, m in zip(names, loaded, strict=True) if not batcher.batchable(m)}
+        batched = [n for n, m in zip(names, loaded, strict=True) if batcher.batchable(m)]
+        return rgb, factor, decode_ms, alone, batched
+
+    t0 = time.perf_counter()
+    rgb, factor, decode_ms, alone, batched = await pool.run(decode_job)
+    together = await asyncio.gather(*(batcher.infer(models, name, rgb) for name in batched))
+    found = {**alone, **dict(zip(batched, together, strict=True))}
+    results, _ = finish_results(rgb, info, {name: found[name] for name in names}, factor, annotate=False)
+    return FrameOutcome(results, decode_ms, (time.perf_counter() - t0) * 1000, None, factor)
 
 
 def json_body(info: ImageInfo, outcome: FrameOutcome) -> bytes:
