@@ -111,7 +111,7 @@ def test_short_run_measures_the_api_and_the_floor() -> None:
     pytest.importorskip("mediapipe")
     from aisp.bench import api
 
-    result = api.run(quick=True, duration=1.5, compare_full_decode=False)
+    result = api.run(quick=True, duration=1.5, compare_full_decode=False, compare_batching=False)
     for key in ("frames_process", "frames_process_bare_asgi"):
         load = result[key]
         assert load["requests_ok"] > 0 and set(load["status"]) == {"200"}, load
@@ -122,3 +122,15 @@ def test_short_run_measures_the_api_and_the_floor() -> None:
     assert 0 < result["startup_to_health_s"] <= result["startup_to_ready_s"]
     assert result["exit_code"] == 0 and result["model_ms_per_frame_p50"] > 0
     assert result["goal_met"] == (result["frames_process"]["latency_ms_p99"] <= 30.0)
+
+
+def test_batching_comparison_runs_both_servers() -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from aisp.bench.api_batching import run_batching
+
+    result = run_batching(quick=True, duration=1.0, rounds=1, concurrency=4)
+    for mode in ("off", "on"):
+        run = result[mode]["runs"][0]
+        assert set(run["status"]) == {"200"} and run["requests_per_s"] > 0, run
+    assert result["rps_ratio_on_vs_off"] > 0 and result["meets_goal"] in (True, False)

@@ -236,11 +236,13 @@ def _cv_threads(n: int | None = None) -> int:
 
 
 def run_onnx(settings: Settings, *, quick: bool = False, rounds: int | None = None,
-             peer_python: str | None = None, whole_process: bool = True) -> dict[str, Any]:
-    """The ONNX workload (see the module doc); one JSON-able dict."""
+             peer_python: str | None = None, whole_process: bool = True,
+             frames: int | None = None) -> dict[str, Any]:
+    """The ONNX workload (see the module doc); one JSON-able dict. ``frames`` overrides the video's
+    length (3,000; quick: 300)."""
     from aisp.models.onnx import OnnxModel
 
-    frames = 300 if quick else 3000
+    frames = frames or (300 if quick else 3000)
     rounds = rounds or (1 if quick else 3)
     with tempfile.TemporaryDirectory(prefix="aisp-bench-onnx-") as tmp:
         model_path = build_yolo_like(Path(tmp) / "bench_yolo.onnx")
