@@ -176,8 +176,8 @@ def test_cli_run_ctrl_c_stops_cleanly_and_keeps_outputs(tmp_path) -> None:
 
 def test_cli_run_verbose_prints_the_cpu_plan_and_start_frame_seeks(tmp_path) -> None:
     video = write_video(tmp_path / "in.mp4", n=15)
-    out = _aisp("run", str(video), "--model", "fake", "--events", "ev.jsonl", "--verbose", "--start-frame", "5",
-                "--workers", "1", cwd=tmp_path)
+    out = _aisp("run", str(video), "--model", "fake", "--events", "ev.jsonl", "--verbose",
+                "--start-frame", "5", "--workers", "1", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "CPU plan:" in out.stderr and "1 workers" in out.stderr and "overrides: workers" in out.stderr
     rows = [json.loads(x) for x in (tmp_path / "ev.jsonl").read_text().splitlines()]

@@ -33,8 +33,8 @@ def _serve_and_load(data_dir: Path, model: str, jpeg: bytes, batching: str, conc
     env.update({"AISP_DATA_DIR": str(data_dir), "AISP_AUTH": "off", "AISP_PREWARM": model,
                 "AISP_LOG_LEVEL": "WARNING", "AISP_SNAPSHOT_INTERVAL_SECONDS": "60",
                 "AISP_BATCHING": batching, **extra_env})
-    proc = subprocess.Popen([sys.executable, "-m", "aisp", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd = [sys.executable, "-m", "aisp", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_status(f"{base}/ready", 200, 120, proc)
         server_ps, client_ps = psutil.Process(proc.pid), psutil.Process()
