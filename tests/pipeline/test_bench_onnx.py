@@ -22,6 +22,8 @@ def test_short_onnx_workload(settings) -> None:
     whole = result["whole_process"]
     assert whole["naive"]["fps"] and whole["aisp"]["fps"], whole
     assert result["peer_roboflow"]["available"] is False
+    resume = result["resume"]
+    assert resume["start_frame"] == 26 and resume["first_frame_is_the_target"], resume
 
 
 def test_peer_not_importable_is_a_clear_note(tmp_path) -> None:
