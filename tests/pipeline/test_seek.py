@@ -161,3 +161,22 @@ def test_memory_and_image_sources_seek(tmp_path) -> None:
     assert src.seek(3) == 3 and [int(x.image[0, 0, 0]) for x in src] == [30, 40]
     with pytest.raises(ValueError, match="frame index"):
         src.seek(-1)
+
+
+def test_packets_without_timestamps_decode_from_the_start(videos, monkeypatch) -> None:
+    import aisp.pipeline.decode as decode
+
+    real = decode.start_pts
+
+    def no_timestamps(container, stream, start):
+        real(container, stream, start)  # reads packets as the real one does, then gives up
+        return None
+
+    monkeypatch.setattr(decode, "start_pts", no_timestamps)
+    dec = PyAVDecoder(str(videos["gop10"]))
+    dec.open()
+    try:
+        got = [read_counter(img) for img, _ in dec.frames(start=23)]
+    finally:
+        dec.close()
+    assert got == list(range(23, N)) and dec.seek_mode == "skip"

@@ -158,7 +158,7 @@ class PyAVDecoder(Decoder):
                     yield yuv_frame_to_rgb(frame), (float(frame.time) if frame.time is not None else None)
                 return
             log.debug("%s: the seek to frame %d missed; decoding from the start", self.target, start)
-            container.seek(stream.start_time or 0, backward=True, any_frame=False, stream=stream)
+        container.seek(stream.start_time or 0, backward=True, any_frame=False, stream=stream)
         self.seek_mode = "skip"
         for i, frame in enumerate(container.decode(stream)):
             if i >= start:
