@@ -12,7 +12,8 @@
                                                 ├─ opencv_threads       cv2.setNumThreads
                                                 ├─ mediapipe_graph_threads
                                                 ├─ api_threads          the API's inference pool
-                                                └─ batching             max batch size, max delay
+                                                ├─ batching             pipeline: max batch, max delay
+                                                └─ api_batching         the frames route: the same
 
 The rule: parallelism comes from the workers, one compute thread per core, and nothing under a
 worker starts a pool of its own. ONNX Runtime's default (one intra-op thread per core, spinning,
@@ -31,8 +32,10 @@ in every session) gave 2 workers 4+ busy threads on 2 cores, and half the throug
   thread waits, a frame or two ahead; measured 1.5-2x the pipeline's FPS with 3 threads instead of 1
   on 2 cores, docs/PERFORMANCE.md);
 * the API's inference pool keeps ``inference_threads`` (cores + 1, at most 4, measured);
-* batching is off on the CPU (a batch of 4 costs more per frame than 4 single runs on this
-  workload) and on for GPU providers.
+* dynamic batching: in the API on (concurrent requests batched: 1.87x the requests/s at
+  concurrency 8, p99 no worse, a quarter less CPU per request, measured on 2 cores); in the
+  pipeline only for GPU providers (on the CPU a batch of 4 costs more per frame than 4 single runs
+  of the benchmark model, and the pipeline's FPS did not gain; docs/PERFORMANCE.md).
 
 Streams, batch tasks and API requests of one server share this one plan: tasks and streams run on
 the runtime's one engine (its ``workers`` threads), so a second task adds a reader, not a pool.
@@ -110,6 +113,7 @@ class CpuPlan:
     mediapipe_graph_threads: int
     api_threads: int
     batching: BatchPolicy = field(default_factory=BatchPolicy)
+    api_batching: BatchPolicy = field(default_factory=BatchPolicy)
     #: the settings that overrode the plan's own choice
     overrides: tuple[str, ...] = ()
 
@@ -132,15 +136,17 @@ class CpuPlan:
 
     def describe(self) -> str:
         """One line for logs and ``aisp run --verbose``."""
-        b = self.batching
-        batching = f"on (max {b.max_size}, {b.max_delay_ms:g} ms)" if b.enabled else "off"
+        def show(b: BatchPolicy) -> str:
+            return f"on (max {b.max_size}, {b.max_delay_ms:g} ms)" if b.enabled else "off"
+
         return (
             f"CPU plan: {self.cores} cores; {self.workers} workers; decode {self.decode_threads} thread(s); "
             f"ORT intra {self.ort_intra_op_threads} inter {self.ort_inter_op_threads} "
             f"spin {'on' if self.ort_spinning else 'off'}, "
             f"{'a session per worker' if self.ort_session_per_worker else 'one shared session'}; "
             f"OpenCV {self.opencv_threads}; MediaPipe graph {self.mediapipe_graph_threads}; "
-            f"API pool {self.api_threads}; batching {batching}"
+            f"API pool {self.api_threads}; batching: pipeline {show(self.batching)}, "
+            f"API {show(self.api_batching)}"
             + (f"; overrides: {', '.join(self.overrides)}" if self.overrides else "")
         )
 
@@ -208,6 +214,7 @@ def plan_cpu(
     decode = decode_threads or max(2, (cores + 1) // readers)
     api = api_threads or min(4, cores + 1)
     batch = BatchPolicy(_tri(batching, load.gpu), batch_max_size, float(batch_max_delay_ms))
+    api_batch = BatchPolicy(_tri(batching, True), batch_max_size, float(batch_max_delay_ms))
     return CpuPlan(
         cores=cores,
         workers=n_workers,
@@ -220,6 +227,7 @@ def plan_cpu(
         mediapipe_graph_threads=mediapipe_graph_threads,
         api_threads=api,
         batching=batch,
+        api_batching=api_batch,
         overrides=tuple(overrides),
     )
 

@@ -230,8 +230,8 @@ class Settings(BaseSettings):
     )
     batching: Literal["auto", "on", "off"] = Field(
         "auto",
-        description="Dynamic batching of ONNX models with a batch axis (pipeline and API); auto: on for GPU "
-        "providers only (it loses on the CPU, see docs/PERFORMANCE.md).",
+        description="Dynamic batching of ONNX models with a batch axis; auto: on in the API, in the "
+        "pipeline only for GPU providers (measured, see docs/PERFORMANCE.md).",
     )
     batch_max_size: int = Field(8, ge=1, le=256, description="Most frames or requests in one dynamic batch.")
     batch_max_delay_ms: float = Field(

@@ -96,7 +96,8 @@ def test_annotated_and_plain_models_still_answer(batching_api) -> None:
 
 def test_cpu_plan_in_status(batching_api) -> None:
     plan = batching_api.client.get("/api/status").json()["cpu_plan"]
-    assert plan["batching"] == {"enabled": True, "max_size": 4, "max_delay_ms": 1000.0}
+    expected = {"enabled": True, "max_size": 4, "max_delay_ms": 1000.0}
+    assert plan["batching"] == plan["api_batching"] == expected
     assert plan["api_threads"] == 2 and plan["workers"] >= 1 and "batching" in plan["overrides"]
 
 
@@ -135,8 +136,8 @@ def test_the_timer_flushes_a_partial_batch_and_errors_reach_every_request() -> N
     registry = _Registry(model)
 
     async def scenario(pool, policy):
-        batcher = FrameBatcher(pool, policy)
-        return batcher, await asyncio.gather(*(batcher.infer(registry, "fake", f) for f in frames),
+        batcher = FrameBatcher(policy)
+        return batcher, await asyncio.gather(*(batcher.infer(pool, registry, "fake", f) for f in frames),
                                              return_exceptions=True)
 
     pool = _Pool()
@@ -146,5 +147,6 @@ def test_the_timer_flushes_a_partial_batch_and_errors_reach_every_request() -> N
     failing = _Pool(OverloadedError("saturated", retry_after=1))
     _, results = asyncio.run(scenario(failing, BatchPolicy(True, 2, 20.0)))  # batches of 2, then 1
     assert failing.jobs == 2 and all(isinstance(r, OverloadedError) for r in results)
-    assert not FrameBatcher(pool, BatchPolicy(False)).enabled
-    assert not FrameBatcher(pool, BatchPolicy(True, 1)).enabled
+    assert not FrameBatcher(BatchPolicy(False)).enabled
+    assert not FrameBatcher(BatchPolicy(True, 1)).enabled
+    assert not FrameBatcher(BatchPolicy(True, 8)).batchable(model)  # only ONNX models are batched

@@ -19,7 +19,8 @@ def test_two_cores_one_worker_per_core_and_single_threaded_sessions() -> None:
     assert plan.opencv_threads == 1  # the workers fill the cores
     assert plan.decode_threads == 3  # cores + 1 for the one reader
     assert plan.api_threads == 3  # cores + 1, at most 4
-    assert plan.batching == BatchPolicy(enabled=False, max_size=8, max_delay_ms=2.0)
+    assert plan.batching == BatchPolicy(enabled=False, max_size=8, max_delay_ms=2.0)  # pipeline: off
+    assert plan.api_batching == BatchPolicy(enabled=True, max_size=8, max_delay_ms=2.0)  # API: it won
     assert plan.compute_threads == 2 and not plan.oversubscribed
     assert plan.overrides == ()
 
@@ -60,6 +61,7 @@ def test_overrides_are_used_as_given_and_reported() -> None:
     assert plan.ort_spinning and not plan.ort_session_per_worker
     assert (plan.opencv_threads, plan.api_threads, plan.mediapipe_graph_threads) == (3, 7, 2)
     assert plan.batching == BatchPolicy(True, 4, 5.0) and plan.batching.effective_size == 4
+    assert plan.api_batching == plan.batching
     assert plan.compute_threads == 8 and plan.oversubscribed
     assert set(plan.overrides) >= {"workers", "ort_intra_op_threads", "ort_spinning", "batching"}
     assert "overrides" in plan.describe() and "oversubscribed" in plan.to_dict()
@@ -67,7 +69,8 @@ def test_overrides_are_used_as_given_and_reported() -> None:
 
 def test_gpu_providers_turn_batching_on() -> None:
     assert plan_cpu(2, workload=Workload(gpu=True)).batching.enabled
-    assert not plan_cpu(2, workload=Workload(gpu=True), batching="off").batching.enabled
+    off = plan_cpu(2, workload=Workload(gpu=True), batching="off")
+    assert not off.batching.enabled and not off.api_batching.enabled
     assert BatchPolicy(False, 8).effective_size == 1
 
 
@@ -112,6 +115,7 @@ def test_detected_cores_and_json() -> None:
     assert plan.cores == detect_cores()
     data = json.loads(json.dumps(plan.to_dict()))
     assert data["workers"] == plan.workers and data["batching"]["enabled"] is False
+    assert data["api_batching"]["enabled"] is True
     assert isinstance(plan, CpuPlan) and plan.describe().startswith("CPU plan:")
 
 

@@ -43,6 +43,7 @@ log = logging.getLogger("aisp.api")
 
 @dataclass
 class _Batch:
+    pool: Pool
     models: ModelRegistry
     name: str
     items: list[tuple[Any, asyncio.Future[ModelResult]]] = field(default_factory=list)
@@ -52,8 +53,7 @@ class _Batch:
 class FrameBatcher:
     """Gathers concurrent requests per model into batches (see the module doc). Event-loop only."""
 
-    def __init__(self, pool: Pool, policy: BatchPolicy) -> None:
-        self.pool = pool
+    def __init__(self, policy: BatchPolicy) -> None:
         self.policy = policy
         self._open: dict[tuple[int, str], _Batch] = {}
         self._running: set[asyncio.Task[None]] = set()
@@ -65,21 +65,23 @@ class FrameBatcher:
         return self.policy.enabled and self.policy.max_size > 1
 
     def batchable(self, model: Model) -> bool:
-        """Whether requests for ``model`` are batched."""
-        return self.enabled and bool(model.supports_batch)
+        """Whether requests for ``model`` are batched: ONNX models that take batches (the backend
+        it was measured on; other models keep one call per request)."""
+        return self.enabled and bool(model.supports_batch) and model.backend == "onnx"
 
     def stats(self) -> dict[str, Any]:
         return {"enabled": self.enabled, "batches": self.batches, "frames": self.frames,
                 "mean_batch": round(self.frames / self.batches, 2) if self.batches else None}
 
-    async def infer(self, models: ModelRegistry, name: str, image: Any) -> ModelResult:
-        """``name``'s result for ``image`` (an RGB frame), computed in a batch with others."""
+    async def infer(self, pool: Pool, models: ModelRegistry, name: str, image: Any) -> ModelResult:
+        """``name``'s result for ``image`` (an RGB frame), computed in a batch with others on
+        ``pool`` (the app's inference pool; a batch runs on the pool of its first request)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[ModelResult] = loop.create_future()
         key = (id(models), name)
         batch = self._open.get(key)
         if batch is None:
-            batch = self._open[key] = _Batch(models, name)
+            batch = self._open[key] = _Batch(pool, models, name)
             batch.timer = loop.call_later(self.policy.max_delay_ms / 1000.0, self._flush, key)
         batch.items.append((image, future))
         if len(batch.items) >= self.policy.max_size:
@@ -102,7 +104,7 @@ class FrameBatcher:
 
     async def _run(self, batch: _Batch) -> None:
         images = [image for image, _ in batch.items]
-        pool = self.pool
+        pool = batch.pool
 
         def job() -> Sequence[ModelResult]:
             model = batch.models.load(batch.name, instance=api_instance(pool.thread_index()))

@@ -109,7 +109,7 @@ class AppContext:
     tasks: Any = None
     auth: Any = None
     inference: InferencePool | None = None
-    #: dynamic batching of the frames route (the CPU plan's policy; off unless it pays)
+    #: dynamic batching of the frames route (the CPU plan's ``api_batching``)
     batcher: FrameBatcher | None = None
     fast_path: Any = None  # the FramesFastPath middleware, once the app has built its stack
     started_at: float = 0.0
@@ -128,7 +128,7 @@ class AppContext:
         if self.inference is None:  # the CPU budget's API pool (inference_threads overrides it)
             self.inference = InferencePool(plan.api_threads)
         if self.batcher is None:
-            self.batcher = FrameBatcher(self.inference, plan.batching)
+            self.batcher = FrameBatcher(plan.api_batching)
         for name in ("runtime", *READY_GATES, "engine", "streams"):
             self.components.setdefault(name, "pending")
         self.metrics.bind(self)

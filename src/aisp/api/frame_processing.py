@@ -245,7 +245,10 @@ async def process_image(
     if pool is None:  # pragma: no cover - the context creates it
         raise RuntimeError("the inference pool is not running")
     batcher = ctx.batcher
-    if batcher is not None and batcher.enabled and not annotate:
+    # only ONNX models are batched (FrameBatcher.batchable): other requests keep the one-hop path
+    if batcher is not None and batcher.enabled and not annotate and any(
+        name.startswith(modelops.ONNX_PREFIX) for name in names
+    ):
         outcome = await _process_batched(ctx, data, info, names, models, reduced_decode)
         body: bytes | None = json_body(info, outcome)
     else:
@@ -289,7 +292,7 @@ async def _process_batched(ctx: AppContext, data: bytes, info: ImageInfo, names:
 
     t0 = time.perf_counter()
     rgb, factor, decode_ms, alone, batched = await pool.run(decode_job)
-    together = await asyncio.gather(*(batcher.infer(models, name, rgb) for name in batched))
+    together = await asyncio.gather(*(batcher.infer(pool, models, name, rgb) for name in batched))
     found = {**alone, **dict(zip(batched, together, strict=True))}
     results, _ = finish_results(rgb, info, {name: found[name] for name in names}, factor, annotate=False)
     return FrameOutcome(results, decode_ms, (time.perf_counter() - t0) * 1000, None, factor)
