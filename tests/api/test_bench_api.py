@@ -111,7 +111,7 @@ def test_short_run_measures_the_api_and_the_floor() -> None:
     pytest.importorskip("mediapipe")
     from aisp.bench import api
 
-    result = api.run(quick=True, duration=1.5, compare_full_decode=False, compare_batching=False)
+    result = api.run(quick=True, duration=1.5, compare_full_decode=False)
     for key in ("frames_process", "frames_process_bare_asgi"):
         load = result[key]
         assert load["requests_ok"] > 0 and set(load["status"]) == {"200"}, load

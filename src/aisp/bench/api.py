@@ -328,7 +328,6 @@ def run(
     model: str = "face_detection",
     compare_full_decode: bool = True,
     compare_bare: bool = True,
-    compare_batching: bool = True,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark; ``server_env`` adds ``AISP_*`` settings for the server (experiments).
@@ -337,8 +336,6 @@ def run(
     that the reduced JPEG decode's effect is measured side by side in the same run.
     ``compare_bare`` runs the same load against :mod:`aisp.bench._bare_app` (the same work with
     no framework, same thread count) after the API: the floor the machine itself sets.
-    ``compare_batching`` adds dynamic batching off against on with an ONNX detector
-    (:mod:`aisp.bench.api_batching`).
     """
     duration = duration if duration is not None else (3.0 if quick else 20.0)
     jpeg, rgb = _astronaut_jpeg()
@@ -391,11 +388,6 @@ def run(
         threads = int(env.get("AISP_INFERENCE_THREADS") or default_inference_threads())
         bare = _bare(jpeg, concurrency, duration, model, threads, server_env or {})
     p99 = load["latency_ms_p99"]
-    batching = None
-    if compare_batching:
-        from aisp.bench.api_batching import run_batching
-
-        batching = run_batching(quick, concurrency=concurrency)
     return {
         "startup_to_health_s": round(t_health - t_spawn, 3),
         "startup_to_ready_s": round(t_ready - t_spawn, 3),
@@ -408,5 +400,4 @@ def run(
         "shutdown_s": round(t_exit - t_term, 3),
         "exit_code": code,
         "image": "640x480 JPEG (skimage astronaut), raw body",
-        **({"onnx_batching": batching} if batching is not None else {}),
     }

@@ -32,7 +32,11 @@ def _run_area(area: str, quick: bool, settings: Settings) -> dict:
         from aisp.models import ModelConfig  # numpy: only when this area runs
 
         return module.run(quick=quick, config=ModelConfig.from_settings(settings))
-    if area in ("pipeline", "api"):
+    if area == "api":  # the frames route, then dynamic batching off against on (an ONNX model)
+        from aisp.bench.api_batching import run_batching
+
+        return {**module.run(quick=quick, settings=settings), "onnx_batching": run_batching(quick)}
+    if area == "pipeline":
         return module.run(quick=quick, settings=settings)
     return module.run(quick=quick)
 
