@@ -5,7 +5,9 @@ ModelRegistry`, a test, a benchmark) passes a ``ModelConfig``, usually made once
 ``Settings`` object with :meth:`ModelConfig.from_settings`. Two registries with different
 configs in one process therefore build differently configured models, side by side.
 
-The defaults are the ``Settings`` defaults, so ``ModelConfig()`` is what an unconfigured AISP uses.
+The defaults are the ``Settings`` defaults, so ``ModelConfig()`` is what an unconfigured AISP uses,
+except for ONNX Runtime's threads: ``from_settings`` takes them from the CPU plan of the machine
+(:mod:`aisp.cpu_budget`), while ``ModelConfig()`` leaves ONNX Runtime its own defaults.
 """
 
 from __future__ import annotations
