@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from aisp.api.batcher import FrameBatcher
 from aisp.api.metrics import ApiMetrics
+from aisp.api.pixel_budget import PixelBudget
 from aisp.cpu_budget import plan_from_settings
 from aisp.errors import OverloadedError, StoreError
 from aisp.settings import Settings
@@ -111,6 +112,8 @@ class AppContext:
     inference: InferencePool | None = None
     #: dynamic batching of the frames route (the CPU plan's ``api_batching``)
     batcher: FrameBatcher | None = None
+    #: megapixels the frames route may decode at once (AISP_FRAMES_MAX_MEGAPIXELS_IN_FLIGHT)
+    pixel_budget: PixelBudget | None = None
     fast_path: Any = None  # the FramesFastPath middleware, once the app has built its stack
     started_at: float = 0.0
     started_wall: float = field(default_factory=time.time)
@@ -129,6 +132,11 @@ class AppContext:
             self.inference = InferencePool(plan.api_threads)
         if self.batcher is None:
             self.batcher = FrameBatcher(plan.api_batching)
+        if self.pixel_budget is None:
+            self.pixel_budget = PixelBudget(
+                int(self.settings.frames_max_megapixels_in_flight * 1_000_000),
+                wait_seconds=self.settings.frames_budget_wait_seconds,
+            )
         for name in ("runtime", *READY_GATES, "engine", "streams"):
             self.components.setdefault(name, "pending")
         self.metrics.bind(self)
