@@ -5,6 +5,7 @@ Every ``import`` counts: at module top, inside a function, and under ``TYPE_CHEC
     cli, server, bench  ->  api  ->  runtime  ->  pipeline  ->  models  ->  cache  ->  core
                                         |                                              ^
                                         +-> store ---------------------------------------+
+                          api  ->  delivery (MQTT, webhooks)  ->  store, core
 
 A module may import its own layer and the layers below it. The store sits beside the pipeline and
 imports only core; the pipeline never imports the store. The package root ``aisp/__init__.py`` is
@@ -37,6 +38,7 @@ LAYERS: dict[str, int] = {
     "pipeline": 3,
     "store": 3,
     "runtime": 4,
+    "delivery": 4,
     "api": 5,
     "cli": 6,
     "server": 6,
@@ -49,6 +51,7 @@ ONLY: dict[str, set[str]] = {
     "pipeline": {
         "errors", "settings", "logs", "_lazy", "events", "cpu_budget", "cache", "models", "pipeline",
     },
+    "delivery": {"errors", "settings", "logs", "_lazy", "events", "netpolicy", "store", "delivery"},
 }
 
 

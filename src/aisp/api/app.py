@@ -23,7 +23,19 @@ from aisp.api.fastpath import FramesFastPath
 from aisp.api.gate import SecurityGate
 from aisp.api.lifecycle import Lifecycle
 from aisp.api.middleware import RequestMiddleware
-from aisp.api.routers import auth, cache, dashboard, docs, frames, history, models, status, streams, tasks
+from aisp.api.routers import (
+    auth,
+    cache,
+    dashboard,
+    docs,
+    frames,
+    history,
+    models,
+    status,
+    streams,
+    tasks,
+    webhooks,
+)
 from aisp.api.schemas import COMMON_ERRORS
 from aisp.settings import Settings, load_settings
 
@@ -52,6 +64,7 @@ _TAGS = [
     {"name": "streams", "description": "Live streams: define, start, stop, watch (MJPEG, WebSocket)."},
     {"name": "tasks", "description": "Batch jobs over a video file or URL, persisted and resumable."},
     {"name": "auth", "description": "Who am I, and API key management (admin)."},
+    {"name": "webhooks", "description": "Events out: webhooks (admin) and MQTT/webhook delivery accounting."},
 ]
 
 def create_app(
@@ -107,6 +120,8 @@ def create_app(
     app.include_router(tasks.router, **protected)
     app.include_router(auth.router, **protected)
     app.include_router(history.router, **protected)
+    app.include_router(webhooks.router, **protected)
+    app.include_router(webhooks.delivery_router, **protected)
     # the dashboard page is open and asks for the key in JS; its data comes from the API
     app.include_router(dashboard.router)
     return app

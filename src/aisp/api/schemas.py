@@ -93,6 +93,9 @@ class StatusResponse(BaseModel):
         None,
         description="The CPU budget (aisp.cpu_budget.CpuPlan) the runtime was built with; null until built.",
     )
+    delivery: dict[str, Any] | None = Field(
+        default=None, description="Events out: MQTT and webhook accounting (as /api/delivery)."
+    )
 
 
 class StreamPerf(_Open):
