@@ -1,5 +1,6 @@
 """The frame pipeline: sources, the engine (bounded queues, shared workers, ordered sinks),
-batch jobs and the sinks. See docs/pipeline.md and :mod:`aisp.pipeline.engine`.
+batch jobs and the sinks; tracking, zones and lines with their events (docs/events.md). See
+docs/pipeline.md and :mod:`aisp.pipeline.engine`.
 
 The pipeline sits above the models and the cache and below the runtime: an :class:`Engine` is
 handed its settings and a model loader; it never reaches for a process global.
@@ -8,7 +9,9 @@ handed its settings and a model loader; it never reaches for a process global.
 from __future__ import annotations
 
 from aisp.pipeline.engine import Engine
+from aisp.pipeline.event_producer import StreamAnalytics
 from aisp.pipeline.event_sink import EventSink, SummaryWriter
+from aisp.pipeline.event_snapshots import SnapshotWriter
 from aisp.pipeline.frame_types import Frame, FrameResult
 from aisp.pipeline.job import JobSummary, Pipeline, run_job
 from aisp.pipeline.sinks import (
@@ -31,7 +34,9 @@ from aisp.pipeline.sources import (
 )
 from aisp.pipeline.stats import LatencySummary, StreamMeter, StreamStats
 from aisp.pipeline.stream import Stream, StreamSpec
+from aisp.pipeline.tracking import ObjectTracker, TrackUpdate
 from aisp.pipeline.workers import Loader
+from aisp.pipeline.zones import Line, Zone, ZoneTracker
 
 __all__ = [
     "Frame",
@@ -62,4 +67,11 @@ __all__ = [
     "VideoSink",
     "EventSink",
     "SummaryWriter",
+    "ObjectTracker",
+    "TrackUpdate",
+    "Zone",
+    "Line",
+    "ZoneTracker",
+    "StreamAnalytics",
+    "SnapshotWriter",
 ]

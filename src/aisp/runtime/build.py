@@ -12,8 +12,10 @@
                                ├─ store    Store(settings.resolved_database_url, settings=settings)
                                │           (built, not opened; None with store=False)
                                ├─ system   SystemView(settings, cache)
-                               └─ events   EventBus() (discrete events: producers publish,
+                               ├─ events   EventBus() (discrete events: producers publish,
                                            the store, WebSockets, MQTT, webhooks subscribe)
+                               └─ snapshots SnapshotWriter (event JPEGs written before the
+                                           engine's events are published; None when off)
 
 Nothing here reads a process global: ``aisp run``, ``aisp serve``, the benchmarks and a worker
 process on another machine each call :func:`build` with their own settings, so two runtimes in one
@@ -39,6 +41,7 @@ from aisp.cpu_budget import CpuPlan, plan_from_settings
 from aisp.events import EventBus
 from aisp.models import ModelConfig, ModelRegistry
 from aisp.pipeline import Engine, JobSummary, Source, StreamStats, run_job
+from aisp.pipeline.event_snapshots import SnapshotWriter
 from aisp.pipeline.job import JOB_STREAM_PREFIX
 from aisp.runtime.system import SystemView
 from aisp.settings import Settings, load_settings
@@ -46,7 +49,8 @@ from aisp.settings import Settings, load_settings
 if TYPE_CHECKING:  # the store imports SQLAlchemy: only runtimes that have one pay for it
     from aisp.store import Store
 
-__all__ = ["Runtime", "StoreFactory", "StreamView", "build", "make_store", "apply_opencv_threads"]
+__all__ = ["Runtime", "StoreFactory", "StreamView", "apply_opencv_threads", "build", "make_snapshot_writer",
+           "make_store"]
 
 log = logging.getLogger("aisp.runtime")
 
@@ -61,6 +65,8 @@ class StreamView:
     id: str
     state: str
     stats: StreamStats
+    #: zone counts, line counters, events by type (empty for a stream without tracking)
+    analytics: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,6 +80,7 @@ class Runtime:
     store: Store | None
     system: SystemView
     events: EventBus = field(default_factory=EventBus)
+    snapshots: SnapshotWriter | None = None
     #: the CPU budget every part of this runtime was built with
     cpu: CpuPlan | None = None
 
@@ -110,8 +117,8 @@ class Runtime:
 
     def streams(self) -> list[StreamView]:
         """Every stream of the engine (batch jobs excluded) with its state and a statistics snapshot."""
-        return [StreamView(s.spec.id, s.state, s.stats.snapshot()) for s in self.engine.streams()
-                if not s.spec.id.startswith(JOB_STREAM_PREFIX)]
+        return [StreamView(s.spec.id, s.state, s.stats.snapshot(), s.analytics_stats())
+                for s in self.engine.streams() if not s.spec.id.startswith(JOB_STREAM_PREFIX)]
 
     def sample(self) -> dict[str, float | None]:
         """One performance snapshot (the store's ``Snapshotter`` calls this periodically): total
@@ -138,6 +145,8 @@ class Runtime:
         budget = self.settings.drain_timeout_seconds if timeout is None else timeout
         deadline = time.monotonic() + budget
         self.engine.shutdown(timeout=budget)
+        if self.snapshots is not None:  # write and publish the last events before the bus closes
+            self.snapshots.close(timeout=max(0.1, deadline - time.monotonic()))
         self.events.close()
         self.cache.close()
         if self.store is not None:
@@ -178,11 +187,14 @@ def build(
     apply_opencv_threads(plan.opencv_threads)
     cache = ModelCache.from_settings(settings)
     models = ModelRegistry(cache, ModelConfig.from_settings(settings, plan))
-    engine = Engine(settings, models.load_instance, clock, plan=plan)
+    bus = EventBus()
+    snapshots = make_snapshot_writer(settings, bus)
+    engine = Engine(settings, models.load_instance, clock, events=bus, snapshots=snapshots, plan=plan)
     the_store = make_store(settings, store_factory) if store else None
     log.debug("runtime built: cache=%r store=%s; %s", cache, "yes" if the_store is not None else "no",
               plan.describe())
-    return Runtime(settings, cache, models, engine, the_store, SystemView(settings, cache), cpu=plan)
+    return Runtime(settings, cache, models, engine, the_store, SystemView(settings, cache), bus, snapshots,
+                   cpu=plan)
 
 
 def apply_opencv_threads(threads: int) -> bool:
@@ -193,3 +205,19 @@ def apply_opencv_threads(threads: int) -> bool:
         return False
     cv2.setNumThreads(threads)
     return True
+
+
+def make_snapshot_writer(settings: Settings, bus: EventBus) -> SnapshotWriter | None:
+    """The event snapshot writer for ``settings`` (None with ``event_snapshots=false``); its thread
+    starts with the first event."""
+    if not settings.event_snapshots:
+        return None
+    return SnapshotWriter(
+        settings.resolved_event_snapshot_dir,
+        bus.publish,
+        quality=settings.event_snapshot_quality,
+        thumb_width=settings.event_thumbnail_width,
+        keep_days=settings.event_snapshot_keep_days,
+        max_bytes=int(settings.event_snapshot_max_mb * 1024 * 1024),
+        queue_size=settings.event_snapshot_queue,
+    )
