@@ -49,7 +49,8 @@ LAYERS: dict[str, int] = {
 ONLY: dict[str, set[str]] = {
     "store": {"errors", "settings", "logs", "_lazy", "events", "store"},
     "pipeline": {
-        "errors", "settings", "logs", "_lazy", "events", "cpu_budget", "cache", "models", "pipeline",
+        "errors", "settings", "logs", "_lazy", "events", "netpolicy", "cpu_budget", "cache", "models",
+        "pipeline",
     },
     "delivery": {"errors", "settings", "logs", "_lazy", "events", "netpolicy", "store", "delivery"},
 }

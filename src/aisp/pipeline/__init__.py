@@ -14,6 +14,7 @@ from aisp.pipeline.event_sink import EventSink, SummaryWriter
 from aisp.pipeline.event_snapshots import SnapshotWriter
 from aisp.pipeline.frame_types import Frame, FrameResult
 from aisp.pipeline.job import JobSummary, Pipeline, run_job
+from aisp.pipeline.policy_source import PolicySource
 from aisp.pipeline.sinks import (
     CallbackSink,
     JsonlSink,
@@ -48,6 +49,7 @@ __all__ = [
     "ImageSource",
     "UrlSource",
     "open_source",
+    "PolicySource",
     "Engine",
     "Loader",
     "Stream",
