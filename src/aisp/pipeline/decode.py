@@ -206,7 +206,8 @@ class PyAVDecoder(Decoder):
                 for frame in frames:
                     yield yuv_frame_to_rgb(frame), (float(frame.time) if frame.time is not None else None)
                 return
-            log.debug("%s: the seek to frame %d missed; decoding from the start", self.target, start)
+            log.debug("%s: the seek to frame %d missed; decoding from the start",
+                      redact_url(self.target), start)
         container.seek(stream.start_time or 0, backward=True, any_frame=False, stream=stream)
         self.seek_mode = "skip"
         for i, frame in enumerate(container.decode(stream)):
