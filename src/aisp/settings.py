@@ -156,7 +156,10 @@ class Settings(BaseSettings):
     )
 
     # --- pipeline ---------------------------------------------------------------------------
-    workers: int = Field(2, ge=1, le=64, description="Inference workers shared by all streams.")
+    workers: int = Field(
+        0, ge=0, le=64,
+        description="Inference workers shared by all streams; 0: the CPU budget's (one per core).",
+    )
     queue_size: int = Field(16, ge=1, description="Capacity of each bounded pipeline queue.")
     drop_policy: Literal["drop_oldest", "drop_newest"] = Field(
         "drop_oldest", description="What a live source drops when its queue is full."
@@ -260,6 +263,45 @@ class Settings(BaseSettings):
     )
 
     # --- CPU budget -------------------------------------------------------------------------
+    # (aisp.cpu_budget decides; 0 or `auto` lets it; `workers`, `inference_threads` and
+    # `mediapipe_graph_threads` above are overrides of the same plan)
+    cpu_cores: int = Field(
+        0, ge=0, le=1024, description="Cores the CPU budget plans for; 0: the cores this process may use."
+    )
+    decode_threads: int = Field(
+        0, ge=0, le=64,
+        description="Codec threads per video reader; 0: cores + 1 shared out over the readers, at least 2.",
+    )
+    ort_intra_op_threads: int = Field(
+        0, ge=0, le=256,
+        description="ONNX Runtime intra-op threads per session; 0: cores / workers, at least 1.",
+    )
+    ort_inter_op_threads: int = Field(
+        0, ge=0, le=256, description="ONNX Runtime inter-op threads per session; 0: 1 (sequential execution)."
+    )
+    ort_spinning: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="ONNX Runtime intra-op threads spin-wait; auto: only for a pool that has its "
+        "cores to itself.",
+    )
+    ort_session_per_worker: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Each pipeline worker gets its own ONNX session; auto: when sessions are "
+        "single-threaded.",
+    )
+    opencv_threads: int = Field(
+        0, ge=0, le=256,
+        description="OpenCV's own thread pool (cv2.setNumThreads); 0: 1 when workers fill the cores.",
+    )
+    batching: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Dynamic batching of ONNX models with a batch axis; auto: on in the API, in the "
+        "pipeline only for GPU providers (measured, see docs/PERFORMANCE.md).",
+    )
+    batch_max_size: int = Field(8, ge=1, le=256, description="Most frames or requests in one dynamic batch.")
+    batch_max_delay_ms: float = Field(
+        2.0, ge=0, le=1000, description="Longest wait for a dynamic batch to fill once its first item is in."
+    )
 
     # --- events out: tracking, zones, MQTT, webhooks, clips -----------------------------------
     # events out: tracking, zones, event store and snapshots (aisp.pipeline, aisp.store)

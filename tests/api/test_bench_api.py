@@ -124,6 +124,18 @@ def test_short_run_measures_the_api_and_the_floor() -> None:
     assert result["goal_met"] == (result["frames_process"]["latency_ms_p99"] <= 30.0)
 
 
+def test_batching_comparison_runs_both_servers() -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from aisp.bench.api_batching import run_batching
+
+    result = run_batching(quick=True, duration=1.0, rounds=1, concurrency=4)
+    for mode in ("off", "on"):
+        run = result[mode]["runs"][0]
+        assert set(run["status"]) == {"200"} and run["requests_per_s"] > 0, run
+    assert result["rps_ratio_on_vs_off"] > 0 and result["meets_goal"] in (True, False)
+
+
 def test_merge_adds_the_abba_halves() -> None:
     from aisp.bench.api import _merge
 

@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     "_lazy": CORE,
     "events": CORE,
     "netpolicy": CORE,
+    "cpu_budget": CORE,
     "cache": 1,
     "models": 2,
     "pipeline": 3,
@@ -50,7 +51,10 @@ LAYERS: dict[str, int] = {
 #: areas that may import only some of the layers below them
 ONLY: dict[str, set[str]] = {
     "store": {"errors", "settings", "logs", "_lazy", "events", "store"},
-    "pipeline": {"errors", "settings", "logs", "_lazy", "events", "netpolicy", "cache", "models", "pipeline"},
+    "pipeline": {
+        "errors", "settings", "logs", "_lazy", "events", "netpolicy", "cpu_budget", "cache", "models",
+        "pipeline",
+    },
     "delivery": {"errors", "settings", "logs", "_lazy", "events", "netpolicy", "store", "delivery"},
     # the remote client: the library's result, stats and event types, never the server or a runtime
     "client": {"errors", "logs", "events", "cache", "models", "client"},

@@ -13,7 +13,16 @@ from aisp.settings import load_settings
 
 
 def test_defaults_are_the_settings_defaults(tmp_path: Path) -> None:
-    assert ModelConfig.from_settings(load_settings(environ={}, data_dir=tmp_path)) == ModelConfig()
+    from aisp.cpu_budget import plan_from_settings
+
+    settings = load_settings(environ={}, data_dir=tmp_path)
+    config = ModelConfig.from_settings(settings)
+    plan = plan_from_settings(settings)  # the ONNX Runtime threads come from this machine's CPU plan
+    threads = {"ort_intra_op_threads": plan.ort_intra_op_threads,
+               "ort_inter_op_threads": plan.ort_inter_op_threads,
+               "ort_spinning": plan.ort_spinning, "onnx_session_per_worker": plan.ort_session_per_worker}
+    assert config == dataclasses.replace(ModelConfig(), **threads)
+    assert ModelConfig.from_settings(settings, plan) == config
 
 
 def test_from_settings_reads_every_field(tmp_path: Path) -> None:
@@ -26,7 +35,11 @@ def test_from_settings_reads_every_field(tmp_path: Path) -> None:
         },
         data_dir=tmp_path,
     )
-    assert ModelConfig.from_settings(settings) == ModelConfig(
+    config = ModelConfig.from_settings(settings)
+    assert dataclasses.replace(
+        config, ort_intra_op_threads=0, ort_inter_op_threads=0, ort_spinning=None,
+        onnx_session_per_worker=False,
+    ) == ModelConfig(
         min_detection_confidence=0.7,
         mediapipe_graph_threads=2,
         onnx_providers=("cuda", "cpu"),

@@ -167,8 +167,20 @@ def test_cli_run_ctrl_c_stops_cleanly_and_keeps_outputs(tmp_path) -> None:
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "state" in stdout
     lines = events.read_text().splitlines()
-    assert all(json.loads(x)["stream_id"] == "job" for x in lines)
+    # the job is a stream of the runtime's engine, "job:<n>" (several jobs may share the engine)
+    assert {json.loads(x)["stream_id"] for x in lines} <= {"job:1"}
     cap = cv2.VideoCapture(str(tmp_path / "out.mp4"))  # a complete mp4: the trailer was written
     frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
     cap.release()
     assert frames == len(lines)
+
+
+def test_cli_run_verbose_prints_the_cpu_plan_and_start_frame_seeks(tmp_path) -> None:
+    video = write_video(tmp_path / "in.mp4", n=15)
+    out = _aisp("run", str(video), "--model", "fake", "--events", "ev.jsonl", "--verbose",
+                "--start-frame", "5", "--workers", "1", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "CPU plan:" in out.stderr and "1 workers" in out.stderr and "overrides: workers" in out.stderr
+    rows = [json.loads(x) for x in (tmp_path / "ev.jsonl").read_text().splitlines()]
+    assert [r["index"] for r in rows] == list(range(5, 15))
+    assert "10 of 10" in out.stdout

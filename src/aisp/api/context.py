@@ -19,9 +19,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from aisp.api.batcher import FrameBatcher
 from aisp.api.event_fanout import EventFanout
 from aisp.api.metrics import ApiMetrics
 from aisp.api.pixel_budget import PixelBudget
+from aisp.cpu_budget import plan_from_settings
 from aisp.errors import OverloadedError, StoreError
 from aisp.settings import Settings
 
@@ -109,6 +111,8 @@ class AppContext:
     tasks: Any = None
     auth: Any = None
     inference: InferencePool | None = None
+    #: dynamic batching of the frames route (the CPU plan's ``api_batching``)
+    batcher: FrameBatcher | None = None
     #: megapixels the frames route may decode at once (AISP_FRAMES_MAX_MEGAPIXELS_IN_FLIGHT)
     pixel_budget: PixelBudget | None = None
     fast_path: Any = None  # the FramesFastPath middleware, once the app has built its stack
@@ -128,8 +132,11 @@ class AppContext:
 
     def __post_init__(self) -> None:
         self.started_at = self.clock()
-        if self.inference is None:
-            self.inference = InferencePool(self.settings.inference_threads)
+        plan = plan_from_settings(self.settings)
+        if self.inference is None:  # the CPU budget's API pool (inference_threads overrides it)
+            self.inference = InferencePool(plan.api_threads)
+        if self.batcher is None:
+            self.batcher = FrameBatcher(plan.api_batching)
         if self.pixel_budget is None:
             self.pixel_budget = PixelBudget(
                 int(self.settings.frames_max_megapixels_in_flight * 1_000_000),

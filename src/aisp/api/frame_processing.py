@@ -15,7 +15,9 @@ Order of checks (cheap first, so a bad request costs almost nothing):
    orientation applied as ``cv2.imread`` does), run each model on this pool thread's own instance
    (``models.load(name, instance="api<thread index>")`` on the app's
    :class:`~aisp.models.ModelRegistry`, resolved once per request), optionally annotate and
-   encode a JPEG.
+   encode a JPEG. ONNX models that take batches go through the app's dynamic batcher instead
+   (:mod:`aisp.api.batcher`): the image is decoded on a pool thread, then run in one
+   ``infer_batch`` with the concurrent requests for the same model.
 
 **Full decode by default.** The image is decoded in full, so the answer is what
 ``model.infer()`` gives on the same image (``tests/api/test_frames_equality.py`` checks every
@@ -38,6 +40,7 @@ says which scale was used (1 or 2).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Sequence
@@ -54,6 +57,9 @@ from aisp.api.imageinfo import ImageInfo, probe_image
 from aisp.errors import ModelLoadError, PayloadTooLargeError, UnsupportedMediaError, ValidationError
 
 if TYPE_CHECKING:  # aisp.models imports numpy: the app module stays light until the first frame
+    import numpy as np
+
+    from aisp.api.pixel_budget import Lease
     from aisp.models import Model, ModelRegistry, ModelResult
 
 __all__ = [
@@ -177,23 +183,13 @@ def infer_image(
     """
     import cv2
 
-    loaded: list[Model] = []
-    for name in names:
-        try:
-            loaded.append(models.load(name, instance=modelops.api_instance(instance)))
-        except ModelLoadError as exc:
-            raise modelops.public_load_error(exc, name, model_dir) from None
+    loaded = _load_models(models, names, instance, model_dir)
     factor = decode_reduction(info, loaded, annotate=annotate, allowed=reduced_decode)
     t0 = time.perf_counter()
     rgb = decode_rgb(data, info, factor)
     t1 = time.perf_counter()
     results = {name: model.infer(rgb) for name, model in zip(names, loaded, strict=True)}
-    if factor > 1:
-        h, w = rgb.shape[:2]
-        # the EXIF orientation (applied by the decode) may swap the header's width and height
-        full_w, full_h = (info.height, info.width) if info.orientation >= 5 else (info.width, info.height)
-        sx, sy = full_w / w, full_h / h
-        results = {name: res.scaled(sx, sy) for name, res in results.items()}
+    results = _full_scale(results, rgb, info, factor)
     jpeg = None
     if annotate:
         from aisp.models.annotate import annotate as draw  # aisp.models imports numpy: see above
@@ -205,6 +201,29 @@ def infer_image(
         jpeg = buf.tobytes()
     t2 = time.perf_counter()
     return FrameOutcome(results, (t1 - t0) * 1000, (t2 - t0) * 1000, jpeg, factor)
+
+
+def _load_models(models: ModelRegistry, names: Sequence[str], instance: int,
+                 model_dir: Path | None) -> list[Model]:
+    loaded: list[Model] = []
+    for name in names:
+        try:
+            loaded.append(models.load(name, instance=modelops.api_instance(instance)))
+        except ModelLoadError as exc:
+            raise modelops.public_load_error(exc, name, model_dir) from None
+    return loaded
+
+
+def _full_scale(results: dict[str, ModelResult], rgb: np.ndarray, info: ImageInfo,
+                factor: int) -> dict[str, ModelResult]:
+    """Results in the original image's pixels (undo a reduced decode)."""
+    if factor <= 1:
+        return results
+    h, w = rgb.shape[:2]
+    # the EXIF orientation (applied by the decode) may swap the header's width and height
+    full_w, full_h = (info.height, info.width) if info.orientation >= 5 else (info.width, info.height)
+    sx, sy = full_w / w, full_h / h
+    return {name: res.scaled(sx, sy) for name, res in results.items()}
 
 
 @dataclass
@@ -223,7 +242,8 @@ async def process_image(
     then decode, infer and build the answer on an inference pool thread, so the event loop stays
     free for I/O. ``names`` must have been checked (:func:`aisp.api.modelops.check_models`);
     ``reduced_decode`` None means the setting ``frames_reduced_decode``. Raises
-    :class:`aisp.errors.AISPError`s (503 ``OVERLOADED`` while the app's models are not built yet)."""
+    :class:`aisp.errors.AISPError`s (503 ``OVERLOADED`` while the app's models are not built yet).
+    ONNX models go through the app's dynamic batcher when it is on (:mod:`aisp.api.batcher`)."""
     settings = ctx.settings
     info = check_image(data, max_pixels=settings.max_pixels)
     reduced = settings.frames_reduced_decode if reduced_decode is None else reduced_decode
@@ -234,6 +254,15 @@ async def process_image(
         raise RuntimeError("the inference pool is not running")
     model_dir = settings.resolved_model_dir
     lease = await budget.lease(info.pixels)
+    batcher = ctx.batcher
+    # only ONNX models are batched (FrameBatcher.batchable): other requests keep the one-hop path
+    if batcher is not None and batcher.enabled and not annotate and any(
+        name.startswith(modelops.ONNX_PREFIX) for name in names
+    ):
+        outcome = await _process_batched(ctx, lease, data, info, names, models, reduced, model_dir)
+        for name, res in outcome.results.items():
+            ctx.metrics.observe_inference(name, res.inference_ms, "api")
+        return FrameAnswer(json_body(info, outcome), "application/json")
 
     def job() -> tuple[FrameOutcome, bytes | None] | None:
         if not lease.start():  # the request was abandoned before its turn: nothing to do
@@ -266,6 +295,47 @@ async def process_image(
         assert outcome.jpeg is not None
         return FrameAnswer(outcome.jpeg, "image/jpeg", {"X-Inference-Ms": f"{outcome.total_ms:.2f}"})
     return FrameAnswer(body, "application/json")
+
+
+async def _process_batched(ctx: AppContext, lease: Lease, data: bytes, info: ImageInfo, names: Sequence[str],
+                           models: ModelRegistry, reduced: bool, model_dir: Path | None) -> FrameOutcome:
+    """Decode (and run the models that are not batched) on a pool thread, then hand the frame to
+    the batcher for each model that is; the answer is the one :func:`infer_image` gives. The
+    image's pixels stay held of the budget until its results are in."""
+    pool, batcher = ctx.inference, ctx.batcher
+    assert pool is not None and batcher is not None
+
+    def decode_job() -> tuple[np.ndarray, int, float, dict[str, ModelResult], list[str]] | None:
+        if not lease.start():  # the request was abandoned before its turn: nothing to do
+            return None
+        try:
+            loaded = _load_models(models, names, pool.thread_index(), model_dir)
+            factor = decode_reduction(info, loaded, annotate=False, allowed=reduced)
+            t0 = time.perf_counter()
+            rgb = decode_rgb(data, info, factor)
+            decode_ms = (time.perf_counter() - t0) * 1000
+            alone = {n: m.infer(rgb) for n, m in zip(names, loaded, strict=True) if not batcher.batchable(m)}
+            batched = [n for n, m in zip(names, loaded, strict=True) if batcher.batchable(m)]
+        except BaseException:
+            lease.release()
+            raise
+        return rgb, factor, decode_ms, alone, batched
+
+    t0 = time.perf_counter()
+    try:
+        done = await pool.run(decode_job)
+    except BaseException:
+        lease.abandon()
+        raise
+    assert done is not None  # the lease started: this request did not abandon it
+    try:
+        rgb, factor, decode_ms, alone, batched = done
+        together = await asyncio.gather(*(batcher.infer(pool, models, name, rgb) for name in batched))
+        found = {**alone, **dict(zip(batched, together, strict=True))}
+        results = _full_scale({name: found[name] for name in names}, rgb, info, factor)
+    finally:
+        lease.release()
+    return FrameOutcome(results, decode_ms, (time.perf_counter() - t0) * 1000, None, factor)
 
 
 def json_body(info: ImageInfo, outcome: FrameOutcome) -> bytes:

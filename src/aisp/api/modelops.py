@@ -229,20 +229,20 @@ def prewarm_models(runtime: Runtime, names: Iterable[str]) -> tuple[list[str], d
 
 def prewarm_api_instances(models: ModelRegistry, names: Iterable[str], threads: int, *,
                           capacity: int) -> list[str]:
-    """Load the frames route's per-thread instances (``name#api<i>``) of non-thread-safe models.
+    """Load the frames route's per-thread instances (``name#api<i>``) of the models the registry
+    keeps one per caller for (non-thread-safe models; ONNX models when the CPU plan gives each
+    thread its own session).
 
     Only as many as fit in the cache beside what it holds (``capacity`` = cache_max_size), so
     prewarming never evicts models. Returns the cache keys loaded, as text.
     """
-    from aisp.models import get_spec
-
     cache = models.cache
     assert cache is not None  # the app's registry is always bound to the app's cache
     held = set(cache.keys())
     room = capacity - len(held)
     loaded: list[str] = []
     for name in names:
-        if get_spec(name).thread_safe:
+        if models.key(name, api_instance(0)).instance is None:
             continue  # one shared instance serves every thread
         for i in range(threads):
             key = models.key(name, api_instance(i))

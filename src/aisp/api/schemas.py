@@ -89,6 +89,10 @@ class StatusResponse(BaseModel):
     prewarm: list[str] = Field(default_factory=list)
     streams: int = 0
     timings_ms: dict[str, float] = Field(default_factory=dict)
+    cpu_plan: dict[str, Any] | None = Field(
+        None,
+        description="The CPU budget (aisp.cpu_budget.CpuPlan) the runtime was built with; null until built.",
+    )
     delivery: dict[str, Any] | None = Field(
         default=None, description="Events out: MQTT and webhook accounting (as /api/delivery)."
     )

@@ -1,7 +1,11 @@
 """``aisp bench pipeline``: the engine against a naive loop, live latency, and an RSS soak.
 
-* ``throughput``: a 640x480, 30 s (900 frames; quick: 150) video made from the demo source and
-  encoded with PyAV into a temp dir. Model ``face_detection_full``. Processed FPS of
+* ``onnx``: an ONNX detector (3 convolutions, 320x320) over a 3,000-frame video: AISP against a
+  naive loop, net and whole-process, with and without dynamic batching, the CPU plan, and
+  Roboflow's InferencePipeline when ``--peer-python`` points at an interpreter that has it
+  (:mod:`aisp.bench.pipeline_onnx`).
+* ``throughput`` (the MediaPipe workload): a 640x480, 30 s (900 frames; quick: 150) video made
+  from the demo source and encoded with PyAV into a temp dir. Model ``face_detection_full``. Processed FPS of
   :func:`aisp.pipeline.run_job` (``workers`` threads) against a naive single-thread loop
   (decode, convert to RGB, infer) using the same decoder, alternated in the same run; every
   frame processed, in order (checked). Goal: the engine at least 1.6x the naive loop on 2 cores.
@@ -145,13 +149,30 @@ def machine_load() -> dict[str, Any]:
     return out
 
 
-def run(quick: bool = False, settings: Settings | None = None) -> dict[str, Any]:
-    """``settings``: the command's (``aisp --config ... bench``); default the environment's."""
-    with build(settings if settings is not None else load_settings(), store=False) as runtime:
-        return _run(runtime, quick)
+WORKLOADS = ("onnx", "mediapipe", "live", "soak")
 
 
-def _run(runtime: Runtime, quick: bool) -> dict[str, Any]:
+def run(quick: bool = False, settings: Settings | None = None, *, workloads: tuple[str, ...] = WORKLOADS,
+        peer_python: str | None = None) -> dict[str, Any]:
+    """``settings``: the command's (``aisp --config ... bench``); default the environment's.
+    ``workloads``: a subset of :data:`WORKLOADS`; ``peer_python``: see :mod:`aisp.bench.pipeline_onnx`."""
+    unknown = set(workloads) - set(WORKLOADS)
+    if unknown:
+        raise ValueError(f"unknown workload(s) {sorted(unknown)}; expected some of {', '.join(WORKLOADS)}")
+    settings = settings if settings is not None else load_settings()
+    results: dict[str, Any] = {"machine_load_start": machine_load()}
+    if "onnx" in workloads:
+        from aisp.bench.pipeline_onnx import run_onnx
+
+        results["onnx"] = run_onnx(settings, quick=quick, peer_python=peer_python)
+        results["machine_load_after_onnx"] = machine_load()
+    if set(workloads) & {"mediapipe", "live", "soak"}:
+        with build(settings, store=False) as runtime:
+            results.update(_run(runtime, quick, workloads))
+    return results
+
+
+def _run(runtime: Runtime, quick: bool, workloads: tuple[str, ...] = WORKLOADS) -> dict[str, Any]:
     workers = 2
     frames = 150 if quick else 900
     rounds = 1 if quick else 3
@@ -160,6 +181,8 @@ def _run(runtime: Runtime, quick: bool) -> dict[str, Any]:
     for i in range(workers):
         runtime.models.load(MODEL, instance=f"w{i}")
     results: dict[str, Any] = {"model": MODEL, "workers": workers, "machine_load_start": machine_load()}
+    if "mediapipe" not in workloads:
+        return _live(runtime, quick, workloads, workers, results, naive_model)
     with tempfile.TemporaryDirectory(prefix="aisp-bench-") as tmp:
         path = make_video(Path(tmp) / "bench.mp4", frames)
         naive, engine = [], []
@@ -183,11 +206,18 @@ def _run(runtime: Runtime, quick: bool) -> dict[str, Any]:
         "engine_runs_fps": [round(r["fps"], 2) for r in engine],
     }
     results["machine_load_after_throughput"] = machine_load()
-    live = live_run(runtime, 10.0 if quick else 30.0, workers)
-    live.update({"goal_p99_ms": GOAL_P99_MS,
-                 "meets_goal": live["latency_ms"]["p99"] < GOAL_P99_MS and live["dropped"] == 0})
-    results["live"] = live
-    results["soak"] = live_run(runtime, 20.0 if quick else 600.0, workers, sample_rss=True)
+    return _live(runtime, quick, workloads, workers, results, naive_model)
+
+
+def _live(runtime: Runtime, quick: bool, workloads: tuple[str, ...], workers: int, results: dict[str, Any],
+          naive_model: Any) -> dict[str, Any]:
+    if "live" in workloads:
+        live = live_run(runtime, 10.0 if quick else 30.0, workers)
+        live.update({"goal_p99_ms": GOAL_P99_MS,
+                     "meets_goal": live["latency_ms"]["p99"] < GOAL_P99_MS and live["dropped"] == 0})
+        results["live"] = live
+    if "soak" in workloads:
+        results["soak"] = live_run(runtime, 20.0 if quick else 600.0, workers, sample_rss=True)
     results["machine_load_end"] = machine_load()
     naive_model.close()
     return results

@@ -32,7 +32,11 @@ def _run_area(area: str, quick: bool, settings: Settings) -> dict:
         from aisp.models import ModelConfig  # numpy: only when this area runs
 
         return module.run(quick=quick, config=ModelConfig.from_settings(settings))
-    if area in ("pipeline", "api", "events"):
+    if area == "api":  # the frames route, then dynamic batching off against on (an ONNX model)
+        from aisp.bench.api_batching import run_batching
+
+        return {**module.run(quick=quick, settings=settings), "onnx_batching": run_batching(quick)}
+    if area in ("pipeline", "events"):
         return module.run(quick=quick, settings=settings)
     return module.run(quick=quick)
 
@@ -66,7 +70,34 @@ def _make(area: str):
 
 
 for _area in AREAS:
-    app.command(_area)(_make(_area))
+    if _area != "pipeline":
+        app.command(_area)(_make(_area))
+
+
+@app.command("pipeline")
+def bench_pipeline(
+    ctx: typer.Context,
+    quick: bool = typer.Option(False, "--quick", help="Shorter run, for smoke tests."),
+    workload: str = typer.Option("onnx,mediapipe,live,soak", "--workload",
+                                 help="Comma separated: onnx, mediapipe, live, soak."),
+    peer_python: str | None = typer.Option(
+        None, "--peer-python", help="A Python interpreter where `import inference` works: also run "
+        "Roboflow's InferencePipeline on the ONNX workload."),
+) -> None:
+    """Benchmark the pipeline area (ONNX and MediaPipe workloads, live latency, soak); JSON to stdout."""
+    from aisp.bench import pipeline as bench_module
+    from aisp.errors import ValidationError
+
+    names = tuple(part.strip() for part in workload.split(",") if part.strip())
+    unknown = sorted(set(names) - set(bench_module.WORKLOADS))
+    if not names or unknown:
+        raise ValidationError(
+            f"--workload: expected some of {', '.join(bench_module.WORKLOADS)}, got {workload!r}",
+            field="workload", value=workload,
+        )
+    settings = settings_from_context(ctx)
+    results = bench_module.run(quick=quick, settings=settings, workloads=names, peer_python=peer_python)
+    _emit({"benchmark": "pipeline", **_meta(), "results": results})
 
 
 @app.command("all")

@@ -31,13 +31,21 @@ def run(
     every: int = typer.Option(1, "--every", min=1, help="Process every N-th frame."),
     duration: float | None = typer.Option(None, "--duration", min=0.001,
                                              help="Stop after this many seconds (for live sources)."),
+    start_frame: int = typer.Option(0, "--start-frame", min=0,
+                                    help="Start at this frame of a file (seeks to the keyframe before it)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Print the CPU plan before running."),
 ) -> None:
     """Run models over a source; print a summary. Exit 0 on success, 1 when the source broke."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from aisp.runtime import build
 
-    runtime = build(settings_from_context(ctx), store=False)
+    settings = settings_from_context(ctx)
+    if workers is not None:  # the runtime's engine (and its CPU plan) gets this many workers
+        settings = settings.model_copy(update={"workers": workers})
+    runtime = build(settings, store=False)
+    if verbose and runtime.cpu is not None:
+        err_console.print(runtime.cpu.describe(), highlight=False, soft_wrap=True)
     cancel = threading.Event()
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -57,8 +65,9 @@ def run(
     try:
         with progress, runtime:
             summary = runtime.run_job(
-                source, model, out_video=out, events_path=events, workers=workers, max_fps=max_fps,
+                source, model, out_video=out, events_path=events, max_fps=max_fps,
                 every=every, on_progress=on_progress, cancel=cancel, timeout=duration,
+                start_frame=start_frame,
             )
     finally:
         _restore_sigint(previous)

@@ -11,7 +11,9 @@ model's metadata (Ultralytics writes ``task``, ``imgsz`` and ``names``), else fr
 or YAML next to the file, else from the graph's static shapes. Execution providers and the
 confidence floor are constructor arguments (``providers``, ``conf_threshold``; defaults from
 ``ModelConfig()``: ``auto``, i.e. CUDA when present, else CPU, and 0.5); the registry passes its
-config's ``onnx_providers`` and ``min_detection_confidence``. Nothing here reads settings.
+config's ``onnx_providers`` and ``min_detection_confidence``, and the session's threads
+(``intra_op_num_threads``, ``inter_op_num_threads``, ``allow_spinning``) from the CPU budget
+(:mod:`aisp.cpu_budget`). Nothing here reads settings.
 
 Decoding is split along the module boundary: :mod:`aisp.models._yolo_postprocess` turns the raw
 output into arrays (boxes, confidences, class ids); :meth:`Detections.from_yolo` wraps them.
@@ -68,6 +70,8 @@ class OnnxModel(Model):
         class_names: list[str] | None = None,
         input_size: tuple[int, int] | None = None,
         intra_op_num_threads: int | None = None,
+        inter_op_num_threads: int | None = None,
+        allow_spinning: bool | None = None,
     ) -> None:
         self.path = Path(path)
         super().__init__(name or f"onnx:{path}")
@@ -81,6 +85,12 @@ class OnnxModel(Model):
         opts.log_severity_level = 3
         if intra_op_num_threads:
             opts.intra_op_num_threads = intra_op_num_threads
+        if inter_op_num_threads:
+            opts.inter_op_num_threads = inter_op_num_threads
+        if allow_spinning is not None:
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
+        self.session_threads = {"intra_op": intra_op_num_threads or 0, "inter_op": inter_op_num_threads or 0,
+                                "spinning": allow_spinning}
         try:
             self._session = ort.InferenceSession(str(self.path), sess_options=opts, providers=self.providers)
         except Exception as exc:  # onnxruntime raises its own exception types for bad files

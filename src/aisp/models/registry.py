@@ -15,7 +15,9 @@ Cache keys: :meth:`ModelRegistry.key` is the one place a :class:`~aisp.cache.key
 made. A thread-safe model is shared under its name (the instance is dropped); a model that is not
 thread-safe (MediaPipe, motion) is shared under its name by default (its lock serialises callers),
 and each worker can ask for its own instance with ``instance="w1"``, cached under
-``ModelKey("face_detection", "w1")`` (shown as ``face_detection#w1``).
+``ModelKey("face_detection", "w1")`` (shown as ``face_detection#w1``). ONNX models are
+thread-safe but keep their instance when the config says ``onnx_session_per_worker`` (the CPU
+budget's choice where single-threaded sessions run side by side faster than one shared session).
 """
 
 from __future__ import annotations
@@ -141,14 +143,19 @@ class ModelRegistry:
 
         Raises NotFoundError (unknown name) and ValidationError (bad name or instance).
         """
-        return _key(get_spec(name), instance)
+        return _key(get_spec(name), instance, self._per_instance(get_spec(name)))
+
+    def _per_instance(self, spec: ModelSpec) -> bool:
+        """Whether this thread-safe spec still gets one model per instance: ONNX models when the
+        config gives each worker its own session (the CPU budget decides, :mod:`aisp.cpu_budget`)."""
+        return spec.backend == "onnx" and self._config.onnx_session_per_worker
 
     def loader(self, key: ModelKey | str) -> Callable[[], Model]:
         """A loader for ``key`` (``ModelKey`` or its text ``"name#instance"``): the resolver
         handed to ``cache.prewarm(names, resolver=registry.loader)``."""
         parsed = ModelKey.parse(key)
         spec = get_spec(parsed.name)
-        real = _key(spec, parsed.instance)
+        real = _key(spec, parsed.instance, self._per_instance(spec))
         return lambda: self._build(spec, real)
 
     # --- loading ------------------------------------------------------------------------------
@@ -164,7 +171,7 @@ class ModelRegistry:
         name or instance).
         """
         spec = get_spec(name)
-        key = _key(spec, instance)
+        key = _key(spec, instance, self._per_instance(spec))
         if not cache or self._cache is None:
             return self._build(spec, key)
         model: Model = self._cache.get_or_load(key, lambda: self._build(spec, key))
@@ -250,8 +257,8 @@ class ModelRegistry:
         )
 
 
-def _key(spec: ModelSpec, instance: str | None) -> ModelKey:
-    if instance is None or spec.thread_safe:
+def _key(spec: ModelSpec, instance: str | None, per_instance: bool = False) -> ModelKey:
+    if instance is None or (spec.thread_safe and not per_instance):
         return ModelKey(spec.name)
     if not isinstance(instance, str) or not instance or SEPARATOR in instance:
         raise ValidationError(

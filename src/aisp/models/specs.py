@@ -175,6 +175,9 @@ def _onnx_spec(name: str) -> ModelSpec:
             name=name,
             providers=config.onnx_providers,
             conf_threshold=config.min_detection_confidence,
+            intra_op_num_threads=config.ort_intra_op_threads or None,
+            inter_op_num_threads=config.ort_inter_op_threads or None,
+            allow_spinning=config.ort_spinning,
         )
 
     return ModelSpec(

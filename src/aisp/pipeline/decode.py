@@ -5,6 +5,14 @@ with OpenCV's SIMD converter, the fastest of the paths compared in docs/pipeline
 choice"); PyAV also gives exact presentation timestamps. When PyAV is not installed (it is the
 ``video`` extra), OpenCV decodes.
 
+``threads`` is the codec's thread count (the CPU budget's ``decode_threads``; 0: FFmpeg's own
+choice). ``frames(start=n)`` starts at frame ``n`` exactly: PyAV seeks to the nearest keyframe at or
+before it and decodes forward, dropping the frames before it. The target's timestamp is found by
+reading the packets before it, without decoding them (the n-th smallest presentation timestamp),
+so the n-th frame is the n-th frame decoded from the start even when timestamps have gaps or the
+rate varies. When packets carry no timestamps or the seek lands after the target, it decodes from
+the start and drops ``n`` frames instead, as OpenCV does.
+
 Sources given through the API open with :func:`safe_options`: an explicit FFmpeg
 ``protocol_whitelist`` for the source's scheme (a file opens only ``file``; an HTTP source only
 HTTP(S) over TCP/TLS, and follows no redirect), so that a playlist, a concat script or a redirect
@@ -25,6 +33,7 @@ from aisp.netpolicy import redact_url
 
 __all__ = [
     "Decoder", "PyAVDecoder", "OpenCVDecoder", "available_decoders", "make_decoder", "yuv_frame_to_rgb",
+    "start_pts",
     "safe_options", "PROTOCOL_WHITELISTS",
 ]
 
@@ -89,10 +98,14 @@ class Decoder(ABC):
 
     name = "base"
 
-    def __init__(self, target: str, *, options: dict[str, str] | None = None, timeout: float | None = None):
+    def __init__(self, target: str, *, options: dict[str, str] | None = None, timeout: float | None = None,
+                 threads: int = 0):
         self.target = target
         self.options = dict(options or {})
         self.timeout = timeout
+        self.threads = threads
+        #: how the last ``frames(start=n)`` got there: "seek", "skip" or None (from the start)
+        self.seek_mode: str | None = None
         self.expected_frames: int | None = None
         self.fps: float | None = None
         self.width: int | None = None
@@ -107,7 +120,8 @@ class Decoder(ABC):
         ...
 
     @abstractmethod
-    def frames(self) -> Iterator[tuple[Any, float | None]]:
+    def frames(self, start: int = 0) -> Iterator[tuple[Any, float | None]]:
+        """Every frame from frame ``start`` (0-based) on, in order."""
         ...
 
     @abstractmethod
@@ -141,6 +155,8 @@ class PyAVDecoder(Decoder):
             raise SourceError(f"{shown!r} has no video stream", source=shown, details={"phase": "open"})
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        if self.threads:
+            stream.thread_count = self.threads
         self._container = container
         self.expected_frames = int(stream.frames) if stream.frames else None
         rate = stream.average_rate or stream.guessed_rate
@@ -150,7 +166,7 @@ class PyAVDecoder(Decoder):
         self.format_name = container.format.name if container.format is not None else None
         self.finite = bool(self.expected_frames) or bool(container.duration and container.duration > 0)
 
-    def frames(self) -> Iterator[tuple[Any, float | None]]:
+    def frames(self, start: int = 0) -> Iterator[tuple[Any, float | None]]:
         import av
 
         container = self._container
@@ -158,6 +174,10 @@ class PyAVDecoder(Decoder):
             raise RuntimeError("decoder is not open")
         stream = container.streams.video[0]
         try:
+            if start > 0:
+                yield from self._frames_from(container, stream, start)
+                return
+            self.seek_mode = None
             for frame in container.decode(stream):
                 pts = float(frame.time) if frame.time is not None else None
                 yield yuv_frame_to_rgb(frame), pts
@@ -167,6 +187,32 @@ class PyAVDecoder(Decoder):
                 f"error while decoding {shown!r}: {_redact_exc(exc, self.target)}", source=shown,
                 details={"phase": "read"},
             ) from exc
+
+    def _frames_from(self, container: Any, stream: Any, start: int) -> Iterator[tuple[Any, float | None]]:
+        target = start_pts(container, stream, start)
+        if target is _END:
+            self.seek_mode = "seek"
+            return  # the file has ``start`` frames or fewer
+        if target is not None:
+            container.seek(target, backward=True, any_frame=False, stream=stream)
+            frames = container.decode(stream)
+            for frame in frames:
+                if frame.pts is None or frame.pts > target:
+                    break  # landed past the target: decode from the start instead
+                if frame.pts < target:
+                    continue
+                self.seek_mode = "seek"
+                yield yuv_frame_to_rgb(frame), float(frame.time)
+                for frame in frames:
+                    yield yuv_frame_to_rgb(frame), (float(frame.time) if frame.time is not None else None)
+                return
+            log.debug("%s: the seek to frame %d missed; decoding from the start",
+                      redact_url(self.target), start)
+        container.seek(stream.start_time or 0, backward=True, any_frame=False, stream=stream)
+        self.seek_mode = "skip"
+        for i, frame in enumerate(container.decode(stream)):
+            if i >= start:
+                yield yuv_frame_to_rgb(frame), (float(frame.time) if frame.time is not None else None)
 
     def close(self) -> None:
         container, self._container = self._container, None
@@ -203,12 +249,18 @@ class OpenCVDecoder(Decoder):
         self.width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0) or None
         self.height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0) or None
 
-    def frames(self) -> Iterator[tuple[Any, float | None]]:
+    def frames(self, start: int = 0) -> Iterator[tuple[Any, float | None]]:
         import cv2
 
         cap = self._cap
         if cap is None:
             raise RuntimeError("decoder is not open")
+        # CAP_PROP_POS_FRAMES is not exact for every container and codec: grab (decode without
+        # converting) the frames before ``start`` instead.
+        self.seek_mode = "skip" if start > 0 else None
+        for _ in range(start):
+            if not cap.grab():
+                return
         while True:
             ok, bgr = cap.read()
             if not ok or bgr is None:
@@ -220,6 +272,30 @@ class OpenCVDecoder(Decoder):
         cap, self._cap = self._cap, None
         if cap is not None:
             cap.release()
+
+
+_END = object()
+#: packets read past the target when finding its timestamp: covers B-frame reordering
+REORDER_MARGIN = 32
+
+
+def start_pts(container: Any, stream: Any, start: int) -> Any:
+    """The presentation timestamp of frame ``start`` (0-based, in presentation order), found by
+    reading packets (no decoding) from the beginning; ``_END`` when the stream has no such frame,
+    None when packets carry no timestamps. The container is left where the reading stopped."""
+    container.seek(stream.start_time or 0, backward=True, any_frame=False, stream=stream)
+    seen: list[int] = []
+    for packet in container.demux(stream):
+        if packet.size == 0:  # the demuxer's end-of-stream marker
+            continue
+        if packet.pts is None:
+            return None
+        seen.append(packet.pts)
+        if len(seen) > start + REORDER_MARGIN:
+            break
+    if len(seen) <= start:
+        return _END
+    return sorted(seen)[start]
 
 
 def _redact_exc(exc: BaseException, target: str) -> str:

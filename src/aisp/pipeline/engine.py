@@ -31,6 +31,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from aisp.cpu_budget import CpuPlan, plan_from_settings
 from aisp.errors import ConflictError, NotFoundError
 from aisp.events import Event, EventBus
 from aisp.pipeline import _gil
@@ -59,8 +60,12 @@ log = logging.getLogger("aisp.pipeline")
 class Engine:
     """Runs streams on ``workers`` shared inference threads. Thread-safe.
 
-    ``settings`` gives the defaults (workers, queue size, drop policy, memory budget, stall and
-    reconnect timings). ``loader(name, instance)`` returns a model; the engine never loads one
+    ``settings`` gives the defaults (queue size, drop policy, memory budget, stall and
+    reconnect timings); ``plan`` (default: the settings' :func:`~aisp.cpu_budget.plan_from_settings`)
+    the threads: ``workers``, the codec threads of each reader, and dynamic batching (a batch of up
+    to ``plan.batching.max_size`` frames, waiting at most ``max_delay_ms`` for it to fill, for models
+    that take batches; one frame at a time when batching is off). ``workers`` and ``max_batch``
+    override the plan. ``loader(name, instance)`` returns a model; the engine never loads one
     by itself (the runtime hands in its model registry's ``load``, tests a fake). Unknown model
     names raise :class:`~aisp.errors.NotFoundError` from the loader, at :meth:`add_stream`.
     ``clock`` stamps frames and feeds every statistic and watchdog. ``monitor_interval``
@@ -81,7 +86,8 @@ class Engine:
         *,
         workers: int | None = None,
         queue_size: int | None = None,
-        max_batch: int = 4,
+        max_batch: int | None = None,
+        plan: CpuPlan | None = None,
         monitor_interval: float | None = 0.25,
         memory_guard: MemoryGuard | None = None,
         switch_interval: float | None = 0.0005,
@@ -92,11 +98,14 @@ class Engine:
         if switch_interval is not None and not switch_interval > 0:
             raise ValueError(f"switch interval expected > 0 seconds or None, got {switch_interval!r}")
         self.settings = settings
+        self.plan = plan if plan is not None else plan_from_settings(settings)
         self.clock = clock
         self.queue_size = queue_size or settings.queue_size
         self.scheduler = Scheduler()
-        self.pool = WorkerPool(self.scheduler, workers or settings.workers, loader)
-        self.max_batch = max(1, max_batch)
+        self.pool = WorkerPool(self.scheduler, workers or self.plan.workers, loader)
+        batching = self.plan.batching
+        self.max_batch = max(1, max_batch if max_batch is not None else batching.effective_size)
+        self.batch_delay = batching.max_delay_ms / 1000.0 if max_batch is None and batching.enabled else 0.0
         self.memory_guard = memory_guard or MemoryGuard(default_budget_bytes(settings.memory_budget_mb))
         self._streams: dict[str, Stream] = {}
         self._lock = threading.Lock()
@@ -121,6 +130,8 @@ class Engine:
         source = spec.source if isinstance(spec.source, Source) else open_source(spec.source, live=spec.live)
         if spec.live is not None and isinstance(spec.source, Source):
             source.live = spec.live
+        if source.decode_threads is None:
+            source.decode_threads = self.plan.decode_threads
         batchable = self.pool.check_models(spec.models)
         if not source.live:
             source.open()  # SourceError(phase="open") right away for a missing or unreadable file
@@ -138,6 +149,7 @@ class Engine:
             drop_policy=self.settings.drop_policy,
             max_inflight=max(2 * self.pool.size * (self.max_batch if batchable else 1), 4),
             max_batch=self.max_batch if batchable else 1,
+            batch_delay=self.batch_delay if batchable and not source.live else 0.0,
             on_drained=stream.reorder.finish,
         )
         queue = stream.queue

@@ -1,6 +1,9 @@
 """Batch jobs (``aisp run``, tasks): one finite source through the engine, with a summary.
 
-:func:`run_job` and :class:`Pipeline` each run their own :class:`~aisp.pipeline.engine.Engine`.
+:func:`run_job` runs on the :class:`~aisp.pipeline.engine.Engine` it is handed (``engine=``: the
+runtime's, shared with the live streams and the other jobs, so that concurrent tasks add a reader
+each, not a pool of workers each; the CPU budget stays the one plan), else on an engine of its
+own; :class:`Pipeline` always runs its own.
 The services it needs are handed in: ``settings`` and ``loader(name, instance)`` (the runtime
 passes its own; ``aisp run`` and the task runner go through it). A library user may leave them
 out: the job then reads the settings from the environment (:func:`aisp.settings.load_settings`)
@@ -10,6 +13,7 @@ from, or left in, a process global.
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 import time
@@ -29,9 +33,14 @@ from aisp.pipeline.stream import Stream, StreamSpec
 from aisp.pipeline.workers import Loader
 from aisp.settings import Settings, load_settings
 
-__all__ = ["JobSummary", "run_job", "Pipeline"]
+__all__ = ["JobSummary", "run_job", "Pipeline", "JOB_STREAM_PREFIX"]
 
 Progress = Callable[[int, "int | None", float], None]
+
+_job_ids = itertools.count(1)
+
+#: Stream ids of jobs run on a shared engine start with this (API stream ids cannot hold ':').
+JOB_STREAM_PREFIX = "job:"
 
 
 @dataclass
@@ -128,6 +137,7 @@ def run_job(
     clock: Clock = time.monotonic,
     live: bool | None = None,
     timeout: float | None = None,
+    engine: Engine | None = None,
     stall_timeout: float | None = None,
 ) -> JobSummary:
     """Run ``models`` over every frame of a finite source; write the outputs; summarize.
@@ -138,21 +148,29 @@ def run_job(
     ``stall_timeout`` (seconds of ``clock``): a job that reads and processes no new frame for that
     long fails with a "stalled" error (a server that stops sending, a source that keeps failing).
     Without ``settings``/``loader`` the job builds its own (see the module docstring).
+    With ``engine`` the job is one more stream of that engine (``workers``, ``settings``, ``loader``
+    and ``clock`` are the engine's then), removed from it when the job ends.
     """
     source = source_spec if isinstance(source_spec, Source) else open_source(source_spec, live=live)
-    services = _services(settings, loader)
-    try:
-        engine = Engine(services.settings, services.loader, clock, workers=workers)
-    except BaseException:
-        services.close()
-        raise
+    shared = engine is not None
+    if engine is not None:
+        services = _Services(engine.settings, engine.pool.loader, lambda: None)
+        clock = engine.clock
+    else:
+        services = _services(settings, loader)
+        try:
+            engine = Engine(services.settings, services.loader, clock, workers=workers)
+        except BaseException:
+            services.close()
+            raise
     outputs: dict[str, str] = {}
     all_sinks: list[Sink] = list(sinks)
     if events_path is not None:
         all_sinks.append(JsonlSink(events_path))
         outputs["events"] = str(events_path)
     names = models.split(",") if isinstance(models, str) else list(models)
-    spec = StreamSpec("job", source, names, max_fps=max_fps, every=every, start_frame=start_frame, live=live)
+    job_id = f"{JOB_STREAM_PREFIX}{next(_job_ids)}" if shared else "job"
+    spec = StreamSpec(job_id, source, names, max_fps=max_fps, every=every, start_frame=start_frame, live=live)
     cancelled = False
     t0 = clock()
     try:
@@ -199,7 +217,11 @@ def run_job(
         if cancel is not None and cancel.is_set():
             cancelled = True
     finally:
-        engine.shutdown(engine.settings.drain_timeout_seconds)
+        if shared:
+            if any(s.id == spec.id for s in engine.streams()):  # not when add_stream failed
+                engine.remove_stream(spec.id, timeout=engine.settings.drain_timeout_seconds)
+        else:
+            engine.shutdown(engine.settings.drain_timeout_seconds)
         services.close()
     return summarize(stream, clock() - t0, cancelled=cancelled, total=total, outputs=outputs)
 

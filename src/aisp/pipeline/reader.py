@@ -1,7 +1,9 @@
 """Stage 1 of a stream: read + decode, with the watchdog's reconnects for live sources.
 
 One reader thread per stream runs :func:`read_loop`: it reads frames (RGB, converted once by
-the source), stamps them with the engine clock, applies ``start_frame``/``every``/``max_fps``,
+the source), stamps them with the engine clock, applies ``start_frame``/``every``/``max_fps``
+(a finite source *seeks* to ``start_frame``: a video file jumps to the keyframe before it instead
+of decoding every skipped frame, see :meth:`aisp.pipeline.sources.Source.seek`),
 and puts them on the stream's bounded queue (blocking for files, dropping for live sources).
 A live source that fails, ends or stalls is reconnected with exponential backoff
 (:class:`~aisp.pipeline.watchdog.Backoff`); a file that fails mid-way keeps what was read and
@@ -47,9 +49,11 @@ def read_loop(stream: Stream, scheduler: Scheduler, clock: Clock, backoff: Backo
     try:
         if source.live and not open_live(stream, budget):
             return
+        index = 0
+        if spec.start_frame and not source.live:
+            index = source.seek(spec.start_frame)
         stream.watchdog.arm()
         stream.set_state("running")
-        index = 0
         next_due: float | None = None
         while not stream.stop_requested:
             try:

@@ -37,6 +37,7 @@ class StreamQueue:
         max_inflight: int,
         max_batch: int,
         on_drained: Callable[[int], None] | None,
+        batch_delay: float = 0.0,
     ) -> None:
         if capacity < 1:
             raise ValueError(f"capacity expected >= 1, got {capacity!r}")
@@ -50,6 +51,7 @@ class StreamQueue:
         self.drop_policy = drop_policy
         self.max_inflight = max(1, max_inflight)
         self.max_batch = max(1, max_batch)
+        self.batch_delay = max(0.0, batch_delay)
         self.on_drained = on_drained
         self.items: deque[Frame] = deque()
         self.closed = False
@@ -82,10 +84,14 @@ class Scheduler:
         max_inflight: int,
         max_batch: int,
         on_drained: Callable[[int], None] | None,
+        batch_delay: float = 0.0,
     ) -> StreamQueue:
-        """A new queue for ``stream_id`` (see :class:`StreamQueue` for the arguments)."""
+        """A new queue for ``stream_id`` (see :class:`StreamQueue` for the arguments).
+        ``batch_delay`` (seconds): how long a worker that finds fewer than ``max_batch`` frames
+        waits for more (dynamic batching's max queue delay; 0: take what is there)."""
         q = StreamQueue(stream_id, priority=priority, capacity=capacity, live=live, drop_policy=drop_policy,
-                        max_inflight=max_inflight, max_batch=max_batch, on_drained=on_drained)
+                        max_inflight=max_inflight, max_batch=max_batch, on_drained=on_drained,
+                        batch_delay=batch_delay)
         with self._lock:
             if stream_id in self._queues:
                 raise ValueError(f"stream {stream_id!r} already has a queue")
@@ -119,7 +125,10 @@ class Scheduler:
             if not q.items:
                 q.pass_ = max(q.pass_, self._vtime)
             q.items.append(item)
-            self._work.notify()
+            if q.batch_delay > 0:
+                self._work.notify_all()  # a worker filling a batch waits on this too
+            else:
+                self._work.notify()
         return dropped
 
     def close(self, q: StreamQueue) -> None:
@@ -161,12 +170,17 @@ class Scheduler:
         """
         drained: list[tuple[StreamQueue, int]] = []
         with self._lock:
-            self._work.wait_for(lambda: self._shutdown or self._eligible() is not None, timeout)
-            if self._shutdown:
-                return None
-            q = self._eligible()
-            if q is None:
-                return None
+            while True:
+                self._work.wait_for(lambda: self._shutdown or self._eligible() is not None, timeout)
+                if self._shutdown:
+                    return None
+                q = self._eligible()
+                if q is None:
+                    return None
+                if not self._fill(q):
+                    break
+                if q.items and q.inflight < q.max_inflight:
+                    break  # another worker may have taken them while this one waited: look again
             n = min(len(q.items), q.max_batch, q.max_inflight - q.inflight)
             batch = []
             for _ in range(n):
@@ -182,6 +196,16 @@ class Scheduler:
             self._collect_drained(q, drained)
         self._fire(drained)
         return q, batch
+
+    def _fill(self, q: StreamQueue) -> bool:
+        """Wait up to ``q.batch_delay`` for ``q`` to hold a full batch (lock held; the wait releases
+        it, so producers keep putting). True if it waited."""
+        want = min(q.max_batch, q.max_inflight - q.inflight, q.capacity)
+        if q.batch_delay <= 0 or want <= 1 or len(q.items) >= want or q.closed:
+            return False
+        self._space.notify_all()  # a producer blocked on a full queue may add the missing frames
+        self._work.wait_for(lambda: self._shutdown or q.closed or len(q.items) >= want, q.batch_delay)
+        return True
 
     def done(self, q: StreamQueue, n: int = 1) -> None:
         """``n`` frames of ``q`` left the pipeline (released to the sinks)."""

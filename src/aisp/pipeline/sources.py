@@ -62,6 +62,8 @@ class Source(ABC):
     fps: float | None = None
     #: number of frames, for files (None when unknown or endless)
     total_frames: int | None = None
+    #: codec threads for sources that decode (the engine sets its CPU plan's before opening)
+    decode_threads: int | None = None
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -83,6 +85,17 @@ class Source(ABC):
     def reconnect(self) -> None:
         self.close()
         self.open()
+
+    def seek(self, index: int) -> int:
+        """Make the next :meth:`read` return frame ``index`` (0-based) of an open finite source;
+        returns the index of the next frame (less than ``index`` only if the source ended first).
+        This default reads and drops the frames before it; video files seek to a keyframe."""
+        if index < 0:
+            raise ValueError(f"frame index expected >= 0, got {index!r}")
+        while self.frames_read < index:
+            if self.read() is None:
+                break
+        return self.frames_read
 
     def __enter__(self) -> Source:
         self.open()
@@ -133,6 +146,14 @@ class MemorySource(Source):
     def open(self) -> None:
         self.opened += 1
 
+    def seek(self, index: int) -> int:
+        if index < 0:
+            raise ValueError(f"frame index expected >= 0, got {index!r}")
+        if self.live:
+            return super().seek(index)
+        self._pos = self.frames_read = min(index, len(self._images))
+        return self.frames_read
+
     def read(self) -> SourceFrame | None:
         if self.fail_after is not None and self.frames_read >= self.fail_after:
             raise SourceError(
@@ -168,10 +189,24 @@ class _DecoderSource(Source):
         return self._decoder.name
 
     def open(self) -> None:
+        self._decoder.threads = self.decode_threads or 0
         self._decoder.open()
         self.fps = self._decoder.fps
         self._frames = self._decoder.frames()
         self._ended = False
+
+    def seek(self, index: int) -> int:
+        """Start at frame ``index``: the decoder seeks (PyAV: the keyframe at or before it, then
+        decodes forward to it exactly; see :mod:`aisp.pipeline.decode`)."""
+        if index < 0:
+            raise ValueError(f"frame index expected >= 0, got {index!r}")
+        if self.live or index <= self.frames_read:
+            return super().seek(index)
+        if self._frames is None:
+            raise SourceError(f"{self.name}: source is not open", source=self.name, details={"phase": "read"})
+        self._frames = self._decoder.frames(start=index)
+        self.frames_read = index
+        return index
 
     def read(self) -> SourceFrame | None:
         if self._ended:
@@ -248,6 +283,12 @@ class ImageSource(Source):
             raise SourceError(
                 f"image file not found: {missing[0]}", source=missing[0], details={"phase": "open"}
             )
+
+    def seek(self, index: int) -> int:
+        if index < 0:
+            raise ValueError(f"frame index expected >= 0, got {index!r}")
+        self._pos = self.frames_read = max(self._pos, min(index, len(self.paths)))
+        return self._pos
 
     def read(self) -> SourceFrame | None:
         import cv2

@@ -3,9 +3,12 @@
 ::
 
     settings ──► build() ──► Runtime
+                               ├─ cpu      plan_from_settings(settings): the CPU budget (threads of
+                               │           workers, decoders, ONNX sessions, OpenCV, the API pool)
                                ├─ cache    ModelCache.from_settings(settings)
-                               ├─ models   ModelRegistry(cache, ModelConfig.from_settings(settings))
-                               ├─ engine   Engine(settings, loader=models.load_instance)
+                               ├─ models   ModelRegistry(cache, ModelConfig.from_settings(settings, cpu))
+                               ├─ engine   Engine(settings, loader=models.load_instance, plan=cpu):
+                               │           the live streams and every batch job (aisp run, tasks)
                                ├─ store    Store(settings.resolved_database_url, settings=settings)
                                │           (built, not opened; None with store=False)
                                ├─ system   SystemView(settings, cache)
@@ -20,6 +23,9 @@ process never share a model, a statistic or a stream. The store is optional beca
 that has no database (``aisp run``, the benchmarks) should not pay for SQLAlchemy's import; the
 server builds its runtime without one and adds it with :meth:`Runtime.with_store` once it is open,
 so that a database that is down fails the store alone.
+
+The CPU plan is computed once here; building a runtime also applies its one process-wide part,
+OpenCV's thread count (``cv2.setNumThreads``), when OpenCV is installed.
 """
 
 from __future__ import annotations
@@ -31,17 +37,20 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from aisp.cache import ModelCache, PrewarmReport
+from aisp.cpu_budget import CpuPlan, plan_from_settings
 from aisp.events import EventBus
-from aisp.models import ModelRegistry
+from aisp.models import ModelConfig, ModelRegistry
 from aisp.pipeline import Engine, JobSummary, Source, StreamStats, run_job
 from aisp.pipeline.event_snapshots import SnapshotWriter
+from aisp.pipeline.job import JOB_STREAM_PREFIX
 from aisp.runtime.system import SystemView
 from aisp.settings import Settings, load_settings
 
 if TYPE_CHECKING:  # the store imports SQLAlchemy: only runtimes that have one pay for it
     from aisp.store import Store
 
-__all__ = ["Runtime", "StoreFactory", "StreamView", "build", "make_snapshot_writer", "make_store"]
+__all__ = ["Runtime", "StoreFactory", "StreamView", "apply_opencv_threads", "build", "make_snapshot_writer",
+           "make_store"]
 
 log = logging.getLogger("aisp.runtime")
 
@@ -72,6 +81,8 @@ class Runtime:
     system: SystemView
     events: EventBus = field(default_factory=EventBus)
     snapshots: SnapshotWriter | None = None
+    #: the CPU budget every part of this runtime was built with
+    cpu: CpuPlan | None = None
 
     def with_store(self, store: Store) -> Runtime:
         """The same services with ``store`` (the server opens its store after the models are up,
@@ -89,13 +100,25 @@ class Runtime:
 
     def run_job(self, source: str | Source, models: str | Sequence[str], **options: Any) -> JobSummary:
         """:func:`aisp.pipeline.run_job` with this runtime's settings and models (a batch task,
-        ``aisp run``): its own engine and workers, this runtime's model cache."""
-        return run_job(source, models, settings=self.settings, loader=self.models.load_instance, **options)
+        ``aisp run``), on this runtime's engine: jobs and live streams share its workers, so
+        concurrent tasks stay within the CPU plan. ``workers=N`` other than the engine's, or a
+        ``clock`` other than the engine's, runs the job on an engine of its own (with this runtime's
+        model cache)."""
+        workers = options.get("workers")
+        clock = options.get("clock")
+        if (workers is not None and workers != self.engine.pool.size) or (
+            clock is not None and clock is not self.engine.clock
+        ):
+            return run_job(source, models, settings=self.settings, loader=self.models.load_instance,
+                           **options)
+        options.pop("workers", None)
+        options.pop("clock", None)
+        return run_job(source, models, engine=self.engine, **options)
 
     def streams(self) -> list[StreamView]:
-        """Every stream of the engine with its state and a statistics snapshot."""
+        """Every stream of the engine (batch jobs excluded) with its state and a statistics snapshot."""
         return [StreamView(s.spec.id, s.state, s.stats.snapshot(), s.analytics_stats())
-                for s in self.engine.streams()]
+                for s in self.engine.streams() if not s.spec.id.startswith(JOB_STREAM_PREFIX)]
 
     def sample(self) -> dict[str, float | None]:
         """One performance snapshot (the store's ``Snapshotter`` calls this periodically): total
@@ -160,15 +183,28 @@ def build(
     migrates, so the caller decides when (the server does it on its start-up thread).
     """
     settings = settings if settings is not None else load_settings()
-    models = ModelRegistry.from_settings(settings)
-    cache = models.cache
-    assert cache is not None  # from_settings always gives it one
+    plan = plan_from_settings(settings)
+    apply_opencv_threads(plan.opencv_threads)
+    cache = ModelCache.from_settings(settings)
+    models = ModelRegistry(cache, ModelConfig.from_settings(settings, plan))
     bus = EventBus()
     snapshots = make_snapshot_writer(settings, bus)
-    engine = Engine(settings, models.load_instance, clock, events=bus, snapshots=snapshots)
+    engine = Engine(settings, models.load_instance, clock, events=bus, snapshots=snapshots, plan=plan)
     the_store = make_store(settings, store_factory) if store else None
-    log.debug("runtime built: cache=%r store=%s", cache, "yes" if the_store is not None else "no")
-    return Runtime(settings, cache, models, engine, the_store, SystemView(settings, cache), bus, snapshots)
+    log.debug("runtime built: cache=%r store=%s; %s", cache, "yes" if the_store is not None else "no",
+              plan.describe())
+    return Runtime(settings, cache, models, engine, the_store, SystemView(settings, cache), bus, snapshots,
+                   cpu=plan)
+
+
+def apply_opencv_threads(threads: int) -> bool:
+    """``cv2.setNumThreads(threads)`` when OpenCV is installed; True if it was applied."""
+    try:
+        import cv2
+    except ImportError:  # OpenCV is an optional dependency of the core
+        return False
+    cv2.setNumThreads(threads)
+    return True
 
 
 def make_snapshot_writer(settings: Settings, bus: EventBus) -> SnapshotWriter | None:
