@@ -22,7 +22,19 @@ from aisp.api.errors import install_error_handlers
 from aisp.api.fastpath import FramesFastPath
 from aisp.api.lifecycle import Lifecycle
 from aisp.api.middleware import RequestMiddleware
-from aisp.api.routers import auth, cache, dashboard, frames, history, models, status, streams, tasks
+from aisp.api.routers import (
+    auth,
+    cache,
+    clips,
+    dashboard,
+    frames,
+    history,
+    hls,
+    models,
+    status,
+    streams,
+    tasks,
+)
 from aisp.api.schemas import COMMON_ERRORS
 from aisp.settings import Settings, load_settings
 
@@ -98,6 +110,8 @@ def create_app(
     app.include_router(frames.router, **protected)
     app.include_router(streams.router, **protected)
     app.include_router(streams.streaming_router, responses=COMMON_ERRORS)  # own auth (?key=)
+    app.include_router(hls.router, **protected)
+    app.include_router(clips.router, **protected)
     app.include_router(tasks.router, **protected)
     app.include_router(auth.router, **protected)
     app.include_router(history.router, **protected)

@@ -216,6 +216,29 @@ class FrameProcessResponse(BaseModel):
 
 
 # --- streams --------------------------------------------------------------------------------
+class StreamOutputSpec(BaseModel):
+    """Video out of a stream (docs/outputs.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    hls: bool = Field(False, description="Viewers may watch HLS (encoding starts on the first request).")
+    push: str | None = Field(
+        None, min_length=1, max_length=2048,
+        description="rtsp://, rtsps://, rtmp:// or rtmps:// URL to push to.",
+        examples=["rtsp://mediamtx:8554/cam1"],
+    )
+
+
+class StreamRecordSpec(BaseModel):
+    """Which events of the stream record a clip, and the margins (docs/outputs.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    types: list[str] | None = Field(None, max_length=16, description="Event types; default all but `stream`.")
+    labels: list[str] | None = Field(None, max_length=64, description="Only events with these labels.")
+    zones: list[str] | None = Field(None, max_length=64, description="Only events in these zones/lines.")
+    pre_seconds: float = Field(5.0, ge=0, le=60, description="Video kept before the event.")
+    post_seconds: float = Field(5.0, ge=0, le=300, description="Video kept after the last matching event.")
+
+
 class StreamCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Defaults to a new id.")
@@ -225,6 +248,8 @@ class StreamCreate(BaseModel):
     max_fps: float | None = Field(None, gt=0, le=1000)
     every: int = Field(1, ge=1, le=1000)
     live: bool | None = None
+    output: StreamOutputSpec | None = None
+    record: StreamRecordSpec | None = None
     start: bool = Field(True, description="Start it right away.")
 
 
@@ -236,9 +261,12 @@ class StreamOut(BaseModel):
     max_fps: float | None = None
     every: int = 1
     live: bool | None = None
+    output: dict[str, Any] | None = Field(None, description="Video out; the push URL's password is hidden.")
+    record: dict[str, Any] | None = None
     state: str
     last_error: str | None = None
     stats: dict[str, Any] = Field(default_factory=dict)
+    video: dict[str, Any] | None = Field(None, description="Encoder, HLS, push and clip statistics.")
 
 
 class StreamListResponse(BaseModel):

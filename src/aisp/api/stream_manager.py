@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from aisp.api import modelops
 from aisp.api.context import AppContext
+from aisp.api.video_outputs import VideoOutputs, check_output, check_record, public_output
 from aisp.errors import ConflictError, NotFoundError
 
 if TYPE_CHECKING:  # the pipeline pulls numpy: imported when the first stream is added
@@ -29,7 +30,9 @@ __all__ = ["StreamManager", "DEMO_STREAM"]
 log = logging.getLogger("aisp.api")
 
 DEMO_STREAM = {"id": "demo", "source": "demo", "models": ["face_detection"], "live": True}
-_SPEC_FIELDS = ("id", "source", "models", "priority", "max_fps", "every", "live")
+_SPEC_FIELDS = ("id", "source", "models", "priority", "max_fps", "every", "live", "output", "record")
+#: What the pipeline's StreamSpec takes (output and record go to the video outputs).
+_ENGINE_FIELDS = ("id", "source", "models", "priority", "max_fps", "every", "live")
 
 
 class StreamManager:
@@ -84,10 +87,16 @@ class StreamManager:
             "source": str(spec.get("source")),
             "priority": spec.get("priority") or 0,
             "every": spec.get("every") or 1,
+            "output": public_output(spec.get("output")),
             "state": stream.state,
             "last_error": stream.last_error,
             "stats": stream.stats.snapshot().to_dict(),
+            "video": self._video_stats(stream_id),
         }
+
+    def _video_stats(self, stream_id: str) -> dict[str, Any] | None:
+        video = VideoOutputs.of(self.ctx).find(stream_id)
+        return video.stats() if video is not None else None
 
     def describe_all(self) -> list[dict[str, Any]]:
         out = []
@@ -103,6 +112,9 @@ class StreamManager:
         spec = {k: body.get(k) for k in _SPEC_FIELDS if body.get(k) is not None}
         spec["id"] = spec.get("id") or f"s-{secrets.token_hex(4)}"
         spec["models"] = modelops.check_models(spec.get("models") or [], self.ctx.settings.resolved_model_dir)
+        for key, check in (("output", lambda v: check_output(self.ctx, v)), ("record", check_record)):
+            if key in spec:
+                spec[key] = check(spec[key])
         engine = self.ctx.require_engine()
         sid = spec["id"]
         with self._lock:
@@ -126,7 +138,9 @@ class StreamManager:
     def _add_to_engine(self, engine: Any, spec: dict[str, Any]) -> Any:
         from aisp.pipeline import StreamSpec
 
-        return engine.add_stream(StreamSpec(**spec), sinks=self._sinks(spec["id"]))
+        fields = {k: v for k, v in spec.items() if k in _ENGINE_FIELDS}
+        sinks = self._sinks(spec["id"]) + [VideoOutputs.of(self.ctx).sink_for(spec["id"], spec)]
+        return engine.add_stream(StreamSpec(**fields), sinks=sinks)
 
     def _sinks(self, stream_id: str) -> list[Any]:
         from aisp.pipeline.sinks import CallbackSink
@@ -179,11 +193,23 @@ class StreamManager:
         self.get(stream_id)
         with self._lock:
             engine.remove_stream(stream_id, timeout=self.ctx.settings.drain_timeout_seconds)
+            VideoOutputs.of(self.ctx).remove(stream_id)
             self._specs.pop(stream_id, None)
             if stream_id in self._persisted and self.ctx.store is not None:
                 self.ctx.store.streams.delete(stream_id)
                 self._persisted.discard(stream_id)
         log.info("stream %s deleted", stream_id)
+
+    def set_hls(self, stream_id: str, enabled: bool) -> dict[str, Any]:
+        """Allow (and start now) or stop HLS on a stream; persisted with its definition."""
+        self.get(stream_id)
+        with self._lock:
+            spec = self._specs[stream_id]
+            spec["output"] = {**(spec.get("output") or {"push": None}), "hls": enabled}
+            if stream_id in self._persisted and self.ctx.store is not None:
+                self.ctx.store.streams.save(spec)  # keeps the desired state
+        VideoOutputs.of(self.ctx).get(stream_id).set_hls(enabled)
+        return self.describe(stream_id)
 
     def _save_state(self, stream_id: str, state: str) -> None:
         if stream_id in self._persisted and self.ctx.store is not None:
