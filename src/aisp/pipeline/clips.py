@@ -5,11 +5,12 @@ the stream runs with a ``record`` rule. It keeps the encoded packets since the l
 before ``now - pre_seconds`` (bounded by ``max_ring_bytes`` too), so memory holds compressed
 video, never raw frames.
 
-An event that the stream's :class:`ClipRule` selects (``trigger``, called from the event bus's
-thread) asks for a clip from ``pre_seconds`` before the event to ``post_seconds`` after it. On the
-encoder thread, the clip starts at the ring's keyframe nearest to ``event - pre_seconds`` (a clip
-must start on a keyframe; with one every second the pre-roll is within half a second of what
-was asked) and takes every packet until ``post_seconds`` after the last matching event: an event
+An event that the stream's :class:`ClipRule` selects (:meth:`ClipRecorder.on_event`, called from
+the event bus's thread) asks for a clip from ``pre_seconds`` before the event to ``post_seconds``
+after it. On the encoder thread, the clip's file starts at the ring's last keyframe at or before
+``event - pre_seconds`` (H.264 can only start at a keyframe) and an MP4 edit list starts playback
+exactly at ``event - pre_seconds``; it takes every packet until ``post_seconds`` after the last
+matching event: an event
 that arrives while a clip is still being written extends it (overlapping events merge into one
 clip). A clip is at most ``max_seconds`` long. Clips are muxed straight to ``.mp4.part`` files
 (no re-encoding) and indexed in a :class:`~aisp.pipeline.clip_index.ClipLibrary`.
@@ -216,9 +217,14 @@ class ClipRecorder:
         keys = [i for i, p in enumerate(self._ring) if p.keyframe]
         if not keys:
             return
-        first = min(keys, key=lambda i: abs(self._ring[i].captured_at - want))
+        before = [i for i in keys if self._ring[i].captured_at <= want]
+        first = before[-1] if before else keys[0]
         start = self._ring[first]
-        wall = self.wallclock() - (self.clock() - start.captured_at)
+        # the file starts at that keyframe; an MP4 edit list starts playback at ``want`` exactly
+        # (the frames between are decoded, not shown), so the pre-roll is what was asked for
+        offset = max(start.pts, int(round(want / float(TIME_BASE)))) if before else start.pts
+        first_captured = offset * float(TIME_BASE) if before else start.captured_at
+        wall = self.wallclock() - (self.clock() - first_captured)
         clip_id = new_event_id(wall)
         _rec, part = self.library.new_clip(clip_id, self.stream_id, wall, [event_id])
         try:
@@ -230,10 +236,9 @@ class ClipRecorder:
             self.library.finish(clip_id, ended_at=wall, duration=0.0, frames=0, ok=False)
             self.clips_failed += 1
             return
-        clip = _Clip(clip_id, end, start.pts, container, stream, [event_id], first_captured=start.captured_at)
+        clip = _Clip(clip_id, end, offset, container, stream, [event_id], first_captured=first_captured)
         self._clip = clip
-        log.info("stream %s: clip %s started (%.1f s pre-roll)", self.stream_id, clip_id,
-                 at - start.captured_at)
+        log.info("stream %s: clip %s started (%.1f s pre-roll)", self.stream_id, clip_id, at - first_captured)
         for packet in list(self._ring)[first:]:
             self._write(clip, packet)
 
@@ -249,8 +254,9 @@ class ClipRecorder:
             log.exception("stream %s: writing clip %s failed", self.stream_id, clip.id)
             self._finish(ok=False)
             return
-        clip.frames += 1
-        clip.last_pts = packet.pts
+        if packet.pts >= clip.start_pts:  # frames before the edit list's start are not shown
+            clip.frames += 1
+            clip.last_pts = packet.pts
 
     def _finish(self, ok: bool = True) -> None:
         clip, self._clip = self._clip, None
@@ -261,7 +267,7 @@ class ClipRecorder:
         except Exception:
             log.exception("stream %s: closing clip %s failed", self.stream_id, clip.id)
             ok = False
-        span = (clip.last_pts - clip.start_pts) * float(TIME_BASE)
+        span = max(0.0, (clip.last_pts - clip.start_pts) * float(TIME_BASE))
         duration = span + (span / (clip.frames - 1) if clip.frames > 1 else 0.0)
         started = self.wallclock() - (self.clock() - clip.first_captured)
         self.library.finish(clip.id, ended_at=started + duration, duration=round(duration, 3),

@@ -137,9 +137,9 @@ class PushOutput:
         while not self._stopping.is_set():
             container = None
             try:
-                container = self._connect()
+                container, stream = self._connect()
                 delay = self.backoff_initial
-                self._pump(container)
+                self._pump(container, stream)
             except _Stopped:
                 break
             except Exception as exc:  # any network or muxer error: back off and reconnect
@@ -157,7 +157,7 @@ class PushOutput:
             delay = min(self.backoff_max, delay * 2)
         self._set_state("stopped")
 
-    def _connect(self) -> Any:
+    def _connect(self) -> tuple[Any, Any]:
         import av
 
         self._set_state("connecting")
@@ -167,15 +167,18 @@ class PushOutput:
         assert fmt is not None
         container = av.open(self._url, "w", format=self.fmt_name, options=dict(self._options),
                             timeout=(self.timeout, self.timeout))
-        stream = container.add_mux_stream("h264", width=fmt.width, height=fmt.height)
-        stream.time_base = TIME_BASE
-        container.start_encoding()
+        try:
+            stream = container.add_mux_stream("h264", width=fmt.width, height=fmt.height)
+            stream.time_base = TIME_BASE
+            container.start_encoding()
+        except BaseException:
+            self._close_container(container)
+            raise
         with self._lock:
             self.connects += 1
         self._set_state("connected")
         log.info("pushing %dx%d H.264 to %s", fmt.width, fmt.height, self.redacted)
-        container._aisp_stream = stream  # type: ignore[attr-defined]
-        return container
+        return container, stream
 
     def _wait_keyframe(self) -> None:
         """Discard queued packets until a keyframe (kept in ``_pending``) or a stop."""
@@ -195,10 +198,9 @@ class PushOutput:
                     self.dropped += 1
         raise _Stopped
 
-    def _pump(self, container: Any) -> None:
+    def _pump(self, container: Any, stream: Any) -> None:
         import av
 
-        stream = container._aisp_stream
         first_pts: int | None = None
         item: Any = self._pending
         while True:
