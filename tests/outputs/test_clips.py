@@ -4,7 +4,6 @@ retention by age and by size."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,6 +51,11 @@ def _read(path: Path) -> tuple[float, list[int]]:
     return duration, frames
 
 
+def _ready(library: ClipLibrary, event_id: str) -> bool:
+    rec = library.for_event(event_id)
+    return rec is not None and rec.state == "ready"
+
+
 def _event_now(engine: Engine, **kw) -> Event:
     return Event(stream_id="cam", time=0.0, captured_at=engine.clock(), **kw)
 
@@ -73,14 +77,13 @@ def test_an_event_writes_a_clip_with_pre_and_post_roll(recording) -> None:
     bus.publish(Event(stream_id="cam", type="stream", time=0.0, state="running"))  # not selected
     bus.publish(_event_now(engine, type="enter", label="car"))  # label not selected
     bus.publish(event)
-    wait_until(lambda: (library.for_event(event.id) or None) and library.for_event(event.id).state == "ready",
-               20, message="the clip to be written")
+    wait_until(lambda: _ready(library, event.id), 20, message="the clip to be written")
     rec = library.for_event(event.id)
     assert rec.events == [event.id] and rec.stream_id == "cam"
     duration, frames = _read(library.path(rec))
     assert abs(duration - 4.0) <= 0.5, duration  # 2 s before + 2 s after
     assert abs(len(frames) - 4 * FPS) <= 15, len(frames)
-    assert rec.frames == len(frames)
+    assert abs(rec.frames - len(frames)) <= 1  # the edit list may hide the frame on its boundary
     # pre-roll: the clip starts ~2 s (60 frames) before the event's frame, and holds it
     assert event_frame in frames
     assert abs((event_frame - frames[0]) - 2 * FPS) <= 8, (event_frame, frames[0])
@@ -98,8 +101,7 @@ def test_overlapping_events_merge_into_one_clip(recording) -> None:
     wait_until(lambda: _current_frame(video) >= start + FPS, 10, message="one more second")
     second = _event_now(engine, type="enter", label="person")
     bus.publish(second)
-    wait_until(lambda: library.for_event(second.id) is not None and library.for_event(second.id).state == "ready",
-               20, message="the merged clip")
+    wait_until(lambda: _ready(library, second.id), 20, message="the merged clip")
     a, b = library.for_event(first.id), library.for_event(second.id)
     assert a.id == b.id and set(a.events) == {first.id, second.id}
     duration, _frames = _read(library.path(a))
@@ -110,7 +112,8 @@ def test_overlapping_events_merge_into_one_clip(recording) -> None:
 def test_clip_rule_is_validated() -> None:
     assert ClipRule.parse({}).pre_seconds == 5.0 and "stream" not in ClipRule.parse({}).types
     for bad, field in [({"types": ["explode"]}, "record.types"), ({"labels": "person"}, "record.labels"),
-                       ({"pre_seconds": -1}, "record.pre_seconds"), ({"post_seconds": 1e9}, "record.post_seconds"),
+                       ({"pre_seconds": -1}, "record.pre_seconds"),
+                       ({"post_seconds": 1e9}, "record.post_seconds"),
                        ({"pre_seconds": True}, "record.pre_seconds"), ({"color": 1}, "record")]:
         with pytest.raises(ValidationError) as info:
             ClipRule.parse(bad)
@@ -125,7 +128,8 @@ def _fake_clip(library: ClipLibrary, clip_id: str, started: float, size: int) ->
 
 def test_retention_by_age_and_total_size(tmp_path: Path) -> None:
     now = [1_000_000.0]
-    library = ClipLibrary(tmp_path / "clips", max_age_days=1.0, max_total_bytes=2500, wallclock=lambda: now[0])
+    library = ClipLibrary(tmp_path / "clips", max_age_days=1.0, max_total_bytes=2500,
+                          wallclock=lambda: now[0])
     _fake_clip(library, "a" * 26, now[0] - 2 * 86400, 1000)  # older than a day: deleted at once
     assert library.get("a" * 26) is None and library.deleted == 1
     for n, name in enumerate("bcd"):
@@ -136,11 +140,13 @@ def test_retention_by_age_and_total_size(tmp_path: Path) -> None:
     files = sorted(p.name for p in (tmp_path / "clips").rglob("*.mp4"))
     assert files == ["c" * 26 + ".mp4", "d" * 26 + ".mp4"]
     # every file stays inside the clip directory whatever the stream id
-    assert all(p.resolve().is_relative_to((tmp_path / "clips").resolve()) for p in (tmp_path / "clips").rglob("*"))
+    root = (tmp_path / "clips").resolve()
+    assert all(p.resolve().is_relative_to(root) for p in root.rglob("*"))
     # the index survives a restart; a half-written clip left by a crash is removed
     stray = next((tmp_path / "clips").glob("*/")) / ("e" * 26 + ".mp4.part")
     stray.write_bytes(b"partial")
-    reopened = ClipLibrary(tmp_path / "clips", max_age_days=1.0, max_total_bytes=2500, wallclock=lambda: now[0])
+    reopened = ClipLibrary(tmp_path / "clips", max_age_days=1.0, max_total_bytes=2500,
+                           wallclock=lambda: now[0])
     assert [c.id[0] for c in reopened.list()] == ["c", "d"] and not stray.exists()
     now[0] += 2 * 86400
     assert reopened.prune() == 2 and reopened.list() == []

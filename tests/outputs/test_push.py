@@ -40,7 +40,8 @@ def test_push_reaches_a_receiver_and_reconnects_after_it_restarts(
     video = StreamVideo("cam", settings, push=url, clock=engine.clock)
     try:
         wait_until(first.listening, 10, message="the receiver to listen")
-        engine.add_stream(StreamSpec("cam", CounterSource(fps=30), ["fake"]), sinks=[video.sink()], start=True)
+        spec = StreamSpec("cam", CounterSource(fps=30), ["fake"])
+        engine.add_stream(spec, sinks=[video.sink()], start=True)
         push = video.push
         assert push is not None
         wait_until(lambda: push.stats().sent >= 60, 20, message="60 packets pushed")
