@@ -47,7 +47,6 @@ def test_push_reaches_a_receiver_and_reconnects_after_it_restarts(
         wait_until(lambda: push.stats().sent >= 60, 20, message="60 packets pushed")
         assert push.stats().connected and push.stats().connects == 1
         first.kill()  # the server goes away mid-stream
-        assert len(_frames(tmp_path / "first.ts")) >= 30  # it had recorded what was sent
         wait_until(lambda: push.stats().failures >= 1, 20, message="the push to notice")
         assert not push.stats().connected
         sent_before = push.stats().sent
