@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from aisp.api.errors import invalid_request
 from aisp.api.modelops import parse_model_list
@@ -220,7 +220,7 @@ class StreamOutputSpec(BaseModel):
     """Video out of a stream (docs/outputs.md)."""
 
     model_config = ConfigDict(extra="forbid")
-    hls: bool = Field(False, description="Viewers may watch HLS (encoding starts on the first request).")
+    hls: StrictBool = Field(False, description="Viewers may watch HLS (encoding starts on the first request).")
     push: str | None = Field(
         None, min_length=1, max_length=2048,
         description="rtsp://, rtsps://, rtmp:// or rtmps:// URL to push to.",
