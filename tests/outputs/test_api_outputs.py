@@ -47,7 +47,8 @@ def test_hls_plays_in_ffprobe_and_pyav(srv: LiveApp) -> None:
     assert r.json()["output"] == {"hls": True, "push": None}
     base = "/api/streams/hls1/hls"
     _error(_client(srv, None).get(f"{base}/index.m3u8"), 401, "UNAUTHORIZED")
-    _error(_client(srv, None).get(f"{base}/index.m3u8?key={srv.viewer}"), 401, "UNAUTHORIZED")  # no key in URLs
+    # never a key in a URL: ?key= is not accepted here
+    _error(_client(srv, None).get(f"{base}/index.m3u8?key={srv.viewer}"), 401, "UNAUTHORIZED")
     r = viewer.get(f"{base}/index.m3u8")
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("application/vnd.apple.mpegurl")
@@ -61,7 +62,8 @@ def test_hls_plays_in_ffprobe_and_pyav(srv: LiveApp) -> None:
     # ffprobe reads the live playlist over HTTP with the key in a header, never in the URL
     out = subprocess.run(
         ["ffprobe", "-v", "error", "-headers", f"X-API-Key: {srv.viewer}\r\n", "-count_frames",
-         "-read_intervals", "%+3", "-show_entries", "stream=codec_name,width,height,avg_frame_rate,r_frame_rate",
+         "-read_intervals", "%+3",
+         "-show_entries", "stream=codec_name,width,height,avg_frame_rate,r_frame_rate",
          "-of", "json", f"{srv.url}{base}/index.m3u8"],
         capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -142,7 +144,8 @@ def test_event_clip_route(srv: LiveApp) -> None:
 
     admin, viewer = _client(srv, srv.admin), _client(srv, srv.viewer)
     r = admin.post("/api/streams", json={"id": "rec", "source": "demo:live", "models": ["fake"],
-                                         "record": {"labels": ["person"], "pre_seconds": 1, "post_seconds": 1}})
+                                         "record": {"labels": ["person"], "pre_seconds": 1,
+                                                    "post_seconds": 1}})
     assert r.status_code == 201, r.text
     assert r.json()["record"]["types"] and r.json()["record"]["pre_seconds"] == 1
     try:

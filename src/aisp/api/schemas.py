@@ -220,7 +220,9 @@ class StreamOutputSpec(BaseModel):
     """Video out of a stream (docs/outputs.md)."""
 
     model_config = ConfigDict(extra="forbid")
-    hls: StrictBool = Field(False, description="Viewers may watch HLS (encoding starts on the first request).")
+    hls: StrictBool = Field(
+        False, description="Viewers may watch HLS (encoding starts on the first request)."
+    )
     push: str | None = Field(
         None, min_length=1, max_length=2048,
         description="rtsp://, rtsps://, rtmp:// or rtmps:// URL to push to.",
