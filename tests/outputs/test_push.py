@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from aisp.netpolicy import redact_url
 from aisp.pipeline import Engine, StreamSpec
 from aisp.pipeline.video_out import StreamVideo
 from aisp.settings import load_settings
@@ -37,7 +38,7 @@ def test_push_reaches_a_receiver_and_reconnects_after_it_restarts(
                              push_reconnect_max_seconds=1.0, push_timeout_seconds=3.0)
     engine = Engine(settings, FakeLoader())
     url = first.url.replace("127.0.0.1", "pusher:s3cret@127.0.0.1") if scheme == "rtsp" else first.url
-    video = StreamVideo("cam", settings, push=url, clock=engine.clock)
+    video = StreamVideo("cam", settings, push=url, push_display=redact_url(url), clock=engine.clock)
     try:
         wait_until(first.listening, 10, message="the receiver to listen")
         spec = StreamSpec("cam", CounterSource(fps=30), ["fake"])

@@ -140,7 +140,9 @@ class VideoOutputs:
             record = spec.get("record")
             rule = ClipRule.parse(record) if record is not None else None
             video = StreamVideo(stream_id, self.ctx.settings, hls=bool(output.get("hls")),
-                                push=output.get("push"), record=rule,
+                                push=output.get("push"),
+                                push_display=redact_url(output["push"]) if output.get("push") else None,
+                                record=rule,
                                 library=self.library() if rule is not None else None,
                                 clock=self.ctx.require_engine().clock)
             with self._lock:

@@ -9,7 +9,8 @@ Stages::
 
 The frame path never waits for the network: the encoder only appends to the queue. While the
 server is away, packets are dropped (counted) and the thread retries with backoff. The URL's
-password never reaches a log line or a status: :func:`aisp.netpolicy.redact_url`.
+password never reaches a log line or a status: the caller hands in ``display``, the URL as
+:func:`aisp.netpolicy.redact_url` shows it, and error texts have the URL and password replaced.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from aisp.netpolicy import redact_url
 from aisp.pipeline.encode import TIME_BASE, EncodedPacket, VideoFormat
 
 __all__ = ["PushOutput", "PushStats", "PUSH_SCHEMES"]
@@ -63,12 +63,13 @@ def _container_args(url: str, timeout_s: float) -> tuple[str, dict[str, str]]:
 class PushOutput:
     """A :class:`~aisp.pipeline.encode.PacketConsumer` that sends to one push URL."""
 
-    def __init__(self, url: str, *, queue_packets: int = 90, timeout: float = 5.0,
+    def __init__(self, url: str, *, display: str, queue_packets: int = 90, timeout: float = 5.0,
                  backoff_initial: float = 0.5, backoff_max: float = 30.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.fmt_name, self._options = _container_args(url, timeout)
         self._url = url
-        self.redacted = redact_url(url)
+        self.redacted = display
+        self._password = urlsplit(url).password or None
         self.timeout = timeout
         self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
         self.clock = clock
@@ -143,7 +144,7 @@ class PushOutput:
             except _Stopped:
                 break
             except Exception as exc:  # any network or muxer error: back off and reconnect
-                message = redact_url(str(exc)).replace(self._url, self.redacted)
+                message = self._scrub(str(exc))
                 with self._lock:
                     self.failures += 1
                 self._set_state("backoff", message)
@@ -244,11 +245,16 @@ class PushOutput:
                 with self._lock:
                     self.dropped += 1
 
+    def _scrub(self, text: str) -> str:
+        """An error text with the URL shown redacted and the password nowhere."""
+        text = text.replace(self._url, self.redacted)
+        return text.replace(self._password, "***") if self._password else text
+
     def _close_container(self, container: Any) -> None:
         try:
             container.close()
         except Exception as exc:  # the server is gone: nothing to flush to
-            log.debug("push to %s: close failed: %s", self.redacted, redact_url(str(exc)))
+            log.debug("push to %s: close failed: %s", self.redacted, self._scrub(str(exc)))
         self._set_state("idle" if not self._stopping.is_set() else "stopped")
 
 

@@ -35,7 +35,8 @@ class StreamVideo:
     PUSH = "push"
 
     def __init__(self, stream_id: str, settings: Settings, *, hls: bool = False, push: str | None = None,
-                 record: ClipRule | None = None, library: ClipLibrary | None = None,
+                 push_display: str | None = None, record: ClipRule | None = None,
+                 library: ClipLibrary | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.stream_id = stream_id
         self.settings = settings
@@ -49,7 +50,9 @@ class StreamVideo:
         self.hls_enabled = hls
         self.push: PushOutput | None = None
         if push:
-            self.push = PushOutput(push, queue_packets=settings.push_queue_packets,
+            # push_display: the URL as shown (redacted by the caller; the pipeline has no policy module)
+            self.push = PushOutput(push, display=push_display or "(push target)",
+                                   queue_packets=settings.push_queue_packets,
                                    timeout=settings.push_timeout_seconds,
                                    backoff_initial=settings.push_reconnect_initial_seconds,
                                    backoff_max=settings.push_reconnect_max_seconds)
