@@ -54,10 +54,9 @@ def _container_args(url: str, timeout_s: float) -> tuple[str, dict[str, str]]:
     scheme = urlsplit(url).scheme.lower()
     if scheme not in PUSH_SCHEMES:
         raise ValueError(f"push URL scheme expected one of {PUSH_SCHEMES}, got {scheme!r}")
-    micros = str(int(timeout_s * 1_000_000))
-    if scheme.startswith("rtsp"):
-        return "rtsp", {"rtsp_transport": "tcp", "timeout": micros}
-    return "flv", {"rw_timeout": micros}
+    if scheme.startswith("rtsp"):  # socket I/O timeout, in microseconds
+        return "rtsp", {"rtsp_transport": "tcp", "timeout": str(int(timeout_s * 1_000_000))}
+    return "flv", {}  # RTMP: the open timeout comes from av.open(timeout=...)
 
 
 class PushOutput:
