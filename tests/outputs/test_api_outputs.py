@@ -121,6 +121,16 @@ def test_hostile_output_and_record_are_refused(srv: LiveApp, body: dict, status:
         admin.delete("/api/streams/bad")
 
 
+def test_a_stream_that_cannot_be_added_leaves_no_video_output(srv: LiveApp) -> None:
+    from aisp.api.video_outputs import VideoOutputs
+
+    admin = _client(srv, srv.admin)
+    r = admin.post("/api/streams", json={"id": "ghost", "source": "missing.mp4", "models": ["fake"],
+                                         "output": {"hls": True}, "record": {}})
+    assert r.status_code >= 400, r.text
+    assert VideoOutputs.of(srv.ctx).find("ghost") is None  # no encoder thread left behind
+
+
 def test_push_password_is_hidden_everywhere(srv: LiveApp, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     admin = _client(srv, srv.admin)

@@ -139,8 +139,14 @@ class StreamManager:
         from aisp.pipeline import StreamSpec
 
         fields = {k: v for k, v in spec.items() if k in _ENGINE_FIELDS}
-        sinks = self._sinks(spec["id"]) + [VideoOutputs.of(self.ctx).sink_for(spec["id"], spec)]
-        return engine.add_stream(StreamSpec(**fields), sinks=sinks)
+        video = VideoOutputs.of(self.ctx)
+        sinks = self._sinks(spec["id"]) + [video.sink_for(spec["id"], spec)]
+        try:
+            return engine.add_stream(StreamSpec(**fields), sinks=sinks)
+        except BaseException:
+            if spec["id"] not in self._specs:  # a new stream that could not be added: no video out
+                video.remove(spec["id"])
+            raise
 
     def _sinks(self, stream_id: str) -> list[Any]:
         from aisp.pipeline.sinks import CallbackSink
