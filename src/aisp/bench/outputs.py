@@ -9,6 +9,9 @@ same run (``rounds`` times each, medians reported), each for ``seconds``:
   receiver (``ffmpeg -listen 1 ... -f null``; skipped without ffmpeg);
 * ``clips``: the clip recorder's pre-roll ring, with an event every 3 s writing clips.
 
+``encoder_options`` first encodes the same 640x480 demo frames with x264 presets and thread
+counts side by side (wall and CPU ms per frame, size), the measurement behind the defaults.
+
 Figures: the pipeline's processed FPS (ratio to ``off``; goal >= 0.9), the CPU of the encoder and
 push threads (per-thread CPU time over wall time, in % of one core; goal <= 15 for HLS and push
 together), the whole process's CPU, frames dropped at the encoder hand-off, and the HLS
@@ -154,9 +157,39 @@ def _one(runtime: Any, settings: Settings, mode: str, seconds: float, n: int,
             receiver.stop()
 
 
+def encoder_options(frames: int = 150) -> dict[str, Any]:
+    """x264 presets and thread counts side by side on the same 640x480 demo frames, alternated
+    twice: wall ms per frame, CPU ms per frame (process time: all x264 threads), bytes per frame."""
+    from aisp.pipeline.demo import DemoSource
+    from aisp.pipeline.encode import EncoderOptions, H264Encoder
+
+    demo = DemoSource(frames=frames)
+    demo.open()
+    images = [demo.render(i) for i in range(frames)]
+    configs = [("ultrafast", 1), ("ultrafast", 2), ("superfast", 1), ("veryfast", 1), ("veryfast", 2)]
+    samples: dict[str, list[tuple[float, float, int]]] = {f"{p}/{t}": [] for p, t in configs}
+    for _ in range(2):
+        for preset, threads in configs:
+            encoder = H264Encoder(640, 480, EncoderOptions(preset=preset, threads=threads, crf=26))
+            size = 0
+            wall0, cpu0 = time.perf_counter(), time.process_time()
+            for i, image in enumerate(images):
+                size += sum(len(p.data) for p in encoder.encode(image, i / 30, i))
+            size += sum(len(p.data) for p in encoder.flush())
+            wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+            samples[f"{preset}/{threads}"].append((wall, cpu, size))
+    out = {}
+    for name, runs in samples.items():
+        out[name] = {"wall_ms_per_frame": round(statistics.median(r[0] for r in runs) / frames * 1000, 2),
+                     "cpu_ms_per_frame": round(statistics.median(r[1] for r in runs) / frames * 1000, 2),
+                     "kbytes_per_frame": round(statistics.median(r[2] for r in runs) / frames / 1024, 1)}
+    return out
+
+
 def run(quick: bool = False, settings: Settings | None = None) -> dict[str, Any]:
     seconds = 6.0 if quick else 20.0
     rounds = 1 if quick else 3
+    options = encoder_options(60 if quick else 300)
     with tempfile.TemporaryDirectory(prefix="aisp-bench-outputs-") as tmp:
         base = settings or load_settings()
         settings = base.model_copy(update={"data_dir": Path(tmp), "clip_dir": Path(tmp) / "clips"})
@@ -196,4 +229,4 @@ def run(quick: bool = False, settings: Settings | None = None) -> dict[str, Any]
             "settings": {"video_preset": settings.video_preset, "video_threads": settings.video_threads,
                          "video_crf": settings.video_crf,
                          "keyframe_seconds": settings.video_keyframe_seconds},
-            "summary": summary, "runs": runs}
+            "summary": summary, "encoder_options": options, "runs": runs}
