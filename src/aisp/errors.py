@@ -16,6 +16,7 @@ and carries its context as attributes and in ``details``::
     ├── UnsupportedMediaError         415 UNSUPPORTED_MEDIA   (.media_type)
     ├── SourceError                   422 SOURCE_ERROR        (.source)
     ├── ModelLoadError                500 MODEL_LOAD_ERROR    (.model_name, .path)
+    │   ├── InvalidModelError         422 INVALID_MODEL       (a model file the caller named is unusable)
     │   └── MissingDependencyError    501 MISSING_DEPENDENCY  (.module, .extra)
     ├── StoreError                    503 STORE_ERROR
     └── OverloadedError               503 OVERLOADED          (.retry_after)
@@ -47,6 +48,7 @@ __all__ = [
     "UnsupportedMediaError",
     "SourceError",
     "ModelLoadError",
+    "InvalidModelError",
     "MissingDependencyError",
     "StoreError",
     "OverloadedError",
@@ -270,6 +272,14 @@ class ModelLoadError(AISPError):
         super().__init__(message, details=merged)
         self.model_name = model_name
         self.path = path
+
+
+class InvalidModelError(ModelLoadError):
+    """A model file the caller named (``onnx:<path>``) that exists but cannot be used: not an ONNX
+    model, damaged, or of a shape AISP does not know. The caller's input, hence 422, not 500."""
+
+    status_code = 422
+    name = "INVALID_MODEL"
 
 
 class MissingDependencyError(ModelLoadError, ImportError):

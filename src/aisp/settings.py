@@ -110,6 +110,11 @@ class Settings(BaseSettings):
         True,
         description="Answer raw-body POST /api/frames/process without FastAPI's per-request machinery.",
     )
+    frames_reduced_decode: bool = Field(
+        False,
+        description="Default of /api/frames/process `reduced_decode`: decode JPEGs at half scale when "
+        "every model's network input is much smaller (faster; results differ slightly from a full decode).",
+    )
     mediapipe_graph_threads: int = Field(
         0,
         ge=0,
@@ -193,6 +198,15 @@ class Settings(BaseSettings):
     )
 
     # --- security: limits -----------------------------------------------------------------
+    frames_max_megapixels_in_flight: float = Field(
+        64.0,
+        gt=0,
+        description="Megapixels of images /api/frames/process may decode at once; larger uploads "
+        "wait, an image above it is refused (413).",
+    )
+    frames_budget_wait_seconds: float = Field(
+        30.0, gt=0, description="Longest wait for the megapixel budget before 503 OVERLOADED."
+    )
 
     # --- CPU budget -------------------------------------------------------------------------
 

@@ -111,7 +111,7 @@ def test_short_run_measures_the_api_and_the_floor() -> None:
     pytest.importorskip("mediapipe")
     from aisp.bench import api
 
-    result = api.run(quick=True, duration=1.5, compare_full_decode=False)
+    result = api.run(quick=True, duration=1.5, compare_reduced_decode=False, compare_big_images=False)
     for key in ("frames_process", "frames_process_bare_asgi"):
         load = result[key]
         assert load["requests_ok"] > 0 and set(load["status"]) == {"200"}, load
@@ -122,3 +122,21 @@ def test_short_run_measures_the_api_and_the_floor() -> None:
     assert 0 < result["startup_to_health_s"] <= result["startup_to_ready_s"]
     assert result["exit_code"] == 0 and result["model_ms_per_frame_p50"] > 0
     assert result["goal_met"] == (result["frames_process"]["latency_ms_p99"] <= 30.0)
+
+
+def test_merge_adds_the_abba_halves() -> None:
+    from aisp.bench.api import _merge
+
+    def part(lat: list[float], seconds: float, cpu: tuple[float, float]) -> dict:
+        return {
+            "_latencies": lat, "requests_ok": len(lat), "duration_s": seconds, "_cpu_s": cpu,
+            "status": {"200": len(lat)}, "requests_per_s": len(lat) / seconds,
+        }
+
+    parts = [part([1.0, 2.0], 1.0, (0.004, 0.001)), part([3.0, 4.0, 5.0, 6.0], 2.0, (0.008, 0.002))]
+    merged = _merge(parts, 8)
+    assert merged["requests_ok"] == 6 and merged["requests_per_s"] == 2.0
+    assert merged["requests_per_s_by_run"] == [2.0, 2.0] and merged["status"] == {"200": 6}
+    assert merged["latency_ms_p50"] in (3.0, 4.0) and merged["latency_ms_max"] == 6.0
+    assert merged["server_cpu_ms_per_request"] == 2.0 and merged["client_cpu_ms_per_request"] == 0.5
+    assert not any(k.startswith("_") for k in merged)

@@ -1,4 +1,4 @@
-"""Reduced JPEG decode on the frames route: when it applies, and that results stay accurate."""
+"""Reduced JPEG decode on the frames route (opt-in): when it applies, and that results stay accurate."""
 
 from __future__ import annotations
 
@@ -64,8 +64,8 @@ def _detect(api: Harness, jpeg: bytes, query: str = "") -> dict[str, Any]:
 @pytest.mark.parametrize(("width", "height"), [(640, 480), (1280, 960)])
 def test_reduced_decode_matches_full_decode_on_astronaut(api: Harness, width: int, height: int) -> None:
     jpeg = _astronaut(width, height)
-    reduced = _detect(api, jpeg)
-    full = _detect(api, jpeg, "&reduced_decode=false")
+    reduced = _detect(api, jpeg, "&reduced_decode=true")
+    full = _detect(api, jpeg)  # the default: a full decode
     assert reduced["decode_scale"] == 2 and full["decode_scale"] == 1
     assert (reduced["width"], reduced["height"]) == (full["width"], full["height"]) == (width, height)
     r_dets = reduced["models"]["face_detection"]["detections"]
@@ -80,21 +80,23 @@ def test_reduced_decode_matches_full_decode_on_astronaut(api: Harness, width: in
 def test_annotate_and_non_jpeg_decode_in_full(api: Harness) -> None:
     jpeg = _astronaut(640, 480)
     r = api.client.post(
-        f"{URL}?models=face_detection&annotate=true", content=jpeg, headers={"Content-Type": "image/jpeg"}
+        f"{URL}?models=face_detection&annotate=true&reduced_decode=true",
+        content=jpeg,
+        headers={"Content-Type": "image/jpeg"},
     )
     assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
     png = api.client.post(
-        f"{URL}?models=face_detection",
+        f"{URL}?models=face_detection&reduced_decode=true",
         content=encode(test_image(640, 480), ".png"),
         headers={"Content-Type": "image/png"},
     )
     assert png.status_code == 200 and png.json()["decode_scale"] == 1
-    fake = _detect_fake(api, jpeg)
+    fake = _detect_fake(api, jpeg, "&reduced_decode=true")
     assert fake["decode_scale"] == 1  # the fake model declares no network input: full decode
 
 
-def _detect_fake(api: Harness, jpeg: bytes) -> dict[str, Any]:
-    r = api.client.post(f"{URL}?models=fake", content=jpeg, headers={"Content-Type": "image/jpeg"})
+def _detect_fake(api: Harness, jpeg: bytes, query: str = "") -> dict[str, Any]:
+    r = api.client.post(f"{URL}?models=fake{query}", content=jpeg, headers={"Content-Type": "image/jpeg"})
     assert r.status_code == 200, r.text
     return r.json()
 

@@ -25,17 +25,17 @@ def parse(query: str) -> FramesQuery:
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
-        ("models=fake", ("fake", False, True)),  # the defaults
+        ("models=fake", ("fake", False, None)),  # the defaults
         ("models=a,b&annotate=true&reduced_decode=false", ("a,b", True, False)),
-        ("models=fake&unknown=1&ANNOTATE=true", ("fake", False, True)),  # unknown names ignored
-        ("models=nope&models=fake", ("fake", False, True)),  # given twice: the last counts
-        ("models=fake&annotate=maybe&annotate=1", ("fake", True, True)),
-        ("models=" + "a" * MAX_MODELS_LEN, ("a" * MAX_MODELS_LEN, False, True)),
-        ("models=" + "%C3%A9" * MAX_MODELS_LEN, ("\u00e9" * MAX_MODELS_LEN, False, True)),  # characters
-        ("models=", ("", False, True)),  # valid here; names() refuses it
+        ("models=fake&unknown=1&ANNOTATE=true", ("fake", False, None)),  # unknown names ignored
+        ("models=nope&models=fake", ("fake", False, None)),  # given twice: the last counts
+        ("models=fake&annotate=maybe&annotate=1", ("fake", True, None)),
+        ("models=" + "a" * MAX_MODELS_LEN, ("a" * MAX_MODELS_LEN, False, None)),
+        ("models=" + "%C3%A9" * MAX_MODELS_LEN, ("\u00e9" * MAX_MODELS_LEN, False, None)),  # characters
+        ("models=", ("", False, None)),  # valid here; names() refuses it
     ],
 )
-def test_parse(query: str, expected: tuple[str, bool, bool]) -> None:
+def test_parse(query: str, expected: tuple[str, bool, bool | None]) -> None:
     q = parse(query)
     assert (q.models, q.annotate, q.reduced_decode) == expected
 

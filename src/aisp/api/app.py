@@ -27,6 +27,7 @@ from aisp.api.routers import (
     cache,
     clips,
     dashboard,
+    docs,
     frames,
     history,
     hls,
@@ -90,7 +91,7 @@ def create_app(
         description=_DESCRIPTION,
         openapi_tags=_TAGS,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served by routers.docs: Swagger UI from a package, no CDN (works offline)
         redoc_url=None,
     )
     app.state.ctx = ctx
@@ -103,6 +104,7 @@ def create_app(
     )
 
     app.include_router(status.open_router)
+    app.include_router(docs.router)
     protected = {"dependencies": [Depends(authorize)], "responses": COMMON_ERRORS}
     app.include_router(status.router, **protected)
     app.include_router(models.router, **protected)

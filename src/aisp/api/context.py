@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aisp.api.metrics import ApiMetrics
+from aisp.api.pixel_budget import PixelBudget
 from aisp.errors import OverloadedError, StoreError
 from aisp.settings import Settings
 
@@ -107,6 +108,8 @@ class AppContext:
     tasks: Any = None
     auth: Any = None
     inference: InferencePool | None = None
+    #: megapixels the frames route may decode at once (AISP_FRAMES_MAX_MEGAPIXELS_IN_FLIGHT)
+    pixel_budget: PixelBudget | None = None
     fast_path: Any = None  # the FramesFastPath middleware, once the app has built its stack
     started_at: float = 0.0
     started_wall: float = field(default_factory=time.time)
@@ -122,6 +125,11 @@ class AppContext:
         self.started_at = self.clock()
         if self.inference is None:
             self.inference = InferencePool(self.settings.inference_threads)
+        if self.pixel_budget is None:
+            self.pixel_budget = PixelBudget(
+                int(self.settings.frames_max_megapixels_in_flight * 1_000_000),
+                wait_seconds=self.settings.frames_budget_wait_seconds,
+            )
         for name in ("runtime", *READY_GATES, "engine", "streams"):
             self.components.setdefault(name, "pending")
         self.metrics.bind(self)

@@ -2,27 +2,34 @@
 
 Order of checks (cheap first, so a bad request costs almost nothing):
 
-1. model names known (404 before reading the body);
+1. model names known, ``onnx:`` files present and plausible (404/422 before reading the body);
 2. body size (the middleware: ``Content-Length``, then counted bytes; 413);
 3. format and pixel count from the header only (:mod:`aisp.api.imageinfo`; 415, 400 or 413),
-   so a decompression bomb is refused before any decoder allocates it; truncated files are
-   refused too (decoders would return a half-grey image);
-4. then, in the bounded inference pool (503 ``OVERLOADED`` when saturated): decode with OpenCV
-   (``IMREAD_COLOR``, BGR to RGB once), run each model on this pool thread's own instance
+   so a decompression bomb is refused before any decoder allocates it; files without their end
+   are refused too (decoders would return a half-grey image);
+4. the megapixel budget (:class:`aisp.api.pixel_budget.PixelBudget`): the image's pixels are
+   held while it is decoded and processed; 413 when it is larger than the whole budget, 503
+   ``OVERLOADED`` after waiting too long;
+5. then, in the bounded inference pool (503 ``OVERLOADED`` when saturated): decode
+   (:func:`aisp.api.decode.decode_rgb`: a JPEG whose data ends early or is corrupt is a 400, EXIF
+   orientation applied as ``cv2.imread`` does), run each model on this pool thread's own instance
    (``models.load(name, instance="api<thread index>")`` on the app's
    :class:`~aisp.models.ModelRegistry`, resolved once per request), optionally annotate and
    encode a JPEG.
 
-**Reduced decode.** When the image is a JPEG, no annotated image is asked for, and every
+**Full decode by default.** The image is decoded in full, so the answer is what
+``model.infer()`` gives on the same image (``tests/api/test_frames_equality.py`` checks every
+built-in model that gives boxes or landmarks).
+
+**Reduced decode (opt-in).** ``?reduced_decode=true`` (or ``AISP_FRAMES_REDUCED_DECODE=true`` for
+the default) allows, when the image is a JPEG, no annotated image is asked for, and every
 requested model resizes the whole frame to a small network input (``network_input_side``, e.g.
-128 for BlazeFace short-range), the JPEG is decoded at half scale by libjpeg's DCT scaling
-(``cv2.IMREAD_REDUCED_COLOR_2``: it skips most of the IDCT work, and the model then copies and
-resizes a quarter of the pixels), as long as the long side stays at least twice the network
-input; the results are then scaled back to the original image's pixel coordinates. The network
-sees nearly the same pixels (it downsamples much further anyway); tests/api/test_frames_decode.py
-checks that boxes match a full decode. Quarter scale is not used: boxes moved too much
-(``docs/PERFORMANCE.md`` has the figures of both). The response's ``decode_scale`` says which
-scale was used (1 or 2); ``?reduced_decode=false`` turns it off.
+128 for BlazeFace short-range), decoding the JPEG at half scale by libjpeg's DCT scaling (it skips
+most of the IDCT work, and the model then copies and resizes a quarter of the pixels), as long as
+the long side stays at least twice the network input; the results are then scaled back to the
+original image's pixel coordinates. Boxes move slightly against a full decode (IoU 0.87 to 0.98
+on scikit-image's photos), which is why it is not the default. The response's ``decode_scale``
+says which scale was used (1 or 2).
 
 ``numpy``, ``cv2`` and :mod:`aisp.models` (which imports numpy) are imported when first needed
 (the first request's name check, or the runtime's build), not with this module, so
@@ -35,14 +42,16 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fastapi import Request
 
 from aisp.api import modelops
 from aisp.api.context import AppContext
+from aisp.api.decode import decode_rgb
 from aisp.api.imageinfo import ImageInfo, probe_image
-from aisp.errors import PayloadTooLargeError, UnsupportedMediaError, ValidationError
+from aisp.errors import ModelLoadError, PayloadTooLargeError, UnsupportedMediaError, ValidationError
 
 if TYPE_CHECKING:  # aisp.models imports numpy: the app module stays light until the first frame
     from aisp.models import Model, ModelRegistry, ModelResult
@@ -157,36 +166,32 @@ def infer_image(
     models: ModelRegistry,
     instance: int,
     annotate: bool,
-    reduced_decode: bool = True,
+    reduced_decode: bool = False,
+    model_dir: Path | None = None,
 ) -> FrameOutcome:
     """Decode and run the models (called on an inference pool thread).
 
     ``instance`` is the pool thread's index: each model is this thread's own instance
-    (``api<instance>``) from ``models``, so non-thread-safe models are never shared.
+    (``api<instance>``) from ``models``, so non-thread-safe models are never shared. A failing
+    ``onnx:`` file is reported relative to ``model_dir`` (:func:`aisp.api.modelops.public_load_error`).
     """
     import cv2
-    import numpy as np
 
-    loaded: list[Model] = [models.load(name, instance=modelops.api_instance(instance)) for name in names]
+    loaded: list[Model] = []
+    for name in names:
+        try:
+            loaded.append(models.load(name, instance=modelops.api_instance(instance)))
+        except ModelLoadError as exc:
+            raise modelops.public_load_error(exc, name, model_dir) from None
     factor = decode_reduction(info, loaded, annotate=annotate, allowed=reduced_decode)
-    flag = cv2.IMREAD_REDUCED_COLOR_2 if factor == 2 else cv2.IMREAD_COLOR
     t0 = time.perf_counter()
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
-    if bgr is None:
-        raise ValidationError(
-            f"could not decode the {info.format.upper()} image ({len(data)} bytes); the file is damaged",
-            field="file",
-            expected=f"a valid {info.format.upper()} image",
-        )
-    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    rgb = decode_rgb(data, info, factor)
     t1 = time.perf_counter()
     results = {name: model.infer(rgb) for name, model in zip(names, loaded, strict=True)}
     if factor > 1:
         h, w = rgb.shape[:2]
-        # OpenCV applies EXIF orientation, which may swap the header's width and height
-        full_w, full_h = (info.width, info.height)
-        if abs(w * factor - full_w) > factor or abs(h * factor - full_h) > factor:
-            full_w, full_h = full_h, full_w
+        # the EXIF orientation (applied by the decode) may swap the header's width and height
+        full_w, full_h = (info.height, info.width) if info.orientation >= 5 else (info.width, info.height)
         sx, sy = full_w / w, full_h / h
         results = {name: res.scaled(sx, sy) for name, res in results.items()}
     jpeg = None
@@ -212,31 +217,49 @@ class FrameAnswer:
 
 
 async def process_image(
-    ctx: AppContext, data: bytes, names: Sequence[str], *, annotate: bool, reduced_decode: bool
+    ctx: AppContext, data: bytes, names: Sequence[str], *, annotate: bool, reduced_decode: bool | None
 ) -> FrameAnswer:
-    """Check the image (on the event loop: header only), then decode, infer and build the answer
-    on an inference pool thread, so the event loop stays free for I/O. ``names`` must have been
-    checked (:func:`aisp.api.modelops.check_models`). Raises :class:`aisp.errors.AISPError`s
-    (503 ``OVERLOADED`` while the app's models are not built yet)."""
-    info = check_image(data, max_pixels=ctx.settings.max_pixels)
+    """Check the image (on the event loop: header only), hold its pixels of the megapixel budget,
+    then decode, infer and build the answer on an inference pool thread, so the event loop stays
+    free for I/O. ``names`` must have been checked (:func:`aisp.api.modelops.check_models`);
+    ``reduced_decode`` None means the setting ``frames_reduced_decode``. Raises
+    :class:`aisp.errors.AISPError`s (503 ``OVERLOADED`` while the app's models are not built yet)."""
+    settings = ctx.settings
+    info = check_image(data, max_pixels=settings.max_pixels)
+    reduced = settings.frames_reduced_decode if reduced_decode is None else reduced_decode
     models = ctx.models  # once per request
     pool = ctx.inference
-    if pool is None:  # pragma: no cover - the context creates it
+    budget = ctx.pixel_budget
+    if pool is None or budget is None:  # pragma: no cover - the context creates them
         raise RuntimeError("the inference pool is not running")
+    model_dir = settings.resolved_model_dir
+    lease = await budget.lease(info.pixels)
 
-    def job() -> tuple[FrameOutcome, bytes | None]:
-        outcome = infer_image(
-            data,
-            info,
-            names,
-            models=models,
-            instance=pool.thread_index(),
-            annotate=annotate,
-            reduced_decode=reduced_decode,
-        )
-        return outcome, None if annotate else json_body(info, outcome)
+    def job() -> tuple[FrameOutcome, bytes | None] | None:
+        if not lease.start():  # the request was abandoned before its turn: nothing to do
+            return None
+        try:
+            outcome = infer_image(
+                data,
+                info,
+                names,
+                models=models,
+                instance=pool.thread_index(),
+                annotate=annotate,
+                reduced_decode=reduced,
+                model_dir=model_dir,
+            )
+            return outcome, None if annotate else json_body(info, outcome)
+        finally:
+            lease.release()
 
-    outcome, body = await pool.run(job)
+    try:
+        done = await pool.run(job)
+    except BaseException:
+        lease.abandon()
+        raise
+    assert done is not None  # the lease started: this request did not abandon it
+    outcome, body = done
     for name, res in outcome.results.items():
         ctx.metrics.observe_inference(name, res.inference_ms, "api")
     if body is None:

@@ -6,7 +6,10 @@ header (PNG ``IHDR``, JPEG ``SOFn``, WebP ``VP8 ``/``VP8L``/``VP8X``) and the im
 before any decoder allocates it. Pure Python, no dependencies.
 
 It also says whether the payload looks complete (JPEG ends with ``EOI``, PNG with ``IEND``, WebP's
-RIFF size matches), because decoders happily return half-grey images from truncated files.
+RIFF size matches), because decoders happily return half-grey images from truncated files. (A
+truncated JPEG with an ``EOI`` appended passes this check; the decoder catches it, see
+:mod:`aisp.api.jpeg`.) For a JPEG it also reads the EXIF orientation (``APP1``), so that the
+decoder can turn the image upright as OpenCV's ``imread`` does.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class ImageInfo:
     width: int
     height: int
     complete: bool
+    orientation: int = 1  # EXIF orientation (1-8, JPEG only); 1 is upright
 
     @property
     def pixels(self) -> int:
@@ -81,6 +85,7 @@ def _png(data: bytes) -> ImageInfo:
 
 def _jpeg(data: bytes) -> ImageInfo:
     i, n = 2, len(data)
+    orientation = 1
     while i + 4 <= n:
         if data[i] != 0xFF:
             raise _damaged("jpeg", f"expected a marker at byte {i}, got 0x{data[i]:02x}")
@@ -103,11 +108,33 @@ def _jpeg(data: bytes) -> ImageInfo:
             if width == 0 or height == 0:
                 raise _damaged("jpeg", f"zero size {width}x{height}")
             complete = data.rstrip(b"\x00\r\n ").endswith(b"\xff\xd9")
-            return ImageInfo("jpeg", width, height, complete)
+            return ImageInfo("jpeg", width, height, complete, orientation)
         if marker == 0xDA:  # start of scan before any frame header
             break
+        if marker == 0xE1 and data[i + 4 : i + 10] == b"Exif\x00\x00":
+            orientation = _exif_orientation(data[i + 10 : i + 2 + length])
         i += 2 + length
     raise _damaged("jpeg", "no frame header (SOF) found; the file is truncated or not a JPEG")
+
+
+def _exif_orientation(tiff: bytes) -> int:
+    """The Orientation tag (0x0112) of IFD0 of an EXIF TIFF block; 1 when absent or damaged."""
+    if len(tiff) < 8 or tiff[:2] not in (b"II", b"MM"):
+        return 1
+    end = "<" if tiff[:2] == b"II" else ">"
+    (ifd,) = struct.unpack(end + "I", tiff[4:8])
+    if ifd + 2 > len(tiff):
+        return 1
+    (count,) = struct.unpack(end + "H", tiff[ifd : ifd + 2])
+    for k in range(min(count, 512)):
+        entry = ifd + 2 + 12 * k
+        if entry + 12 > len(tiff):
+            return 1
+        tag, kind = struct.unpack(end + "HH", tiff[entry : entry + 4])
+        if tag == 0x0112 and kind == 3:  # SHORT, stored left-aligned in the value field
+            (value,) = struct.unpack(end + "H", tiff[entry + 8 : entry + 10])
+            return value if 1 <= value <= 8 else 1
+    return 1
 
 
 def _webp(data: bytes) -> ImageInfo:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -37,6 +37,9 @@ class LiveSource(Protocol):
     def is_ready(self) -> bool: ...
 
     def uptime_s(self) -> float: ...
+
+    @property
+    def pixel_budget(self) -> Any: ...  # aisp.api.pixel_budget.PixelBudget | None
 
 __all__ = ["ApiMetrics", "CONTENT_TYPE_LATEST", "LiveSource"]
 
@@ -100,6 +103,7 @@ class _LiveCollector:
             yield from self._lifecycle(ctx)
             yield from self._streams(ctx)
             yield from self._cache(ctx)
+            yield from self._budget(ctx)
         except Exception:  # a scrape must never fail the whole endpoint
             log.exception("metrics collection failed")
 
@@ -141,6 +145,29 @@ class _LiveCollector:
                 latency.add_metric([sid, q], value)
             running.add_metric([sid], 1.0 if view.state == "running" else 0.0)
         yield from (in_fps, out_fps, dropped, frames_in, frames_out, latency, running)
+
+    @staticmethod
+    def _budget(ctx: LiveSource) -> Iterator[Metric]:
+        """The frames route's megapixel budget (``api/pixel_budget.py``)."""
+        budget = getattr(ctx, "pixel_budget", None)
+        if budget is None:
+            return
+        stats = budget.stats()
+        for name, doc, value in (
+            ("aisp_frames_pixels_in_flight", "Pixels of images being decoded or processed.", stats.in_use),
+            ("aisp_frames_pixels_budget", "The megapixel budget, in pixels.", stats.capacity),
+            ("aisp_frames_budget_waiting", "Requests waiting for the megapixel budget.", stats.waiting),
+        ):
+            gauge = GaugeMetricFamily(name, doc)
+            gauge.add_metric([], float(value))
+            yield gauge
+        for name, doc, value in (
+            ("aisp_frames_budget_timeouts", "503s after waiting for the budget.", stats.timeouts),
+            ("aisp_frames_budget_refused", "413s: images larger than the budget.", stats.refused),
+        ):
+            counter = CounterMetricFamily(name, doc)
+            counter.add_metric([], float(value))
+            yield counter
 
     @staticmethod
     def _cache(ctx: LiveSource) -> Iterator[Metric]:

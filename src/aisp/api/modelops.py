@@ -12,7 +12,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aisp.errors import AISPError, ForbiddenError, ValidationError
+from aisp.errors import (
+    AISPError,
+    ForbiddenError,
+    InvalidModelError,
+    ModelLoadError,
+    NotFoundError,
+    ValidationError,
+)
 
 if TYPE_CHECKING:  # pulls numpy: the app module stays light
     from aisp.models import ModelRegistry
@@ -28,6 +35,8 @@ __all__ = [
     "held_keys",
     "api_instance",
     "check_onnx_path",
+    "onnx_relative_path",
+    "public_load_error",
     "ONNX_PREFIX",
 ]
 
@@ -51,8 +60,10 @@ def parse_model_list(raw: str | None, *, field: str = "models") -> list[str]:
 
 
 def check_models(names: Iterable[str], model_dir: Path) -> list[str]:
-    """The names, de-duplicated; raises ``NotFoundError`` for an unknown one, naming the known ones,
-    and ``ForbiddenError`` for an ``onnx:`` path outside ``model_dir``."""
+    """The names, de-duplicated; raises ``NotFoundError`` for an unknown name (naming the known
+    ones) or a missing ``onnx:`` file, ``ForbiddenError`` for an ``onnx:`` path outside
+    ``model_dir`` and ``InvalidModelError`` (422) for an ``onnx:`` file that is not an ONNX model.
+    Errors name ``onnx:`` files by their path relative to ``model_dir``, never the absolute one."""
     from aisp.models import get_spec
 
     wanted = list(dict.fromkeys(names))
@@ -64,23 +75,98 @@ def check_models(names: Iterable[str], model_dir: Path) -> list[str]:
     return wanted
 
 
+def _resolve_onnx(name: str) -> Path:
+    path = Path(name[len(ONNX_PREFIX) :]).expanduser()
+    return (path if path.is_absolute() else Path.cwd() / path).resolve()
+
+
+def onnx_relative_path(name: str, model_dir: Path) -> str | None:
+    """An ``onnx:`` model's file as a path relative to ``model_dir`` (None when it is outside)."""
+    try:
+        resolved = _resolve_onnx(name)
+    except (OSError, RuntimeError, ValueError):
+        return None
+    return resolved.relative_to(model_dir).as_posix() if resolved.is_relative_to(model_dir) else None
+
+
 def check_onnx_path(name: str, model_dir: Path) -> None:
-    """API callers may load ``onnx:<path>`` models only from the model directory.
+    """API callers may load ``onnx:<path>`` models only from the model directory, and only files
+    that are there and start like an ONNX model.
 
     The CLI trusts its user with any path; the API does not let a client make the server open
     (or probe) arbitrary files: the path must resolve inside ``model_dir``
-    (``settings.resolved_model_dir``).
+    (``settings.resolved_model_dir``), else 403 (whether it exists or not). Inside it, a missing
+    file is 404 and a file that is not an ONNX model (its first bytes are not a ModelProto's
+    ``ir_version``) is 422; both name the path relative to the model directory. A file that starts
+    well but fails to load later is a 422 too (:func:`public_load_error`).
     """
     if not isinstance(name, str) or not name.startswith(ONNX_PREFIX):
         return
-    path = Path(name[len(ONNX_PREFIX) :]).expanduser()
-    resolved = (path if path.is_absolute() else Path.cwd() / path).resolve()
-    if not resolved.is_relative_to(model_dir):
+    try:
+        resolved = _resolve_onnx(name)
+    except (OSError, RuntimeError, ValueError):
+        resolved = None
+    if resolved is None or not resolved.is_relative_to(model_dir):
         raise ForbiddenError(
-            f"model '{name}': ONNX models are loaded only from the model directory {model_dir} "
-            f"(AISP_MODEL_DIR); got a path outside it",
-            details={"field": "models", "model_dir": str(model_dir)},
+            "ONNX models are loaded only from the model directory (setting AISP_MODEL_DIR); "
+            "the path given is outside it",
+            details={"field": "models", "setting": "AISP_MODEL_DIR"},
         )
+    rel = resolved.relative_to(model_dir).as_posix()
+    if not resolved.is_file():
+        raise NotFoundError(
+            f"ONNX model file '{rel}' not found in the model directory (AISP_MODEL_DIR)",
+            kind="model",
+            key=f"{ONNX_PREFIX}{rel}",
+            details={"field": "models", "path": rel},
+        )
+    try:
+        with resolved.open("rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        head = b""
+    if not _looks_like_onnx(head):
+        raise InvalidModelError(
+            f"'{rel}' in the model directory is not an ONNX model (expected a protobuf ModelProto "
+            "starting with its ir_version)",
+            path=rel,
+            details={"field": "models"},
+        )
+
+
+def _looks_like_onnx(head: bytes) -> bool:
+    """An ONNX file is a ModelProto whose first field, as every exporter writes it, is
+    ``ir_version`` (field 1, varint: tag 0x08) with a small positive value."""
+    return len(head) >= 2 and head[0] == 0x08 and 1 <= head[1] <= 64
+
+
+def public_load_error(exc: ModelLoadError, name: str, model_dir: Path | None) -> ModelLoadError:
+    """The error to show a client for a failed load of ``name``: for an ``onnx:`` file inside
+    ``model_dir``, a 422 :class:`InvalidModelError` naming the file relative to the model directory
+    (the backend's own text is reduced to its reason, without any path); other errors as they are."""
+    if model_dir is None or not name.startswith(ONNX_PREFIX) or type(exc) not in (ModelLoadError,):
+        return exc
+    rel = onnx_relative_path(name, model_dir)
+    if rel is None:
+        return exc
+    reason = _strip_paths(exc.message, name, model_dir)
+    return InvalidModelError(
+        f"ONNX model '{rel}' in the model directory cannot be used: {reason}",
+        path=rel,
+        details={"field": "models"},
+    )
+
+
+def _strip_paths(message: str, name: str, model_dir: Path) -> str:
+    """``message`` without the model's absolute path or the model directory's."""
+    text = message
+    raw = name[len(ONNX_PREFIX) :]
+    for path in sorted({raw, str(_resolve_onnx(name)), str(model_dir)}, key=len, reverse=True):
+        if path:
+            text = text.replace(path, "<model>" if path != str(model_dir) else "<model_dir>")
+    _, _, tail = text.partition("<model>")
+    reason = tail.lstrip("': ").strip() or text
+    return reason.replace(str(model_dir), "<model_dir>")
 
 
 def api_instance(thread_index: int) -> str:
@@ -95,9 +181,13 @@ def held_keys(runtime: Runtime, name: str) -> list[str]:
 
 def load(runtime: Runtime, name: str) -> tuple[float, list[str]]:
     """Load ``name`` into the cache; returns (milliseconds, cache keys now held)."""
-    check_models([name], runtime.settings.resolved_model_dir)
+    model_dir = runtime.settings.resolved_model_dir
+    check_models([name], model_dir)
     t0 = time.perf_counter()
-    runtime.models.load(name)
+    try:
+        runtime.models.load(name)
+    except ModelLoadError as exc:
+        raise public_load_error(exc, name, model_dir) from None
     ms = (time.perf_counter() - t0) * 1000
     return ms, held_keys(runtime, name)
 
@@ -126,7 +216,12 @@ def prewarm_models(runtime: Runtime, names: Iterable[str]) -> tuple[list[str], d
     if not todo:
         return [], failed
     report = runtime.prewarm(todo)
-    failed.update(report.failed)
+    model_dir = runtime.settings.resolved_model_dir
+    for name, message in report.failed.items():  # "ModelLoadError: <text>" for a failed load
+        kind, sep, text = message.partition(": ")
+        if sep and kind == "ModelLoadError":
+            message = public_load_error(ModelLoadError(text), name, model_dir).message
+        failed[name] = message
     for name in report.loaded:
         log.info("prewarmed %s", name)
     return list(report.loaded), failed

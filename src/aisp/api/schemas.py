@@ -51,7 +51,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         409: "Conflict with the current state (CONFLICT).",
         413: "Upload or image too large (PAYLOAD_TOO_LARGE).",
         415: "Not a JPEG, PNG or WebP image (UNSUPPORTED_MEDIA).",
-        422: "A source that cannot be opened (SOURCE_ERROR).",
+        422: "A source that cannot be opened (SOURCE_ERROR) or an unusable model file (INVALID_MODEL).",
         500: "Unexpected error (INTERNAL_ERROR) or model load failure (MODEL_LOAD_ERROR).",
         501: "An optional dependency is missing (MISSING_DEPENDENCY).",
         503: "Overloaded, starting or store unavailable (OVERLOADED, STORE_ERROR); see Retry-After.",
@@ -180,11 +180,13 @@ class FramesQuery(BaseModel):
         description="Comma-separated model names, e.g. face_detection,hands.", max_length=MAX_MODELS_LEN
     )
     annotate: bool = Field(False, description="Return the annotated image as image/jpeg.")
-    reduced_decode: bool = Field(
-        True,
-        description="Allow decoding a JPEG at half scale when every model resizes the "
-        "frame to a much smaller network input (results are in the original pixels either way; "
-        "`decode_scale` in the response says which scale was used). false: always decode in full.",
+    reduced_decode: bool | None = Field(
+        None,
+        description="Allow decoding a JPEG at half scale when every model resizes the frame to a much "
+        "smaller network input: faster, but boxes and scores then differ slightly from `model.infer()` "
+        "on the full image (results are in the original pixels either way; `decode_scale` in the "
+        "response says which scale was used). Default: the setting `AISP_FRAMES_REDUCED_DECODE` "
+        "(false: a full decode, the same answer as the library).",
     )
 
     @classmethod

@@ -6,12 +6,18 @@
    scikit-image astronaut) as the raw body, from ``concurrency`` client threads (one keep-alive
    connection each, :class:`_Connection`; every answer read and its JSON parsed) for
    ``duration`` seconds after a warm-up: requests/s, p50/p90/p99/max latency, status counts.
+   The default full decode (``frames_process``) and the same load with ``&reduced_decode=true``
+   (``frames_process_reduced_decode``) run side by side in ABBA order (full, reduced, reduced,
+   full, each half the duration, merged by :func:`_merge`), and their ratio (``reduced_vs_full``).
 3. **Baseline, same run**: the model's own time per frame (``infer`` on the decoded frame, in this
    process) and the JPEG decode time, so the API's overhead can be read off beside them.
 4. **Shutdown**: SIGTERM, time to exit, exit code.
 5. **The floor, same run**: the same load against a bare ASGI server doing the same work with no
    framework (:mod:`aisp.bench._bare_app`, same uvicorn, same thread count), and the API's
    figures as ratios of it (``api_vs_bare``): what AISP adds on top of what the work costs.
+6. **Big images** (``big_images``, :mod:`aisp.bench._big_images`): the server's RSS growth while
+   four 40-megapixel PNGs with ``annotate=true`` are processed at once, with the default megapixel
+   budget and with it off.
 
 The client threads run on the same machine and take CPU from the server; on a shared 2-core
 machine that is part of the figure. The CPU time of the server process and of the client per
@@ -33,6 +39,7 @@ import threading
 import time
 from typing import Any
 
+from aisp.bench._big_images import run_big_images
 from aisp.models import ModelConfig, ModelRegistry
 from aisp.settings import Settings, default_inference_threads, load_settings
 
@@ -65,26 +72,31 @@ def _astronaut_jpeg() -> tuple[bytes, Any]:
 
 def _baseline(jpeg: bytes, rgb: Any, n: int, config: ModelConfig) -> dict[str, float]:
     """The model's own time per frame and the JPEG decode time, in this process, for both the
-    full decode and the 1/2-scale decode that the server uses for face_detection."""
+    full decode (the server's default) and the 1/2-scale decode (``reduced_decode=true``)."""
+    from aisp.api.decode import decode_rgb  # the server's decoder (libjpeg-turbo, strict)
+    from aisp.api.imageinfo import probe_image
+
+    info = probe_image(jpeg)
+    small = decode_rgb(jpeg, info, 2)
+    model = ModelRegistry(None, config).load("face_detection", cache=False)
     import cv2
     import numpy as np
 
-
     buf = np.frombuffer(jpeg, np.uint8)
-    small = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_REDUCED_COLOR_2), cv2.COLOR_BGR2RGB)
-    model = ModelRegistry(None, config).load("face_detection", cache=False)
-    times: dict[str, list[float]] = {"infer": [], "infer_small": [], "decode": [], "decode_small": []}
+    times: dict[str, list[float]] = {
+        "infer": [], "infer_small": [], "decode": [], "decode_small": [], "decode_opencv": []
+    }
     try:
         for _ in range(5):
             model.infer(rgb)
             model.infer(small)
         for _ in range(n):
             t0 = time.perf_counter()
-            cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            decode_rgb(jpeg, info, 1)
             t1 = time.perf_counter()
             model.infer(rgb)
             t2 = time.perf_counter()
-            cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_REDUCED_COLOR_2), cv2.COLOR_BGR2RGB)
+            decode_rgb(jpeg, info, 2)
             t3 = time.perf_counter()
             model.infer(small)
             t4 = time.perf_counter()
@@ -92,6 +104,9 @@ def _baseline(jpeg: bytes, rgb: Any, n: int, config: ModelConfig) -> dict[str, f
             times["infer"].append((t2 - t1) * 1000)
             times["decode_small"].append((t3 - t2) * 1000)
             times["infer_small"].append((t4 - t3) * 1000)
+            # OpenCV's decode, which cannot tell a truncated JPEG: the cost of the strict check
+            cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            times["decode_opencv"].append((time.perf_counter() - t4) * 1000)
     finally:
         model.close()
     return {
@@ -100,6 +115,7 @@ def _baseline(jpeg: bytes, rgb: Any, n: int, config: ModelConfig) -> dict[str, f
         "model_ms_per_frame_half_scale_p50": round(statistics.median(times["infer_small"]), 3),
         "jpeg_decode_ms_p50": round(statistics.median(times["decode"]), 3),
         "jpeg_decode_half_scale_ms_p50": round(statistics.median(times["decode_small"]), 3),
+        "jpeg_decode_opencv_ms_p50": round(statistics.median(times["decode_opencv"]), 3),
     }
 
 
@@ -249,6 +265,7 @@ def _load(
         "latency_ms_p99": _pct(all_lat, 99),
         "latency_ms_max": round(max(all_lat), 3) if all_lat else None,
         "status": status,
+        "_latencies": all_lat,  # for _merge; dropped from the output
     }
 
 
@@ -267,11 +284,13 @@ def _measured(
     load = _load(base, jpeg, concurrency, duration, model, query)
     s1, c1 = server_ps.cpu_times(), client_ps.cpu_times()
     n = max(1, load["requests_ok"])
-    server_cpu_ms = 1000.0 * ((s1.user - s0.user) + (s1.system - s0.system)) / n
-    client_cpu_ms = 1000.0 * ((c1.user - c0.user) + (c1.system - c0.system)) / n
+    server_s = (s1.user - s0.user) + (s1.system - s0.system)
+    client_s = (c1.user - c0.user) + (c1.system - c0.system)
+    server_cpu_ms, client_cpu_ms = 1000.0 * server_s / n, 1000.0 * client_s / n
     cpus = os.cpu_count() or 1
     return {
         **load,
+        "_cpu_s": (server_s, client_s),
         "server_cpu_ms_per_request": round(server_cpu_ms, 3),
         "client_cpu_ms_per_request": round(client_cpu_ms, 3),
         "client_cpu_share": round(client_cpu_ms / max(1e-9, server_cpu_ms + client_cpu_ms), 3),
@@ -279,6 +298,42 @@ def _measured(
         # mean latency cannot be lower (closed loop, Little's law with CPU as the bottleneck)
         "cpu_bound_latency_floor_ms": round(concurrency * (server_cpu_ms + client_cpu_ms) / cpus, 2),
     }
+
+
+def _merge(parts: list[dict[str, Any]], concurrency: int) -> dict[str, Any]:
+    """One figure set from several runs of the same load (the ABBA halves of a side-by-side
+    comparison): counts and CPU added up, percentiles over all the latencies."""
+    lat = [x for p in parts for x in p["_latencies"]]
+    ok = sum(p["requests_ok"] for p in parts)
+    elapsed = sum(p["duration_s"] for p in parts)
+    server_s = sum(p["_cpu_s"][0] for p in parts)
+    client_s = sum(p["_cpu_s"][1] for p in parts)
+    status: dict[str, int] = {}
+    for p in parts:
+        for code, n in p["status"].items():
+            status[code] = status.get(code, 0) + n
+    n = max(1, ok)
+    server_ms, client_ms = 1000.0 * server_s / n, 1000.0 * client_s / n
+    return {
+        "concurrency": concurrency,
+        "duration_s": round(elapsed, 2),
+        "requests_ok": ok,
+        "requests_per_s": round(ok / elapsed, 1) if elapsed > 0 else 0.0,
+        "requests_per_s_by_run": [p["requests_per_s"] for p in parts],
+        "latency_ms_p50": _pct(lat, 50),
+        "latency_ms_p90": _pct(lat, 90),
+        "latency_ms_p99": _pct(lat, 99),
+        "latency_ms_max": round(max(lat), 3) if lat else None,
+        "status": status,
+        "server_cpu_ms_per_request": round(server_ms, 3),
+        "client_cpu_ms_per_request": round(client_ms, 3),
+        "client_cpu_share": round(client_ms / max(1e-9, server_ms + client_ms), 3),
+        "cpu_bound_latency_floor_ms": round(concurrency * (server_ms + client_ms) / (os.cpu_count() or 1), 2),
+    }
+
+
+def _public(figures: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in figures.items() if not k.startswith("_")}
 
 
 def _bare(
@@ -300,7 +355,7 @@ def _bare(
         _wait_status(f"{base}/ready", 200, 120, proc)
         server_ps, client_ps = psutil.Process(proc.pid), psutil.Process()
         load = _measured(server_ps, client_ps, base, jpeg, concurrency, duration, model, "")
-        return {"threads": threads, **load}
+        return {"threads": threads, **_public(load)}
     finally:
         proc.terminate()
         try:
@@ -326,14 +381,16 @@ def run(
     duration: float | None = None,
     server_env: dict[str, str] | None = None,
     model: str = "face_detection",
-    compare_full_decode: bool = True,
+    compare_reduced_decode: bool = True,
     compare_bare: bool = True,
+    compare_big_images: bool = True,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark; ``server_env`` adds ``AISP_*`` settings for the server (experiments).
 
-    ``compare_full_decode`` repeats the load with ``?reduced_decode=false`` (same duration) so
-    that the reduced JPEG decode's effect is measured side by side in the same run.
+    ``compare_reduced_decode`` repeats the load with ``?reduced_decode=true`` (same duration) so
+    that the opt-in reduced JPEG decode's effect is measured side by side in the same run.
+    ``compare_big_images`` adds the memory figures of :mod:`aisp.bench._big_images`.
     ``compare_bare`` runs the same load against :mod:`aisp.bench._bare_app` (the same work with
     no framework, same thread count) after the API: the floor the machine itself sets.
     """
@@ -366,12 +423,20 @@ def run(
             import psutil
 
             server_ps, client_ps = psutil.Process(proc.pid), psutil.Process()
-            load = _measured(server_ps, client_ps, base, jpeg, concurrency, duration, model, "")
-            full = None
-            if compare_full_decode:  # the same load with ?reduced_decode=false, side by side
-                full = _measured(
-                    server_ps, client_ps, base, jpeg, concurrency, duration, model, "&reduced_decode=false"
-                )
+            reduced = None
+            if compare_reduced_decode:
+                # the same load with ?reduced_decode=true, side by side: full, reduced, reduced,
+                # full, each half the duration, so that drift in the machine's load hits both alike
+                half = duration / 2
+
+                def one(query: str) -> dict[str, Any]:
+                    return _measured(server_ps, client_ps, base, jpeg, concurrency, half, model, query)
+
+                runs = [one(""), one("&reduced_decode=true"), one("&reduced_decode=true"), one("")]
+                load = _merge([runs[0], runs[3]], concurrency)
+                reduced = _merge([runs[1], runs[2]], concurrency)
+            else:
+                load = _public(_measured(server_ps, client_ps, base, jpeg, concurrency, duration, model, ""))
             config = ModelConfig.from_settings(settings if settings is not None else load_settings())
             baseline = _baseline(jpeg, rgb, 30 if quick else 200, config)
             t_term = time.perf_counter()
@@ -387,12 +452,17 @@ def run(
 
         threads = int(env.get("AISP_INFERENCE_THREADS") or default_inference_threads())
         bare = _bare(jpeg, concurrency, duration, model, threads, server_env or {})
+    big = run_big_images(_free_port, _wait_status) if compare_big_images else None
     p99 = load["latency_ms_p99"]
     return {
         "startup_to_health_s": round(t_health - t_spawn, 3),
         "startup_to_ready_s": round(t_ready - t_spawn, 3),
         "frames_process": load,
-        **({"frames_process_full_decode": full} if full is not None else {}),
+        **(
+            {"frames_process_reduced_decode": reduced, "reduced_vs_full": _ratios(reduced, load)}
+            if reduced is not None
+            else {}
+        ),
         **baseline,
         **({"frames_process_bare_asgi": bare, "api_vs_bare": _ratios(load, bare)} if bare else {}),
         "goal_p99_ms": 30.0,
@@ -400,4 +470,5 @@ def run(
         "shutdown_s": round(t_exit - t_term, 3),
         "exit_code": code,
         "image": "640x480 JPEG (skimage astronaut), raw body",
+        **({"big_images": big} if big is not None else {}),
     }

@@ -53,7 +53,7 @@ _REQUEST_BODY = {
             "content": {"image/jpeg": {}},
             "description": "JSON results, or image/jpeg when annotate=true.",
         },
-        **error_responses(404, 413, 415),
+        **error_responses(404, 413, 415, 422),
     },
 )
 async def process(request: Request, query: Annotated[FramesQuery, Query()]) -> Response:

@@ -41,7 +41,7 @@ async def list_all(request: Request) -> ModelListResponse:
     "/{name}/load",
     response_model=ModelLoadResponse,
     summary="Load a model into the cache (a no-op when it is already warm).",
-    responses=error_responses(404, 501),
+    responses=error_responses(404, 422, 501),
 )
 async def load(request: Request, name: str = _NAME) -> ModelLoadResponse:
     ms, keys = await anyio.to_thread.run_sync(modelops.load, _ctx(request).require_runtime(), name)
@@ -63,7 +63,7 @@ async def unload(request: Request, name: str = _NAME) -> ModelUnloadResponse:
     "/prewarm",
     response_model=PrewarmResponse,
     summary="Load several models now; reports the ones that failed.",
-    responses=error_responses(404),
+    responses=error_responses(404, 422),
 )
 async def prewarm(request: Request, body: PrewarmRequest) -> PrewarmResponse:
     runtime = _ctx(request).require_runtime()

@@ -3,6 +3,7 @@ and ``/metrics``. ``/health`` and ``/ready`` are open (no key) and never touch a
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -34,6 +35,22 @@ async def health(request: Request) -> HealthResponse:
     return HealthResponse(uptime_s=round(_ctx(request).uptime_s(), 3))
 
 
+#: the lifecycle's own texts (aisp.api.lifecycle); everything else is shown as an exception type
+_PHRASES = frozenset({"shutting down", "the runtime could not be built", "still opening"})
+
+
+def public_reason(error: str) -> str:
+    """What the open ``/ready`` may say about a failed component: the exception's type
+    (``OperationalError``) or one of the lifecycle's own phrases (``shutting down``), never the
+    exception's message, which may hold the database host, a URL or a path. The full text is in
+    ``/api/status`` (with a key) and in the server log."""
+    head, _, rest = error.partition(":")
+    head = head.strip()
+    if head in _PHRASES or (re.fullmatch(r"[A-Z][A-Za-z0-9_]{0,79}", head) and not rest.startswith("//")):
+        return head
+    return "failed"  # anything else may be a host, a URL or a path
+
+
 @open_router.get(
     "/ready",
     response_model=ReadyResponse,
@@ -46,7 +63,7 @@ async def ready(request: Request) -> Any:
         ready=ctx.is_ready(),
         pending=ctx.pending(),
         components=dict(ctx.components),
-        errors=dict(ctx.errors),
+        errors={name: public_reason(text) for name, text in dict(ctx.errors).items()},
         timings_ms=dict(ctx.timings_ms),
     )
     if body.ready:
