@@ -17,6 +17,7 @@ import contextvars
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -25,6 +26,8 @@ from datetime import datetime, timezone
 from typing import Any, TextIO
 
 __all__ = [
+    "RedactSecrets",
+    "redact_secrets",
     "configure_logging",
     "capture_native_output",
     "request_id_var",
@@ -76,7 +79,7 @@ class JsonFormatter(logging.Formatter):
             if key not in _STD_ATTRS and not key.startswith("_"):
                 payload[key] = value
         if record.exc_info:
-            payload["exc_info"] = self.formatException(record.exc_info)
+            payload["exc_info"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(payload, default=str)
 
 
@@ -102,7 +105,11 @@ def configure_logging(level: str = "INFO", fmt: str = "text", *, stream: TextIO 
     handler = logging.StreamHandler(stream if stream is not None else _stderr_stream())
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(_RequestIdFilter())
+    handler.addFilter(RedactSecrets())
     setattr(handler, _HANDLER_MARK, True)
+    # loggers nobody configured (asyncio, websockets, ...) fall back to logging.lastResort
+    if not any(isinstance(f, RedactSecrets) for f in logging.lastResort.filters):  # type: ignore[union-attr]
+        logging.lastResort.addFilter(RedactSecrets())  # type: ignore[union-attr]
     root.addHandler(handler)
     root.propagate = False
     quiet_native_env(level)
@@ -157,3 +164,74 @@ def capture_native_output(logger_name: str = "aisp.native") -> Iterator[None]:
                 for raw in tmp.read().decode("utf-8", "replace").splitlines():
                     if raw.strip():
                         logger.debug("%s", raw.rstrip())
+
+
+# --- secret redaction ---------------------------------------------------------------------------
+# No API key, ticket, Authorization value or URL password reaches a log line, whatever the level
+# and whichever library logs it (uvicorn's access log included): RedactSecrets runs on AISP's
+# handler, which uvicorn's loggers share, and on logging.lastResort.
+
+_SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # AISP API keys anywhere: keep the (public) key id, drop the secret
+    (re.compile(r"\b(aisp_[0-9a-f]{12}_)[A-Za-z0-9_\-]+"), r"\1***"),
+    # URL tickets
+    (re.compile(r"\btkt_[A-Za-z0-9_\-]+"), "tkt_***"),
+    # credentials in query strings
+    (
+        re.compile(
+            r"([?&;](?:key|api_key|apikey|api-key|ticket|token|access_token|password|passwd|pwd|secret)=)"
+            r"[^&\s\"'#;]+",
+            re.IGNORECASE,
+        ),
+        r"\1***",
+    ),
+    # credential headers as they appear in dumps: "Authorization: Bearer x", ('x-api-key', 'x')
+    (
+        re.compile(
+            r"((?:authorization|x-api-key|cookie|proxy-authorization)['\"]?\s*[:=,]\s*(?:b?['\"])?)"
+            r"(?:(?:bearer|basic|token)\s+)?[^\s'\",)}]+",
+            re.IGNORECASE,
+        ),
+        r"\1***",
+    ),
+)
+_URL_WITH_USERINFO = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s\"'<>@/]*@[^\s\"'<>]*")
+_STD_RECORD_ATTRS = _STD_ATTRS
+
+
+def redact_secrets(text: str) -> str:
+    """``text`` with API keys, tickets, credential headers and query values, and URL passwords
+    replaced by ``***`` (URL passwords through :func:`aisp.netpolicy.redact_url`)."""
+    if not text:
+        return text
+    from aisp.netpolicy import redact_url
+
+    if "://" in text and "@" in text:
+        text = _URL_WITH_USERINFO.sub(lambda m: redact_url(m.group(0)), text)
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class RedactSecrets(logging.Filter):
+    """A handler filter that rewrites each record's message (and traceback, and string extras)
+    with :func:`redact_secrets`; it never drops a record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken format string: leave it to the formatter
+            return True
+        redacted = redact_secrets(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_secrets(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact_secrets(record.stack_info)
+        for name, value in list(record.__dict__.items()):
+            if isinstance(value, str) and name not in _STD_RECORD_ATTRS and not name.startswith("_"):
+                setattr(record, name, redact_secrets(value))
+        return True

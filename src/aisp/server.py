@@ -6,7 +6,14 @@ drained, models released, store closed). The app's ``stopping`` flag is set as s
 signal arrives, so long-lived MJPEG and WebSocket viewers end within a second instead of
 holding the shutdown until uvicorn's grace period runs out.
 
-Auth off is refused on a non-loopback address (``ConfigError``, exit code 2).
+Auth off is refused on a non-loopback address (``ConfigError``, exit code 2); "loopback" is
+decided by :func:`aisp.netpolicy.is_loopback_host` (addresses parsed, names resolved), never by
+a string prefix.
+
+The HTTP protocol is uvicorn's httptools protocol with header limits and slow-client timeouts
+(:mod:`aisp.api.protocol`); idle keep-alive connections close after
+``AISP_HTTP_KEEPALIVE_TIMEOUT_SECONDS``. The access log (on at ``AISP_LOG_LEVEL=DEBUG``) goes
+through the same redacting handler as every AISP log line (:class:`aisp.logs.RedactSecrets`).
 """
 
 from __future__ import annotations
@@ -23,7 +30,9 @@ log = logging.getLogger("aisp.server")
 
 
 def check_bind(settings: Settings) -> None:
-    if settings.auth == "off" and not settings.is_loopback:
+    from aisp.netpolicy import is_loopback_host
+
+    if settings.auth == "off" and not is_loopback_host(settings.host):
         raise ConfigError(
             f"refusing AISP_AUTH=off on non-loopback host {settings.host!r}: anyone on the network could "
             "control the server. Bind to 127.0.0.1, or keep auth on and use 'aisp keys create'.",
@@ -56,16 +65,26 @@ def build_server(settings: Settings) -> Any:
         return create_app(settings)
 
     boot = BootApp(factory, on_failure=failed)
+    http: Any
+    if importlib.util.find_spec("httptools"):
+        from aisp.api.protocol import HttpLimits, guarded_protocol
+
+        http = guarded_protocol(HttpLimits.from_settings(settings))
+    else:  # uvicorn[standard] brings httptools; h11 bounds the header size but has no header timeout
+        log.warning("httptools is not installed: request header and body timeouts are not enforced")
+        http = "h11"
     config = uvicorn.Config(
         boot,
         host=settings.host,
         port=settings.port,
         log_config=None,  # our logging (configure_logging) handles uvicorn's loggers too
         access_log=settings.log_level == "DEBUG",
-        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        http=http,
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
         lifespan="on",
         timeout_graceful_shutdown=max(1, int(settings.drain_timeout_seconds)),
+        timeout_keep_alive=settings.http_keepalive_timeout_seconds,  # type: ignore[arg-type]
+        h11_max_incomplete_event_size=int(settings.http_max_header_kb * 1024),
         server_header=False,
     )
 

@@ -207,6 +207,42 @@ class Settings(BaseSettings):
     frames_budget_wait_seconds: float = Field(
         30.0, gt=0, description="Longest wait for the megapixel budget before 503 OVERLOADED."
     )
+    # (HTTP gate, auth tickets and the failed-key throttle: aisp.api.gate, aisp.api.protocol)
+    allowed_hosts: CommaList = Field(
+        default_factory=list,
+        description="Extra `Host` names the server answers to, comma separated (always: the bind host, "
+        "`localhost`, `127.0.0.1`, `[::1]`; any IP address when bound to 0.0.0.0 or ::).",
+    )
+    allowed_origins: CommaList = Field(
+        default_factory=list,
+        description="Extra browser origins (`https://app.example:8443`) allowed to send writes and open "
+        "WebSockets, comma separated; same-origin pages are always allowed.",
+    )
+    max_json_body_kb: float = Field(
+        64.0, gt=0, description="Largest request body, in KiB, on every route but the frame upload."
+    )
+    http_max_header_kb: float = Field(
+        64.0, gt=0, description="Largest request line plus headers, in KiB (431 beyond it)."
+    )
+    http_max_headers: int = Field(100, ge=1, description="Most header lines in one request (431 beyond it).")
+    http_header_timeout_seconds: float = Field(
+        10.0, gt=0, description="A connection must send a request's complete headers within this time."
+    )
+    http_keepalive_timeout_seconds: float = Field(
+        5.0, gt=0, description="An idle keep-alive connection is closed after this many seconds."
+    )
+    http_body_timeout_seconds: float = Field(
+        10.0, gt=0, description="A request body that stalls (no byte) this long is dropped."
+    )
+    auth_ticket_ttl_seconds: float = Field(
+        30.0, gt=0, le=600, description="Lifetime of a single-use URL ticket from `POST /api/auth/ticket`."
+    )
+    auth_fail_burst: int = Field(
+        20, ge=1, description="Wrong keys or tickets a client address may send before it gets 429."
+    )
+    auth_fail_per_second: float = Field(
+        1.0, gt=0, description="Rate at which a client's allowance of wrong keys refills (per second)."
+    )
 
     # --- CPU budget -------------------------------------------------------------------------
 
@@ -258,6 +294,24 @@ class Settings(BaseSettings):
     @property
     def resolved_clip_dir(self) -> Path:
         return (self.clip_dir or self.data_dir / "clips").resolve()
+
+    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    @classmethod
+    def _split_gate_lists(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        out = []
+        for origin in value:
+            text = origin.strip().rstrip("/").lower()
+            if "://" not in text or text.count("/") != 2:
+                raise ValueError(f"{origin!r} is not an origin: expected scheme://host[:port]")
+            out.append(text)
+        return out
 
     @field_validator("media_dirs", "source_schemes", "source_hosts", mode="before")
     @classmethod
@@ -318,10 +372,6 @@ class Settings(BaseSettings):
     @property
     def resolved_model_dir(self) -> Path:
         return (self.model_dir or self.data_dir / "models").resolve()
-
-    @property
-    def is_loopback(self) -> bool:
-        return self.host in ("127.0.0.1", "localhost", "::1") or self.host.startswith("127.")
 
     @classmethod
     def env_var(cls, field: str) -> str:

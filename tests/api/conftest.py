@@ -27,8 +27,22 @@ class Harness:
         return {} if key is None else {"X-API-Key": key}
 
 
-def start_app(data_dir: Path, **overrides: Any) -> Iterator[Harness]:
+def local_client(app: Any, **kwargs: Any) -> Any:
+    """A TestClient whose requests and WebSockets go to ``localhost`` (Starlette's default host,
+    ``testserver``, is not one the server's Host allow-list answers)."""
     from fastapi.testclient import TestClient
+
+    class _LocalClient(TestClient):
+        def websocket_connect(self, url: str, *args: Any, **kw: Any) -> Any:
+            if url.startswith("/"):
+                url = "ws://localhost" + url
+            return super().websocket_connect(url, *args, **kw)
+
+    kwargs.setdefault("base_url", "http://localhost")
+    return _LocalClient(app, **kwargs)
+
+
+def start_app(data_dir: Path, **overrides: Any) -> Iterator[Harness]:
 
     from aisp.api import create_app
     from aisp.settings import load_settings, set_settings
@@ -43,7 +57,7 @@ def start_app(data_dir: Path, **overrides: Any) -> Iterator[Harness]:
     settings = load_settings(environ={}, **opts)
     set_settings(settings)
     app = create_app(settings)
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with local_client(app, raise_server_exceptions=False) as client:
         assert app.state.lifecycle.wait_started(120), "startup did not finish"
         store = app.state.ctx.store
         assert store is not None, app.state.ctx.errors

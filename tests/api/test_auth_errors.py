@@ -75,20 +75,51 @@ def test_key_management_and_revocation(api: Harness) -> None:
     )
 
 
-def test_first_start_creates_and_logs_one_admin_key(tmp_path, caplog: pytest.LogCaptureFixture) -> None:
-    from aisp.api.auth import ensure_initial_admin_key
+def test_first_start_creates_one_admin_key_in_a_file_not_the_log(
+    tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from aisp.api.auth import INITIAL_KEY_FILE, ensure_initial_admin_key
     from aisp.settings import load_settings
     from aisp.store import Store
 
     s = load_settings(environ={}, data_dir=tmp_path)
     store = Store(s.resolved_database_url, settings=s).open(background=False)
     try:
-        with caplog.at_level(logging.WARNING, logger="aisp.api"):
-            token = ensure_initial_admin_key(store)
-        assert token and token in caplog.text
+        with caplog.at_level(logging.DEBUG, logger="aisp"):
+            token = ensure_initial_admin_key(store, tmp_path)
+        assert token and token not in caplog.text and INITIAL_KEY_FILE in caplog.text
+        key_file = tmp_path / INITIAL_KEY_FILE
+        assert key_file.read_text().strip() == token
+        assert key_file.stat().st_mode & 0o077 == 0  # owner only
         assert store.keys.verify(token).role == "admin"
-        assert ensure_initial_admin_key(store) is None  # shown once: not again when a key exists
+        assert ensure_initial_admin_key(store, tmp_path) is None  # not again when a key exists
         assert store.keys.count() == 1
+    finally:
+        store.close()
+
+
+def test_revoking_every_key_then_restarting_mints_no_new_key(
+    tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Item 7: the first key is minted only when the key table has never held one."""
+    from aisp.api.auth import INITIAL_KEY_FILE, ensure_initial_admin_key
+    from aisp.settings import load_settings
+    from aisp.store import Store
+
+    s = load_settings(environ={}, data_dir=tmp_path)
+    store = Store(s.resolved_database_url, settings=s).open(background=False)
+    try:
+        first = ensure_initial_admin_key(store, tmp_path)
+        assert first is not None
+        (tmp_path / INITIAL_KEY_FILE).unlink()
+        for rec in store.keys.list():
+            store.keys.revoke(rec.id)
+        assert store.keys.count() == 0
+        with caplog.at_level(logging.WARNING, logger="aisp"):
+            assert ensure_initial_admin_key(store, tmp_path) is None  # the "restart"
+        assert not (tmp_path / INITIAL_KEY_FILE).exists()
+        assert store.keys.count(active_only=False) == 1
+        assert "aisp keys create --role admin" in caplog.text  # the recovery is named
     finally:
         store.close()
 

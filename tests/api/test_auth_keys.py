@@ -6,7 +6,7 @@ import json
 from contextlib import AbstractContextManager, nullcontext
 
 import pytest
-from starlette.datastructures import Headers, QueryParams
+from starlette.datastructures import Headers
 from starlette.websockets import WebSocketDisconnect
 
 from aisp.api.auth import Principal, check_role, extract_api_key
@@ -15,43 +15,32 @@ from tests.api.conftest import Harness, assert_error
 
 
 @pytest.mark.parametrize(
-    ("headers", "query", "allow_query", "expected"),
+    ("headers", "expected"),
     [
         # the X-API-Key header, any case of its name
-        ({"X-API-Key": "hk"}, "", False, "hk"),
-        ({"x-api-key": "hk"}, "", True, "hk"),
+        ({"X-API-Key": "hk"}, "hk"),
+        ({"x-api-key": "hk"}, "hk"),
         # a bearer token: scheme in any case, spaces around the token dropped
-        ({"Authorization": "Bearer bk"}, "", False, "bk"),
-        ({"Authorization": "bearer bk"}, "", False, "bk"),
-        ({"Authorization": "BEARER   bk  "}, "", False, "bk"),
-        # the header wins over the bearer token, the bearer token over ?key=
-        ({"X-API-Key": "hk", "Authorization": "Bearer bk"}, "key=qk", True, "hk"),
-        ({"Authorization": "Bearer bk"}, "key=qk", True, "bk"),
+        ({"Authorization": "Bearer bk"}, "bk"),
+        ({"Authorization": "bearer bk"}, "bk"),
+        ({"Authorization": "BEARER   bk  "}, "bk"),
+        # the header wins over the bearer token
+        ({"X-API-Key": "hk", "Authorization": "Bearer bk"}, "hk"),
         # an empty header counts as absent
-        ({"X-API-Key": "", "Authorization": "Bearer bk"}, "", False, "bk"),
-        ({"X-API-Key": ""}, "key=qk", True, "qk"),
-        # ?key= only where the route allows it
-        ({}, "key=qk", True, "qk"),
-        ({}, "key=qk", False, None),
-        ({}, "key=a&key=b", True, "b"),  # the last one, as everywhere in Starlette
-        ({}, "key=", True, None),
-        ({}, "other=qk", True, None),
+        ({"X-API-Key": "", "Authorization": "Bearer bk"}, "bk"),
+        ({"X-API-Key": ""}, None),
         # missing
-        ({}, "", False, None),
-        ({}, "", True, None),
+        ({}, None),
         # malformed Authorization headers carry no key
-        ({"Authorization": "Basic dXNlcjpwYXNz"}, "", False, None),
-        ({"Authorization": "Bearer"}, "", False, None),
-        ({"Authorization": "Bearer    "}, "", False, None),
-        ({"Authorization": "bk"}, "", False, None),
-        ({"Authorization": "Token bk"}, "key=qk", True, "qk"),
+        ({"Authorization": "Basic dXNlcjpwYXNz"}, None),
+        ({"Authorization": "Bearer"}, None),
+        ({"Authorization": "Bearer    "}, None),
+        ({"Authorization": "bk"}, None),
+        ({"Authorization": "Token bk"}, None),
     ],
 )
-def test_extract_api_key(
-    headers: dict[str, str], query: str, allow_query: bool, expected: str | None
-) -> None:
-    got = extract_api_key(Headers(headers=headers), QueryParams(query), allow_query=allow_query)
-    assert got == expected
+def test_extract_api_key(headers: dict[str, str], expected: str | None) -> None:
+    assert extract_api_key(Headers(headers=headers)) == expected
 
 
 @pytest.mark.parametrize(
@@ -81,27 +70,41 @@ def test_check_role(role: str, method: str, admin_only: bool, raises: str | None
         assert caught.value.details["role"] == role  # type: ignore[union-attr]
 
 
-def test_query_key_is_refused_on_ordinary_routes(api: Harness) -> None:
+def test_query_key_is_refused_everywhere(api: Harness) -> None:
     no_header = {"X-API-Key": ""}
-    r = api.client.get(f"/api/auth/whoami?key={api.admin}", headers=no_header)
-    assert "missing API key" in assert_error(r, 401, "UNAUTHORIZED")["message"]
+    for url in (
+        f"/api/auth/whoami?key={api.admin}",
+        f"/api/streams/ghost/mjpeg?key={api.viewer}",
+    ):
+        r = api.client.get(url, headers=no_header)
+        assert "not accepted in URLs" in assert_error(r, 401, "UNAUTHORIZED")["message"], url
     r = api.client.get("/api/auth/whoami", headers={"X-API-Key": "", "Authorization": f"bearer {api.admin}"})
     assert r.status_code == 200 and r.json()["role"] == "admin"
 
 
-def test_query_key_and_bearer_on_the_watch_routes(api: Harness) -> None:
+def _ticket(api: Harness, path: str, key: str) -> str:
+    r = api.client.post("/api/auth/ticket", json={"path": path}, headers={"X-API-Key": key})
+    assert r.status_code == 201, r.text
+    return r.json()["ticket"]
+
+
+def test_tickets_and_bearer_on_the_watch_routes(api: Harness) -> None:
     no_header = {"X-API-Key": ""}
-    # MJPEG: past auth, the stream is unknown (404), with ?key= or a bearer token, viewer too
-    assert_error(
-        api.client.get(f"/api/streams/ghost/mjpeg?key={api.viewer}", headers=no_header), 404, "NOT_FOUND"
-    )
+    # MJPEG: past auth, the stream is unknown (404), with a ticket or a bearer token, viewer too
+    ticket = _ticket(api, "/api/streams/ghost/mjpeg", api.viewer)
+    url = f"/api/streams/ghost/mjpeg?ticket={ticket}"
+    assert_error(api.client.get(url, headers=no_header), 404, "NOT_FOUND")
+    assert_error(api.client.get(url, headers=no_header), 401, "UNAUTHORIZED")  # single use
     bearer = {"X-API-Key": "", "Authorization": f"Bearer {api.viewer}"}
     assert_error(api.client.get("/api/streams/ghost/mjpeg", headers=bearer), 404, "NOT_FOUND")
-    assert_error(api.client.get("/api/streams/ghost/mjpeg?key=wrong", headers=no_header), 401, "UNAUTHORIZED")
-    # the stream WebSocket: the same key sources (4404 = authorized, then an unknown stream)
+    assert_error(
+        api.client.get("/api/streams/ghost/mjpeg?ticket=wrong", headers=no_header), 401, "UNAUTHORIZED"
+    )
+    # the stream WebSocket: the same ways in (4404 = authorized, then an unknown stream)
     for url, headers, code in (
-        (f"/ws/streams/ghost?key={api.viewer}", no_header, 4404),
+        (f"/ws/streams/ghost?ticket={_ticket(api, '/ws/streams/ghost', api.viewer)}", no_header, 4404),
         ("/ws/streams/ghost", bearer, 4404),
+        (f"/ws/streams/ghost?key={api.viewer}", no_header, 4401),
         ("/ws/streams/ghost", {"X-API-Key": "", "Authorization": "Basic abc"}, 4401),
     ):
         with api.client.websocket_connect(url, headers=headers) as ws:
@@ -125,7 +128,7 @@ def test_live_feed_reads_the_key_the_same_way(api: Harness) -> None:
     try:
         for url, headers in (
             ("/ws/live", {"X-API-Key": "", "Authorization": f"Bearer {api.viewer}"}),
-            (f"/ws/live?key={api.viewer}", {"X-API-Key": ""}),
+            (f"/ws/live?ticket={_ticket(api, '/ws/live', api.viewer)}", {"X-API-Key": ""}),
             ("/ws/live", {"X-API-Key": api.viewer}),
         ):
             with api.client.websocket_connect(url, headers=headers) as ws:
@@ -134,8 +137,11 @@ def test_live_feed_reads_the_key_the_same_way(api: Harness) -> None:
             ("/ws/live", {"X-API-Key": ""}),
             ("/ws/live", {"X-API-Key": "", "Authorization": "Basic abc"}),
             ("/ws/live?key=wrong", {"X-API-Key": ""}),
+            (f"/ws/live?key={api.viewer}", {"X-API-Key": ""}),
+            ("/ws/live?ticket=tkt_wrong", {"X-API-Key": ""}),
         ):
             with api.client.websocket_connect(url, headers=headers) as ws:
+                assert ws.receive_json()["error"]["code"] == 401, url  # the unified body, then the close
                 with pytest.raises(WebSocketDisconnect) as exc:
                     ws.receive_json()
                 assert exc.value.code == 4401, url

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from aisp.api.routers.status import public_reason
+from tests.api.conftest import local_client
 
 
 def _closed_port() -> int:
@@ -37,8 +38,6 @@ def test_public_reason(error: str, shown: str) -> None:
 
 def test_ready_hides_the_database_host_and_password(tmp_path: Path) -> None:
     pytest.importorskip("psycopg")
-    from fastapi.testclient import TestClient
-
     from aisp.api import create_app
     from aisp.settings import load_settings
 
@@ -49,7 +48,7 @@ def test_ready_hides_the_database_host_and_password(tmp_path: Path) -> None:
         environ={}, data_dir=tmp_path, database_url=url, snapshot_interval_seconds=3600.0
     )
     app = create_app(settings)
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with local_client(app, raise_server_exceptions=False) as client:
         assert app.state.lifecycle.wait_started(120)
         assert app.state.ctx.components["store"] == "failed"
         r = client.get("/ready")

@@ -1,4 +1,4 @@
-"""A real ``aisp serve`` process: first admin key in the log, HTTP, MJPEG, schemathesis, SIGTERM.
+"""A real ``aisp serve`` process: first admin key in its file, HTTP, MJPEG, schemathesis, SIGTERM.
 
 The server is started once for the module (``python -m aisp serve`` on a free port, a temporary
 data dir). Its log is read line by line on a thread into a queue, and the tests wait on log lines
@@ -25,7 +25,7 @@ import pytest
 
 from tests.api.conftest import encode, test_image
 
-KEY_RE = re.compile(r"store it now: (aisp_[0-9a-f]{12}_\S+)")
+KEY_FILE_RE = re.compile(r"written to (\S+initial-admin-key) ")
 
 
 def free_port() -> int:
@@ -119,7 +119,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 @pytest.fixture(scope="module")
 def key(server: ServerProcess) -> str:
-    return server.wait_for(KEY_RE, timeout=120).group(1)
+    key = Path(server.wait_for(KEY_FILE_RE, timeout=120).group(1)).read_text().strip()
+    assert key.startswith("aisp_") and key not in "".join(server.log)  # in the file, never the log
+    return key
 
 
 def test_real_server_http(server: ServerProcess, key: str) -> None:
@@ -149,7 +151,8 @@ def test_real_server_mjpeg(server: ServerProcess, key: str) -> None:
             headers=h,
         )
         assert r.status_code == 201, r.text
-        with c.stream("GET", f"/api/streams/live/mjpeg?key={key}") as resp:
+        ticket = c.post("/api/auth/ticket", json={"path": "/api/streams/live/mjpeg"}, headers=h).json()
+        with c.stream("GET", f"/api/streams/live/mjpeg?ticket={ticket['ticket']}") as resp:
             assert resp.status_code == 200
             assert resp.headers["content-type"].startswith("multipart/x-mixed-replace")
             buf = b""

@@ -17,11 +17,10 @@ def test_health_and_ready(api: Harness) -> None:
 
 def test_ready_is_503_listing_what_is_pending(tmp_path: Path) -> None:
     """The store opens in the background: until it has, /health is 200 and /ready is 503."""
-    from fastapi.testclient import TestClient
-
     from aisp.api import create_app
     from aisp.settings import load_settings
     from aisp.store import Store
+    from tests.api.conftest import local_client
 
     gate = threading.Event()
 
@@ -31,7 +30,7 @@ def test_ready_is_503_listing_what_is_pending(tmp_path: Path) -> None:
 
     settings = load_settings(environ={}, data_dir=tmp_path, auth="off")
     app = create_app(settings, store_factory=slow_store)
-    with TestClient(app) as client:
+    with local_client(app) as client:
         assert client.get("/health").status_code == 200
         r = client.get("/ready")
         assert r.status_code == 503 and r.headers["retry-after"] == "1"
@@ -44,17 +43,16 @@ def test_ready_is_503_listing_what_is_pending(tmp_path: Path) -> None:
 
 
 def test_store_failure_is_reported(tmp_path: Path) -> None:
-    from fastapi.testclient import TestClient
-
     from aisp.api import create_app
     from aisp.errors import StoreError
     from aisp.settings import load_settings
+    from tests.api.conftest import local_client
 
     def broken(url: str) -> None:
         raise StoreError("database unreachable (test)")
 
     app = create_app(load_settings(environ={}, data_dir=tmp_path, auth="off"), store_factory=broken)
-    with TestClient(app) as client:
+    with local_client(app) as client:
         assert app.state.lifecycle.wait_started(60)
         body = client.get("/ready").json()
         # the open /ready names the exception's type only; the message is for key holders

@@ -68,7 +68,7 @@ def test_stream_lifecycle_and_websocket(api: Harness) -> None:
         409,
         "CONFLICT",
     )
-    with c.websocket_connect(f"/ws/streams/cam1?key={api.viewer}") as ws:
+    with c.websocket_connect("/ws/streams/cam1", headers=api.h(api.viewer)) as ws:
         first = json.loads(ws.receive_text())
         second = json.loads(ws.receive_text())
     assert first["type"] == "result" and first["stream"] == "cam1" and "fake" in first["results"]
@@ -119,12 +119,13 @@ def test_stream_bad_input(api: Harness) -> None:
 def test_websocket_errors(api: Harness) -> None:
     from starlette.websockets import WebSocketDisconnect
 
-    for url, code in (
-        ("/ws/streams/ghost?key=" + api.admin, 4404),
-        ("/ws/streams/ghost", 4401),
-        ("/ws/streams/ghost?key=wrong", 4401),
+    for url, key, code in (
+        ("/ws/streams/ghost", api.admin, 4404),
+        ("/ws/streams/ghost", "", 4401),
+        ("/ws/streams/ghost", "wrong", 4401),
+        ("/ws/streams/ghost?key=" + api.admin, "", 4401),  # keys are never read from URLs
     ):
-        with api.client.websocket_connect(url, headers={"X-API-Key": ""}) as ws:
+        with api.client.websocket_connect(url, headers={"X-API-Key": key}) as ws:
             body = json.loads(ws.receive_text())
             assert body["status"] == "error" and body["error"]["code"] == code - 4000
             with pytest.raises(WebSocketDisconnect) as exc:

@@ -120,7 +120,8 @@ def test_demo_stream_view_shows_changing_frames(admin: Session) -> None:
     )
     img = card.locator("img.mjpeg")
     img.wait_for(state="visible")
-    assert "/api/streams/demo/mjpeg?key=" in (img.get_attribute("src") or "")
+    src = img.get_attribute("src") or ""
+    assert "/api/streams/demo/mjpeg?ticket=tkt_" in src and "key=" not in src
     page.wait_for_function(_FRAME_SIGNATURES, arg=img.element_handle(), polling=100)
     first = admin.shot("demo-stream-1", img)
     # Two element screenshots taken apart differ too (the view is live, not a still).

@@ -16,12 +16,11 @@ STATIC = Path(__file__).resolve().parents[2] / "src" / "aisp" / "api" / "static"
 
 
 def _client(settings: Any) -> Iterator[Any]:
-    from fastapi.testclient import TestClient
-
     from aisp.api import create_app
+    from tests.api.conftest import local_client
 
     app = create_app(settings)
-    with TestClient(app) as client:
+    with local_client(app) as client:
         assert app.state.lifecycle.wait_started(60), "startup did not finish"
         assert app.state.ctx.components["store"] == "done", app.state.ctx.errors
         yield client
@@ -108,18 +107,26 @@ def test_every_referenced_asset_is_served_and_nothing_is_remote(auth_on: tuple[A
 def test_live_feed_refuses_a_missing_or_wrong_key(auth_on: tuple[Any, str, str]) -> None:
     from starlette.websockets import WebSocketDisconnect
 
-    client, _, _ = auth_on
-    for url in ("/ws/live", "/ws/live?key=aisp_wrong"):
-        with client.websocket_connect(url) as ws, pytest.raises(WebSocketDisconnect) as info:
-            ws.receive_json()
+    client, _, viewer = auth_on
+    for url in ("/ws/live", "/ws/live?key=aisp_wrong", f"/ws/live?key={viewer}", "/ws/live?ticket=tkt_wrong"):
+        with client.websocket_connect(url, headers={"X-API-Key": ""}) as ws:
+            assert ws.receive_json()["error"]["name"] == "UNAUTHORIZED", url
+            with pytest.raises(WebSocketDisconnect) as info:
+                ws.receive_json()
         assert info.value.code == 4401, url
+
+
+def _ticket(client: Any, key: str, path: str = "/ws/live") -> str:
+    r = client.post("/api/auth/ticket", json={"path": path}, headers={"X-API-Key": key})
+    assert r.status_code == 201, r.text
+    return r.json()["ticket"]
 
 
 @pytest.mark.parametrize("role", ["admin", "viewer"])
 def test_live_feed_pushes_summaries(auth_on: tuple[Any, str, str], role: str) -> None:
     client, admin, viewer = auth_on
     key = admin if role == "admin" else viewer
-    with client.websocket_connect(f"/ws/live?key={key}") as ws:
+    with client.websocket_connect(f"/ws/live?ticket={_ticket(client, key)}") as ws:
         first = ws.receive_json()
         second = ws.receive_json()
     assert first["type"] == "summary"
@@ -186,7 +193,7 @@ def test_live_feed_ends_when_its_key_is_revoked(auth_on: tuple[Any, str, str]) -
     headers = {"X-API-Key": admin}
     keys = client.get("/api/auth/keys", headers=headers).json()["keys"]
     viewer_id = next(k["id"] for k in keys if k["name"] == "t-viewer")
-    with client.websocket_connect(f"/ws/live?key={viewer}") as ws:
+    with client.websocket_connect(f"/ws/live?ticket={_ticket(client, viewer)}") as ws:
         assert ws.receive_json()["type"] == "summary"
         assert client.delete(f"/api/auth/keys/{viewer_id}", headers=headers).status_code == 200
         with pytest.raises(WebSocketDisconnect) as info:

@@ -15,17 +15,17 @@ from aisp.errors import ValidationError
 @pytest.fixture
 def client(store, settings):
     from fastapi import FastAPI
-    from fastapi.testclient import TestClient
 
     from aisp.api.context import AppContext
     from aisp.api.errors import install_error_handlers
     from aisp.api.routers.history import router
+    from tests.api.conftest import local_client
 
     app = FastAPI()
     install_error_handlers(app)
     app.include_router(router)
     app.state.ctx = AppContext(settings, store=store)
-    with TestClient(app, raise_server_exceptions=False) as c:
+    with local_client(app, raise_server_exceptions=False) as c:
         yield c
 
 
@@ -87,17 +87,17 @@ def test_events_endpoint(client, store):
 
 def test_no_store_is_503(settings):
     from fastapi import FastAPI
-    from fastapi.testclient import TestClient
 
     from aisp.api.context import AppContext
     from aisp.api.errors import install_error_handlers
     from aisp.api.routers.history import router
+    from tests.api.conftest import local_client
 
     app = FastAPI()
     install_error_handlers(app)
     app.include_router(router)
     app.state.ctx = AppContext(settings)
-    with TestClient(app, raise_server_exceptions=False) as c:
+    with local_client(app, raise_server_exceptions=False) as c:
         r = c.get("/api/history", params={"metric": "fps"})
     assert r.status_code == 503 and r.json()["error"]["name"] == "STORE_ERROR"
 
@@ -125,15 +125,14 @@ def test_extreme_times_answer_200(client):
 
 
 def test_included_in_the_real_app_behind_the_key(tmp_path):
-    from fastapi.testclient import TestClient
-
     from aisp.api import create_app
     from aisp.settings import load_settings, set_settings
+    from tests.api.conftest import local_client
 
     settings = load_settings(environ={}, data_dir=tmp_path, snapshot_interval_seconds=3600.0)
     set_settings(settings)
     app = create_app(settings)
-    with TestClient(app, raise_server_exceptions=False) as c:
+    with local_client(app, raise_server_exceptions=False) as c:
         assert app.state.lifecycle.wait_started(120)
         store = app.state.ctx.store
         _, viewer = store.keys.create("viewer", "t")

@@ -20,6 +20,7 @@ from aisp.api.auth import Authenticator, authorize
 from aisp.api.context import AppContext
 from aisp.api.errors import install_error_handlers
 from aisp.api.fastpath import FramesFastPath
+from aisp.api.gate import SecurityGate
 from aisp.api.lifecycle import Lifecycle
 from aisp.api.middleware import RequestMiddleware
 from aisp.api.routers import (
@@ -48,8 +49,10 @@ log = logging.getLogger("aisp.api")
 
 _DESCRIPTION = """Real-time AI vision serving: a warm model cache, a frame pipeline and one API.
 
-Send the API key as `X-API-Key: <key>` or `Authorization: Bearer <key>` (streaming routes also
-take `?key=`). `viewer` keys may read (GET); `admin` keys may do everything. Every error has the
+Send the API key as `X-API-Key: <key>` or `Authorization: Bearer <key>`; keys are never accepted
+in URLs. WebSockets and `<img>` MJPEG views use a single-use ticket instead: `POST /api/auth/ticket`
+with `{"path": "/ws/live"}`, then `?ticket=<ticket>`. `viewer` keys may read (GET) and mint
+tickets; `admin` keys may do everything. Every error has the
 body `{"status": "error", "error": {"code", "name", "message", "timestamp", "details", "path",
 "method"}}`; invalid requests are **400 VALIDATION_ERROR**.
 """
@@ -97,8 +100,10 @@ def create_app(
     app.state.ctx = ctx
     app.state.lifecycle = lifecycle
     install_error_handlers(app)
-    # added first, so it runs inside RequestMiddleware (ids, upload limit, metrics, 500s)
+    # added first, so it runs inside the gate and RequestMiddleware (ids, upload limit, metrics, 500s)
     app.add_middleware(FramesFastPath, ctx=ctx, enabled=settings.api_fast_path)
+    # host, origin, auth and body caps before any body byte is read (aisp.api.gate)
+    app.add_middleware(SecurityGate, ctx=ctx, settings=settings)
     app.add_middleware(
         RequestMiddleware, metrics=ctx.metrics, max_body_bytes=int(settings.max_upload_mb * 1024 * 1024)
     )
@@ -111,7 +116,7 @@ def create_app(
     app.include_router(cache.router, **protected)
     app.include_router(frames.router, **protected)
     app.include_router(streams.router, **protected)
-    app.include_router(streams.streaming_router, responses=COMMON_ERRORS)  # own auth (?key=)
+    app.include_router(streams.streaming_router, responses=COMMON_ERRORS)  # own auth (?ticket=)
     app.include_router(hls.router, **protected)
     app.include_router(clips.router, **protected)
     app.include_router(tasks.router, **protected)

@@ -1,38 +1,43 @@
 """API-key authentication and the two roles.
 
-Every way into the API reads the key with one function, :func:`extract_api_key`, and checks the
-role with one function, :func:`check_role`: the HTTP dependencies (:func:`authorize`,
-:func:`authorize_streaming`, :func:`require_admin`), the frames fast path
-(:mod:`aisp.api.fastpath`), the MJPEG route and both WebSockets (:func:`authorize_websocket`).
+Every HTTP request and WebSocket to a protected route is authenticated once, by the security
+gate (:mod:`aisp.api.gate`), before any body byte is read; the gate puts the
+:class:`Principal` in the request's scope state, and the route dependencies (:func:`authorize`,
+:func:`require_admin`, :func:`authorize_websocket`) check its role. Key reading is one function,
+:func:`extract_api_key`; role checking is one function, :func:`check_role`.
 
 Where the key is read from, in this order:
 
 1. ``X-API-Key: <key>``;
-2. ``Authorization: Bearer <key>`` (scheme case-insensitive, as FastAPI's ``HTTPBearer`` reads it);
-3. ``?key=<key>``, on the watch routes only (MJPEG, WebSockets): an ``<img>`` or a browser
-   ``WebSocket`` cannot set headers. Every other route ignores ``?key=``, so a key never has to
-   travel in a URL (and in access logs) where a header would do.
+2. ``Authorization: Bearer <key>`` (scheme case-insensitive, as FastAPI's ``HTTPBearer`` reads it).
 
-An empty value counts as absent and the next source is tried.
+A key is never read from a URL: ``?key=`` is refused everywhere, because URLs end up in access
+logs, browser history and ``Referer`` headers. Browsers open WebSockets and ``<img src>`` MJPEG
+views with a short-lived, single-use, path-scoped ticket instead (``POST /api/auth/ticket``,
+then ``?ticket=``; :mod:`aisp.api.tickets`). An empty value counts as absent.
 
 Keys are stored hashed by the store (:mod:`aisp.store`); a verified key is remembered for
 :data:`VERIFY_TTL_S` seconds (by its SHA-256, never in plain text) so the frame path does not query
 the database on every request. Revoking through the API forgets it at once; revoking with
-``aisp keys revoke`` in another process takes effect within that TTL.
+``aisp keys revoke`` in another process takes effect within that TTL. Long-lived responses
+(``/ws/live``, ``/ws/streams/{id}``, MJPEG) re-check their key with :meth:`Authenticator.ensure_active`
+about once a second and end within that TTL of a revocation.
 
-Roles: ``admin`` may do everything; ``viewer`` may only read (``GET``/``HEAD``/``OPTIONS``); a few
-routes (key management) need ``admin`` even to read. With ``AISP_AUTH=off`` every caller is an
-admin (the server refuses that off loopback).
+Roles: ``admin`` may do everything; ``viewer`` may only read (``GET``/``HEAD``/``OPTIONS``, and
+minting a ticket); a few routes (key management) need ``admin`` even to read. With
+``AISP_AUTH=off`` every caller is an admin (the server refuses that off loopback).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import anyio.to_thread
@@ -41,6 +46,8 @@ from fastapi.security import APIKeyHeader, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
 from starlette.requests import HTTPConnection
 
+from aisp.api.throttle import FailureThrottle
+from aisp.api.tickets import TicketBook
 from aisp.errors import ForbiddenError, UnauthorizedError
 from aisp.settings import Settings
 
@@ -57,8 +64,10 @@ __all__ = [
     "require_admin",
     "authorize_websocket",
     "ensure_initial_admin_key",
+    "INITIAL_KEY_FILE",
     "VERIFY_TTL_S",
     "READ_METHODS",
+    "READ_LIKE_POSTS",
 ]
 
 log = logging.getLogger("aisp.api")
@@ -66,6 +75,10 @@ log = logging.getLogger("aisp.api")
 VERIFY_TTL_S = 5.0
 #: Methods a ``viewer`` key may use.
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: ``POST`` routes that only read (a viewer may call them): minting a URL ticket.
+READ_LIKE_POSTS = frozenset({"/api/auth/ticket"})
+#: Where the first admin key is written (inside the data dir, owner-only), never to the log.
+INITIAL_KEY_FILE = "initial-admin-key"
 #: The seen-keys memo is dropped whole when it grows past this many keys (a flood of wrong keys
 #: never enters it; this bounds a flood of distinct valid ones).
 _MAX_REMEMBERED = 10_000
@@ -90,6 +103,8 @@ class _AuthContext(Protocol):
 
 
 class Authenticator:
+    """Verifies keys (with a short memo), and holds the URL tickets and the failed-key throttle."""
+
     def __init__(
         self, ctx: _AuthContext, *, ttl_s: float = VERIFY_TTL_S, clock: Callable[[], float] = time.monotonic
     ) -> None:
@@ -97,15 +112,87 @@ class Authenticator:
         self._ttl = ttl_s
         self._clock = clock
         self._seen: dict[str, tuple[Principal, float]] = {}
+        self._active: dict[str, float] = {}  # key id -> known active until
+        self._active_ids: tuple[frozenset[str], float] = (frozenset(), float("-inf"))
         self._lock = threading.Lock()
+        settings = ctx.settings
+        self.tickets: TicketBook[Principal] = TicketBook(ttl_s=settings.auth_ticket_ttl_seconds, clock=clock)
+        self.throttle = FailureThrottle(
+            burst=settings.auth_fail_burst, rate=settings.auth_fail_per_second, clock=clock
+        )
 
     @property
     def enabled(self) -> bool:
         return self._ctx.settings.auth == "on"
 
     def forget(self) -> None:
+        """Drop every remembered verification (a key was revoked here)."""
         with self._lock:
             self._seen.clear()
+            self._active.clear()
+            self._active_ids = (frozenset(), float("-inf"))
+
+    def is_active(self, principal: Principal) -> bool:
+        """Whether the key behind ``principal`` is still valid (store lookup at most once per key
+        per TTL). Auth off, or a principal without a key: always. Raises if the store is away."""
+        if not self.enabled or principal.key_id is None:
+            return True
+        now = self._clock()
+        with self._lock:
+            until = self._active.get(principal.key_id)
+        if until is not None and until > now:
+            return True
+        from aisp.errors import NotFoundError
+
+        try:
+            active = self._ctx.require_store().keys.get(principal.key_id).active
+        except NotFoundError:
+            active = False
+        if active:
+            with self._lock:
+                if len(self._active) > _MAX_REMEMBERED:
+                    self._active.clear()
+                self._active[principal.key_id] = now + self._ttl
+        return active
+
+    async def ensure_active(self, principal: Principal) -> None:
+        """Raise ``UnauthorizedError`` when the key behind ``principal`` was revoked (the store
+        lookup, if any, off the event loop). Long-lived responses call it about once a second."""
+        if not self.enabled or principal.key_id is None:
+            return
+        now = self._clock()
+        with self._lock:
+            until = self._active.get(principal.key_id)
+        if until is not None and until > now:
+            return
+        if not await anyio.to_thread.run_sync(self.is_active, principal):
+            raise UnauthorizedError("the API key was revoked", details={"key_id": principal.key_id})
+
+    async def could_be_valid(self, key: str) -> bool:
+        """Whether ``key`` names an active key id (the list of ids is read at most once per TTL):
+        a throttled client's key is looked up only then (:mod:`aisp.api.gate`)."""
+        from aisp.store.keys import KeyRepository  # the store is open by now: no import cost
+
+        key_id = KeyRepository.parse_id(key)
+        if key_id is None:
+            return False
+        now = self._clock()
+        ids, until = self._active_ids
+        if until <= now:
+            store = self._ctx.require_store()
+            records = await anyio.to_thread.run_sync(lambda: store.keys.list(include_revoked=False))
+            ids = frozenset(r.id for r in records)
+            self._active_ids = (ids, now + self._ttl)
+        return key_id in ids
+
+    def mint_ticket(self, principal: Principal, path: str) -> tuple[str, float]:
+        """A single-use ticket for ``path`` carrying ``principal``; returns it and its TTL."""
+        return self.tickets.mint(principal, path)
+
+    def redeem_ticket(self, token: str, path: str) -> Principal | None:
+        """The principal of a live ticket scoped to ``path`` (used up); None when refused. The
+        minting key must still be active (checked by the caller: :meth:`is_active`)."""
+        return self.tickets.redeem(token, path)
 
     def peek(self, key: str | None) -> Principal | None:
         """The principal when it is known without the store (auth off, or verified recently)."""
@@ -158,11 +245,11 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()
 
 
-def extract_api_key(headers: Mapping[str, str], query: Mapping[str, str], *, allow_query: bool) -> str | None:
-    """The API key a request carries, or None (see the module doc for the order).
+def extract_api_key(headers: Mapping[str, str]) -> str | None:
+    """The API key a request carries in its headers, or None (see the module doc for the order).
 
-    ``headers`` must look names up case-insensitively (Starlette's ``Headers``); ``query`` is read
-    only when ``allow_query`` (the watch routes).
+    ``headers`` must look names up case-insensitively (Starlette's ``Headers``). URLs are never
+    read: ``?key=`` is refused (:mod:`aisp.api.gate`).
     """
     key = headers.get("x-api-key")
     if key:
@@ -172,8 +259,6 @@ def extract_api_key(headers: Mapping[str, str], query: Mapping[str, str], *, all
         scheme, credentials = get_authorization_scheme_param(authorization)
         if credentials and scheme.lower() == "bearer":
             return credentials
-    if allow_query:
-        return query.get("key") or None
     return None
 
 
@@ -191,12 +276,16 @@ def check_role(principal: Principal, method: str, *, admin_only: bool = False) -
     return principal
 
 
-async def _authorize(conn: HTTPConnection, method: str, *, allow_query: bool) -> Principal:
-    auth: Authenticator = conn.app.state.ctx.auth
-    principal = await auth.verify_async(
-        extract_api_key(conn.headers, conn.query_params, allow_query=allow_query)
-    )
-    conn.state.principal = principal
+async def _authorize(conn: HTTPConnection, method: str) -> Principal:
+    """The principal the gate put in the scope state; without the gate (an app assembled by
+    hand), the key in the headers is verified here."""
+    principal: Principal | None = getattr(conn.state, "principal", None)
+    if principal is None:
+        auth: Authenticator = conn.app.state.ctx.auth
+        principal = await auth.verify_async(extract_api_key(conn.headers))
+        conn.state.principal = principal
+    if conn.scope.get("path") in READ_LIKE_POSTS and method.upper() == "POST":
+        method = "GET"
     return check_role(principal, method)
 
 
@@ -225,14 +314,14 @@ _BEARER_DOC = Depends(
 
 async def authorize(request: Request, _header: None = _HEADER_DOC, _bearer: None = _BEARER_DOC) -> Principal:
     """Dependency for every protected route: a valid key, and admin for writes."""
-    return await _authorize(request, request.method, allow_query=False)
+    return await _authorize(request, request.method)
 
 
 async def authorize_streaming(
     request: Request, _header: None = _HEADER_DOC, _bearer: None = _BEARER_DOC
 ) -> Principal:
-    """Like :func:`authorize`, also accepting ``?key=`` (for ``<img src>``)."""
-    return await _authorize(request, request.method, allow_query=True)
+    """:func:`authorize` for the watch routes (the gate also accepts a ``?ticket=`` there)."""
+    return await _authorize(request, request.method)
 
 
 async def require_admin(request: Request, principal: Principal = Depends(authorize)) -> Principal:
@@ -241,20 +330,43 @@ async def require_admin(request: Request, principal: Principal = Depends(authori
 
 
 async def authorize_websocket(websocket: WebSocket) -> Principal:
-    """Check a WebSocket's key (header, bearer or ``?key=``) as a read; raises like
-    :func:`authorize`. A store lookup (at most once per key per ``VERIFY_TTL_S``) runs off the
-    event loop."""
-    return await _authorize(websocket, "GET", allow_query=True)
+    """A WebSocket's principal (from the gate: header key or ``?ticket=``) checked as a read;
+    raises like :func:`authorize`."""
+    return await _authorize(websocket, "GET")
 
 
-def ensure_initial_admin_key(store: Store) -> str | None:
-    """Create and log an admin key when the store holds none (first start). Returns it."""
-    if store.keys.count() > 0:
+def ensure_initial_admin_key(store: Store, data_dir: Path) -> str | None:
+    """Create the first admin key when the key table has never held a key (first start), and write
+    it to ``<data_dir>/initial-admin-key`` (mode 0600), never to the log. Returns it.
+
+    Revoked keys stay in the table, so revoking every key and restarting mints nothing: recover
+    with ``aisp keys create --role admin`` on the host.
+    """
+    if store.keys.count(active_only=False) > 0:
+        if store.keys.count() == 0:
+            log.warning(
+                "no active API key: every key was revoked. Create one on this host with "
+                "'aisp keys create --role admin --name <name>'"
+            )
         return None
     _record, plaintext = store.keys.create("admin", "initial-admin")
-    log.warning(
-        "no API key existed, so an admin key was created. It is shown only this once; store it now: %s "
-        "(send it as 'X-API-Key: <key>'; manage keys with 'aisp keys create|list|revoke')",
-        plaintext,
-    )
+    target = Path(data_dir) / INITIAL_KEY_FILE
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(plaintext + "\n")
+        os.chmod(target, 0o600)
+        log.warning(
+            "no API key existed, so an admin key was created and written to %s (readable by this user "
+            "only). Read it, store it, then delete the file; send it as 'X-API-Key: <key>'. Manage keys "
+            "with 'aisp keys create|list|revoke'",
+            target,
+        )
+    except OSError as exc:
+        log.error(
+            "an admin key was created but could not be written to %s (%s); create another with "
+            "'aisp keys create --role admin' and revoke key id %s",
+            target, exc.strerror or exc, _record.id,
+        )
     return plaintext

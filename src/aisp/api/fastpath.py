@@ -121,7 +121,8 @@ class FramesFastPath:
         # without building the multi-dict
         pairs = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
         params = dict(pairs)
-        principal = ctx.auth.peek(extract_api_key(headers, params, allow_query=False))
+        # the security gate (aisp.api.gate) has already authenticated the request
+        principal = (scope.get("state") or {}).get("principal") or ctx.auth.peek(extract_api_key(headers))
         if principal is None:
             return None
         given = [name for name, _ in pairs if name in _QUERY_NAMES]

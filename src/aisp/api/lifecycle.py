@@ -122,7 +122,7 @@ class Lifecycle:
                     rec.frames_done,
                 )
             if self.ctx.settings.auth == "on":
-                ensure_initial_admin_key(store)
+                ensure_initial_admin_key(store, self.ctx.settings.data_dir)
         except BaseException:
             store.close()  # its writer and retention threads must not outlive a failed start
             raise

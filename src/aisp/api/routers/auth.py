@@ -1,15 +1,18 @@
-"""``/api/auth``: who am I (for the dashboard), and API key management (admin only)."""
+"""``/api/auth``: who am I (for the dashboard), URL tickets, and API key management (admin only)."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Path, Request, status
+from pydantic import BaseModel, ConfigDict, Field
 
 from aisp.api.auth import Principal, authorize, require_admin
 from aisp.api.schemas import KeyCreate, KeyCreated, KeyListResponse, KeyOut, WhoAmI, error_responses
+from aisp.api.tickets import check_ticket_path
 
 if TYPE_CHECKING:  # the store imports SQLAlchemy, opened by the start-up thread
     from aisp.store.keys import KeyRecord
@@ -40,6 +43,38 @@ async def whoami(request: Request, principal: Principal = Depends(authorize)) ->
         key_id=principal.key_id,
         name=principal.name,
     )
+
+
+class TicketCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str = Field(
+        max_length=512,
+        description="The path the ticket opens (`/ws/live`, `/api/streams/cam1/mjpeg`), or a prefix "
+        "ending in `/` (`/api/streams/cam1/`).",
+        examples=["/ws/live"],
+    )
+
+
+class TicketOut(BaseModel):
+    ticket: str = Field(description="Send it once as `?ticket=<ticket>` on a GET or WebSocket to `path`.")
+    path: str
+    expires_at: str = Field(description="UTC, ISO 8601.")
+    expires_in_s: float
+
+
+@router.post(
+    "/ticket",
+    response_model=TicketOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="A short-lived, single-use URL ticket for a WebSocket or an <img> view (viewer keys too).",
+    responses=error_responses(400),
+)
+async def create_ticket(request: Request, body: TicketCreate,
+                        principal: Principal = Depends(authorize)) -> TicketOut:
+    path = check_ticket_path(body.path)
+    token, ttl = request.app.state.ctx.auth.mint_ticket(principal, path)
+    expires = datetime.fromtimestamp(time.time() + ttl, timezone.utc).isoformat()
+    return TicketOut(ticket=token, path=path, expires_at=expires, expires_in_s=ttl)
 
 
 @router.get(
@@ -79,4 +114,5 @@ async def revoke_key(request: Request, key_id: str = Path(max_length=32)) -> Key
     store = ctx.require_store()
     rec = await anyio.to_thread.run_sync(store.keys.revoke, key_id)
     ctx.auth.forget()
+    ctx.auth.tickets.revoke_where(lambda p: p.key_id == rec.id)
     return KeyOut(**_key_out(rec))

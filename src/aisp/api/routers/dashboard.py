@@ -1,8 +1,9 @@
 """The dashboard: the page at ``/``, its assets under ``/static/``, and the live feed ``/ws/live``.
 
 The page and its assets are open (they hold no data); every piece of data comes from the API
-with the user's key. ``/ws/live`` checks the key (``?key=``, ``X-API-Key`` or a bearer token:
-:func:`aisp.api.auth.authorize_websocket`) and then pushes one summary per second
+with the user's key. ``/ws/live`` is authenticated by the gate (a single-use ``?ticket=`` from
+``POST /api/auth/ticket``, ``X-API-Key`` or a bearer token: :mod:`aisp.api.gate`) and then
+pushes one summary per second
 (:func:`aisp.api.routers.dashboard_summary.build_summary`, shared by all open pages through
 :class:`~aisp.api.routers.dashboard_summary.SharedSummary`), so the page updates with no reload
 and no polling.
@@ -31,7 +32,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from aisp import __version__
-from aisp.api.auth import authorize_websocket
+from aisp.api.auth import Principal, authorize_websocket
 from aisp.api.context import AppContext
 from aisp.api.routers.dashboard_summary import SharedSummary
 from aisp.errors import AISPError, NotFoundError, UnauthorizedError
@@ -106,7 +107,7 @@ async def live(websocket: WebSocket) -> None:
     log.debug("live feed opened (role=%s)", principal.role)
     receiver = asyncio.create_task(_drain(websocket))
     try:
-        await _push(websocket, ctx, receiver)
+        await _push(websocket, ctx, receiver, principal)
     finally:
         receiver.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -117,12 +118,14 @@ async def live(websocket: WebSocket) -> None:
         log.debug("live feed closed")
 
 
-async def _push(websocket: WebSocket, ctx: AppContext, receiver: asyncio.Task[None]) -> None:
+async def _push(
+    websocket: WebSocket, ctx: AppContext, receiver: asyncio.Task[None], principal: Principal
+) -> None:
     loop = asyncio.get_running_loop()
     while not ctx.stopping.is_set() and not receiver.done():
         started = loop.time()
         try:  # a key revoked meanwhile ends the feed (within the authenticator's cache TTL)
-            await authorize_websocket(websocket)
+            await ctx.auth.ensure_active(principal)
         except UnauthorizedError as exc:
             with contextlib.suppress(Exception):
                 await websocket.close(code=4401, reason=_reason(exc.message))

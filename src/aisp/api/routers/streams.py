@@ -1,15 +1,18 @@
 """``/api/streams``: define, list, start, stop and delete live streams; watch them as MJPEG
 (``GET /api/streams/{id}/mjpeg``) or as JSON over a WebSocket (``/ws/streams/{id}``).
 
-The watch routes take the key as ``?key=`` too (an ``<img>`` or a browser ``WebSocket`` cannot
-send headers). Their blocking waits run on a dedicated thread limiter, so many viewers cannot
-starve the other routes' worker threads; each wait is at most one second, so a viewer notices
-a shutdown or a deleted stream within a second.
+The watch routes also take a single-use ``?ticket=`` (an ``<img>`` or a browser ``WebSocket``
+cannot send headers; :mod:`aisp.api.tickets`). Their blocking waits run on a dedicated thread
+limiter, so many viewers cannot starve the other routes' worker threads; each wait is at most one
+second, so a viewer notices a shutdown or a deleted stream within a second, and its key is
+re-checked about once a second, so revoking the key ends the view within the authenticator's
+cache TTL.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,11 +21,11 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI, Path, Request, WebSocket, WebSocketDisconnect, status
 from fastapi.responses import Response, StreamingResponse
 
-from aisp.api.auth import authorize_streaming, authorize_websocket
+from aisp.api.auth import Principal, authorize_streaming, authorize_websocket
 from aisp.api.context import AppContext
 from aisp.api.schemas import StreamCreate, StreamListResponse, StreamOut, error_responses
 from aisp.api.stream_manager import StreamManager
-from aisp.errors import AISPError, NotFoundError
+from aisp.errors import AISPError, NotFoundError, UnauthorizedError
 
 router = APIRouter(prefix="/api/streams", tags=["streams"])
 streaming_router = APIRouter(tags=["streams"])
@@ -104,15 +107,27 @@ async def stop_stream(request: Request, stream_id: str = _ID) -> StreamOut:
 
 
 async def _follow(
-    ctx: AppContext, mgr: StreamManager, stream_id: str, which: str, limiter: anyio.CapacityLimiter
+    ctx: AppContext, mgr: StreamManager, stream_id: str, which: str, limiter: anyio.CapacityLimiter,
+    principal: Principal,
 ) -> AsyncIterator[tuple[int, Any, Any]]:
     """Yield ``(seq, value, stream)`` for each new value of the stream's ``latest``/``mjpeg`` sink.
 
     Follows a stream that is rebuilt by a restart (new object, sequence numbers start over);
-    ends when the stream is deleted or the server is stopping.
+    ends when the stream is deleted or the server is stopping. Raises ``UnauthorizedError`` when
+    the viewer's key is revoked (checked at most once per ``_WAIT_S``).
     """
     seq, current = 0, None
+    checked = time.monotonic()
     while not ctx.stopping.is_set():
+        now = time.monotonic()
+        if now - checked >= _WAIT_S:
+            checked = now
+            try:
+                await ctx.auth.ensure_active(principal)
+            except UnauthorizedError:
+                raise
+            except AISPError:  # the store is briefly away: keep serving what is known
+                pass
         if stream_id not in mgr.ids():
             return
         try:
@@ -135,7 +150,7 @@ async def _follow(
 
 @streaming_router.get(
     "/api/streams/{stream_id}/mjpeg",
-    summary="The annotated live view as multipart/x-mixed-replace JPEG frames (key: header or ?key=).",
+    summary="The annotated live view as multipart/x-mixed-replace JPEG frames (key header or ?ticket=).",
     response_class=StreamingResponse,
     dependencies=[Depends(authorize_streaming)],
     responses={
@@ -150,15 +165,21 @@ async def mjpeg(request: Request, stream_id: str = _ID) -> StreamingResponse:
     if stream.mjpeg is None:
         raise NotFoundError(f"stream '{stream_id}' has no MJPEG view", kind="mjpeg", key=stream_id)
 
+    principal: Principal = request.state.principal
+
     async def frames() -> AsyncIterator[bytes]:
-        async for _seq, jpeg, _stream in _follow(ctx, mgr, stream_id, "mjpeg", _limiter(request.app)):
-            yield (
-                b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
-                + str(len(jpeg)).encode()
-                + b"\r\n\r\n"
-                + jpeg
-                + b"\r\n"
-            )
+        views = _follow(ctx, mgr, stream_id, "mjpeg", _limiter(request.app), principal)
+        try:
+            async for _seq, jpeg, _stream in views:
+                yield (
+                    b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                    + str(len(jpeg)).encode()
+                    + b"\r\n\r\n"
+                    + jpeg
+                    + b"\r\n"
+                )
+        except UnauthorizedError:  # the key was revoked: end the view
+            return
 
     return StreamingResponse(
         frames(),
@@ -185,7 +206,7 @@ async def ws_stream(websocket: WebSocket, stream_id: str) -> None:
     ctx: AppContext = websocket.app.state.ctx
     mgr = _mgr(websocket)
     try:
-        await authorize_websocket(websocket)
+        principal = await authorize_websocket(websocket)
         mgr.get(stream_id)
     except AISPError as exc:
         await websocket.accept()
@@ -194,7 +215,8 @@ async def ws_stream(websocket: WebSocket, stream_id: str) -> None:
         return
     await websocket.accept()
     try:
-        async for seq, result, stream in _follow(ctx, mgr, stream_id, "latest", _limiter(websocket.app)):
+        views = _follow(ctx, mgr, stream_id, "latest", _limiter(websocket.app), principal)
+        async for seq, result, stream in views:
             payload = {
                 "type": "result",
                 "stream": stream_id,
@@ -205,5 +227,11 @@ async def ws_stream(websocket: WebSocket, stream_id: str) -> None:
             await websocket.send_text(json.dumps(payload, default=_jsonable))
         await websocket.send_text(json.dumps({"type": "end", "stream": stream_id}))
         await websocket.close()
+    except UnauthorizedError as exc:  # the key was revoked: say so, then close with 4401
+        try:
+            await websocket.send_text(json.dumps(exc.to_body(path=websocket.url.path, method="GET")))
+            await websocket.close(code=4401)
+        except (WebSocketDisconnect, RuntimeError):
+            return
     except (WebSocketDisconnect, RuntimeError):
         return

@@ -1,5 +1,5 @@
-// HTTP and live-feed helpers: the API key, fetch with X-API-Key, unified error bodies,
-// and the /ws/live WebSocket with reconnect.
+// HTTP and live-feed helpers: the API key, fetch with X-API-Key, unified error bodies, URL
+// tickets, and the /ws/live WebSocket with reconnect.
 
 const KEY_STORAGE = "aisp.apiKey";
 
@@ -30,11 +30,13 @@ export class ApiError extends Error {
   }
 }
 
-// Append ?key=... for the places that cannot send headers (<img>, WebSocket, downloads).
-export function withKey(url) {
-  const key = auth.key;
-  if (!key) return url;
-  return url + (url.includes("?") ? "&" : "?") + "key=" + encodeURIComponent(key);
+// The long-lived key never goes into a URL. For the places that cannot send headers (<img>
+// MJPEG views, WebSockets), ask for a short-lived, single-use ticket scoped to the path
+// (POST /api/auth/ticket, key in a header) and put that in the URL instead.
+export async function ticketUrl(path) {
+  if (!auth.key) return path; // auth off: no credentials needed
+  const { ticket } = await api("/api/auth/ticket", { method: "POST", body: { path } });
+  return path + (path.includes("?") ? "&" : "?") + "ticket=" + encodeURIComponent(ticket);
 }
 
 export async function api(path, { method = "GET", body, raw = false, key } = {}) {
@@ -115,11 +117,26 @@ export class LiveFeed {
     this.ws = null;
   }
 
-  _connect() {
-    const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const ws = new WebSocket(proto + "//" + location.host + withKey(this.path));
-    this.ws = ws;
+  async _connect() {
     this.onState("connecting");
+    let url;
+    try {
+      url = await ticketUrl(this.path);
+    } catch (err) {
+      if (this.closed) return;
+      if (err.status === 401 || err.status === 403) {
+        this.onState("unauthorized");
+        return;
+      }
+      this.onState("offline");
+      this._timer = setTimeout(() => this._connect(), this.delay);
+      this.delay = Math.min(this.delay * 2, 8000);
+      return;
+    }
+    if (this.closed) return;
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    const ws = new WebSocket(proto + "//" + location.host + url);
+    this.ws = ws;
     ws.onopen = () => {
       this.delay = 500;
       this.onState("live");

@@ -1,7 +1,7 @@
 // The Streams section: one card per stream with the live annotated MJPEG view, its figures,
 // start/stop/remove, and the form that adds a stream.
 
-import { api, withKey } from "./api.js";
+import { api, ticketUrl } from "./api.js";
 import { hlsParts, stopHls, toggleHls } from "./hls-view.js";
 import { $, $$, el, fmt, setText, statePill, toast } from "./ui.js";
 
@@ -108,12 +108,23 @@ function update(card, s) {
 }
 
 // The MJPEG <img> holds one long HTTP response; it is connected only while the stream runs.
-function startView(card, id) {
+// Its URL carries a single-use ticket (never the key); each (re)connection mints a new one.
+async function startView(card, id) {
   const img = card.querySelector("img.mjpeg");
   if (img.dataset.live === "1" || card._hls) return; // HLS plays instead (hls-view.js)
   img.dataset.live = "1";
-  const url = withKey(`/api/streams/${encodeURIComponent(id)}/mjpeg`);
-  img.src = url + (url.includes("?") ? "&" : "?") + "t=" + Date.now();
+  let url;
+  try {
+    url = await ticketUrl(`/api/streams/${encodeURIComponent(id)}/mjpeg`);
+  } catch {
+    img.dataset.live = "";
+    const ph = card.querySelector(".placeholder");
+    ph.textContent = "live view unavailable";
+    ph.hidden = false;
+    return;
+  }
+  if (img.dataset.live !== "1") return; // stopped while the ticket was minted
+  img.src = url;
   img.hidden = false;
   const ph = card.querySelector(".placeholder");
   ph.hidden = true;
