@@ -247,6 +247,59 @@ class Settings(BaseSettings):
     # --- CPU budget -------------------------------------------------------------------------
 
     # --- events out: tracking, zones, MQTT, webhooks, clips -----------------------------------
+    # events out: MQTT (aisp.delivery.mqtt)
+    mqtt_url: str | None = Field(
+        None,
+        description="MQTT broker, `mqtt://user:pass@host:1883` or `mqtts://...` (TLS); empty: no MQTT.",
+    )
+    mqtt_topic_prefix: str = Field("aisp", description="First level of every AISP MQTT topic.")
+    mqtt_client_id: str = Field(
+        "", description="MQTT client id; empty means `aisp-<hostname>-<port>` (stable across restarts)."
+    )
+    mqtt_qos: int = Field(
+        1, ge=0, le=2, description="MQTT QoS; 1 or 2 buffer through broker outages, 0 does not."
+    )
+    mqtt_ca_file: Path | None = Field(
+        None, description="CA bundle (PEM) for `mqtts://`; empty means the system's trusted CAs."
+    )
+    mqtt_buffer_size: int = Field(
+        10_000, ge=1, description="MQTT messages held while the broker is away; more are dropped, counted."
+    )
+    mqtt_keepalive_seconds: int = Field(30, ge=5, le=3600, description="MQTT keepalive interval.")
+    mqtt_ha_discovery: bool = Field(
+        False, description="Publish Home Assistant MQTT discovery configs for the count sensors."
+    )
+    mqtt_ha_prefix: str = Field("homeassistant", description="Home Assistant's MQTT discovery prefix.")
+    mqtt_counts: Literal["frames", "events"] = Field(
+        "frames",
+        description="Where `<prefix>/<stream>/<label>` counts come from: `frames` (detections in the "
+        "latest frame, any model) or `events` (tracks appeared minus gone; needs tracking).",
+    )
+    mqtt_count_interval_seconds: float = Field(
+        1.0, ge=0, description="Per stream, at most one frame-count update per this many seconds."
+    )
+    # events out: webhooks (aisp.delivery.webhooks)
+    webhook_timeout_seconds: float = Field(5.0, gt=0, le=60, description="Timeout of one webhook request.")
+    webhook_max_attempts: int = Field(
+        5, ge=1, le=20, description="Attempts per webhook delivery (the first and its retries)."
+    )
+    webhook_backoff_seconds: float = Field(
+        1.0, gt=0, description="First retry delay; doubles per attempt, with jitter."
+    )
+    webhook_backoff_max_seconds: float = Field(60.0, gt=0, description="Longest delay between retries.")
+    webhook_disable_after: int = Field(
+        10, ge=1, description="A webhook is disabled after this many consecutive failed deliveries."
+    )
+    webhook_workers: int = Field(
+        2, ge=1, le=16, description="Threads sending webhook deliveries (shared by every webhook)."
+    )
+    webhook_queue_size: int = Field(
+        1000, ge=1, description="Webhook deliveries waiting or retrying; beyond this, dropped and counted."
+    )
+    webhook_log_retention_hours: float = Field(
+        168.0, gt=0, description="How long webhook delivery log rows are kept."
+    )
+
 
     # --- video out: HLS and push -------------------------------------------------------------
     video_preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = Field(
@@ -294,6 +347,49 @@ class Settings(BaseSettings):
     @property
     def resolved_clip_dir(self) -> Path:
         return (self.clip_dir or self.data_dir / "clips").resolve()
+
+    @field_validator("mqtt_url", "mqtt_ca_file", mode="before")
+    @classmethod
+    def _mqtt_empty_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip() in ("", "none", "None", "null"):
+            return None
+        return value
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(value.strip())
+            port = parts.port
+        except ValueError:
+            raise ValueError("expected mqtt://[user:pass@]host[:port] or mqtts://...") from None
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError("expected mqtt://[user:pass@]host[:port] or mqtts://... (scheme mqtt or mqtts)")
+        if port == 0 or (parts.path not in ("", "/")) or parts.query:
+            raise ValueError("expected mqtt://[user:pass@]host[:port] with no path or query")
+        return value.strip()
+
+    @field_validator("mqtt_topic_prefix", "mqtt_ha_prefix")
+    @classmethod
+    def _mqtt_prefix(cls, value: str) -> str:
+        value = value.strip()
+        if not value or any(ch in value for ch in "+#\0") or value.startswith("/") or value.endswith("/") \
+                or "//" in value or len(value) > 128:
+            raise ValueError("expected topic levels separated by '/', without '+', '#', empty levels or "
+                             "leading/trailing '/'")
+        return value
+
+    @field_validator("mqtt_client_id")
+    @classmethod
+    def _mqtt_client_id(cls, value: str) -> str:
+        value = value.strip()
+        if len(value) > 128 or any(ord(ch) < 33 or ord(ch) == 127 for ch in value):
+            raise ValueError("expected at most 128 printable characters without spaces")
+        return value
 
     @field_validator("allowed_hosts", "allowed_origins", mode="before")
     @classmethod
@@ -424,6 +520,18 @@ def load_settings(
         _SOURCES.reset(token)
 
 
+def _hide_url_password(value: Any) -> Any:
+    """``scheme://user:***@host`` for a URL with a password (an invalid ``mqtt_url`` or
+    ``database_url`` must not print its password in the error)."""
+    if not isinstance(value, str) or "://" not in value or "@" not in value:
+        return value
+    scheme, _, rest = value.partition("://")
+    userinfo, at, hostpart = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return value
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{hostpart}"
+
+
 def _config_error(exc: PydanticValidationError, environ: Mapping[str, str], path: Path | None) -> ConfigError:
     parts: list[str] = []
     first_field: str | None = None
@@ -432,7 +540,7 @@ def _config_error(exc: PydanticValidationError, environ: Mapping[str, str], path
         loc = [str(x) for x in err.get("loc", ()) if not isinstance(x, int)]
         field = loc[0] if loc else "?"
         first_field = first_field or field
-        value = err.get("input")
+        value = _hide_url_password(err.get("input"))
         if err.get("type") == "extra_forbidden":
             where = f" in {path}" if path else ""
             close = difflib.get_close_matches(field, list(Settings.model_fields), n=1)

@@ -5,6 +5,7 @@ Every ``import`` counts: at module top, inside a function, and under ``TYPE_CHEC
     cli, server, bench  ->  api  ->  runtime  ->  pipeline  ->  models  ->  cache  ->  core
                                         |                                              ^
                                         +-> store ---------------------------------------+
+                          api  ->  delivery (MQTT, webhooks)  ->  store, core
 
 A module may import its own layer and the layers below it. The store sits beside the pipeline and
 imports only core; the pipeline never imports the store. The package root ``aisp/__init__.py`` is
@@ -36,6 +37,7 @@ LAYERS: dict[str, int] = {
     "pipeline": 3,
     "store": 3,
     "runtime": 4,
+    "delivery": 4,
     "api": 5,
     "cli": 6,
     "server": 6,
@@ -46,6 +48,7 @@ LAYERS: dict[str, int] = {
 ONLY: dict[str, set[str]] = {
     "store": {"errors", "settings", "logs", "_lazy", "events", "store"},
     "pipeline": {"errors", "settings", "logs", "_lazy", "events", "cache", "models", "pipeline"},
+    "delivery": {"errors", "settings", "logs", "_lazy", "events", "netpolicy", "store", "delivery"},
 }
 
 

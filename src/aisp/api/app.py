@@ -36,6 +36,7 @@ from aisp.api.routers import (
     status,
     streams,
     tasks,
+    webhooks,
 )
 from aisp.api.schemas import COMMON_ERRORS
 from aisp.settings import Settings, load_settings
@@ -65,6 +66,7 @@ _TAGS = [
     {"name": "streams", "description": "Live streams: define, start, stop, watch (MJPEG, WebSocket)."},
     {"name": "tasks", "description": "Batch jobs over a video file or URL, persisted and resumable."},
     {"name": "auth", "description": "Who am I, and API key management (admin)."},
+    {"name": "webhooks", "description": "Events out: webhooks (admin) and MQTT/webhook delivery accounting."},
 ]
 
 def create_app(
@@ -122,6 +124,8 @@ def create_app(
     app.include_router(tasks.router, **protected)
     app.include_router(auth.router, **protected)
     app.include_router(history.router, **protected)
+    app.include_router(webhooks.router, **protected)
+    app.include_router(webhooks.delivery_router, **protected)
     # the dashboard page is open and asks for the key in JS; its data comes from the API
     app.include_router(dashboard.router)
     return app

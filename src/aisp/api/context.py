@@ -111,6 +111,8 @@ class AppContext:
     #: megapixels the frames route may decode at once (AISP_FRAMES_MAX_MEGAPIXELS_IN_FLIGHT)
     pixel_budget: PixelBudget | None = None
     fast_path: Any = None  # the FramesFastPath middleware, once the app has built its stack
+    #: MQTT and webhooks (aisp.delivery.DeliveryService), once started
+    delivery: Any = None
     started_at: float = 0.0
     started_wall: float = field(default_factory=time.time)
     #: component -> "pending" | "running" | "done" | "failed" | "skipped"

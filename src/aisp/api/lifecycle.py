@@ -4,7 +4,8 @@ Startup (:meth:`Lifecycle.start`, called by the lifespan, returns at once)::
 
     aisp-init thread:    build the runtime from the app's settings (aisp.runtime.build) ─┬─►
                          open store ─► mark interrupted tasks ─► first admin key ─► task  │
-                         runner + snapshots ─► restore saved streams (+ the demo stream)  │
+                         runner + snapshots ─► delivery (MQTT, webhooks) ─► restore saved │
+                         streams (+ the demo stream)                                       │
     aisp-prewarm thread: load settings.prewarm models into the runtime's cache  ◄──────────┘
 
 ``/ready`` is 503 until the store is open and prewarm is done (see ``READY_GATES``).
@@ -12,8 +13,9 @@ A step that fails is logged, marked ``failed`` with its message (shown by ``/rea
 ``/api/status``) and does not stop the others.
 
 Shutdown (:meth:`Lifecycle.shutdown`), within ``settings.drain_timeout_seconds``: stop the task
-runner (running tasks become ``interrupted``, resumable), stop every stream (drain and flush
-their sinks), release the models, close the store (flushes buffered events).
+runner (running tasks become ``interrupted``, resumable), stop delivery (MQTT sends what it
+buffered and publishes ``offline``; webhooks send what is due), stop every stream (drain and
+flush their sinks), release the models, close the store (flushes buffered events).
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class Lifecycle:
             for name, fn in (
                 ("store", self._open_store),
                 ("engine", self._start_engine),
+                ("delivery", self._start_delivery),
                 ("streams", self._restore_streams),
             ):
                 if self.ctx.stopping.is_set():
@@ -139,6 +142,21 @@ class Lifecycle:
             ctx.store.start_snapshots(runtime.sample)
         return "done"
 
+    def _start_delivery(self) -> str:
+        """MQTT (when ``mqtt_url`` is set) and webhooks (when the store is open) follow the
+        runtime's event bus."""
+        from aisp import __version__
+        from aisp.delivery import DeliveryService
+
+        ctx = self.ctx
+        if not ctx.settings.mqtt_url and ctx.store is None:
+            return "skipped"
+        service = DeliveryService(ctx.settings, ctx.require_runtime().events, store=ctx.store,
+                                  version=__version__)
+        ctx.delivery = service  # set first: if MQTT cannot start, the webhooks still run
+        service.start()
+        return "done"
+
     def _restore_streams(self) -> str:
         manager = StreamManager.of(self.ctx)
         restored = manager.restore()
@@ -194,6 +212,8 @@ class Lifecycle:
         if ctx.tasks is not None:
             steps.append(("tasks", lambda: ctx.tasks.shutdown(timeout=left() / 2)))
         steps.append(("inference", lambda: ctx.inference.shutdown()))
+        if ctx.delivery is not None:
+            steps.append(("delivery", lambda: ctx.delivery.close(timeout=min(5.0, left() / 3))))
         runtime = ctx.runtime
         if runtime is not None:  # streams (drained), models, store (buffered events written)
             steps.append(("runtime", lambda: runtime.close(timeout=left())))

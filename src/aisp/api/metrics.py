@@ -9,8 +9,11 @@ Direct instruments (updated where things happen):
   (``origin="api"``) and from the stream results (``origin="stream"``).
 
 Live values (read at scrape time by :class:`_LiveCollector`, nothing to keep in sync): readiness,
-uptime, per-stream FPS, drops and latency quantiles, and the model cache's metrics
-(:class:`aisp.cache.CacheCollector`).
+uptime, per-stream FPS, drops and latency quantiles, the model cache's metrics
+(:class:`aisp.cache.CacheCollector`), and delivery accounting per target (``mqtt``,
+``webhook:<id>``): ``aisp_delivery_events_total{target,outcome}`` (delivered, dropped, failed),
+``aisp_delivery_accepted_total``, ``aisp_delivery_retries_total``, ``aisp_delivery_pending``,
+``aisp_delivery_latency_ms{quantile}``, ``aisp_mqtt_connected``.
 """
 
 from __future__ import annotations
@@ -103,6 +106,7 @@ class _LiveCollector:
             yield from self._lifecycle(ctx)
             yield from self._streams(ctx)
             yield from self._cache(ctx)
+            yield from self._delivery(ctx)
             yield from self._budget(ctx)
         except Exception:  # a scrape must never fail the whole endpoint
             log.exception("metrics collection failed")
@@ -145,6 +149,39 @@ class _LiveCollector:
                 latency.add_metric([sid, q], value)
             running.add_metric([sid], 1.0 if view.state == "running" else 0.0)
         yield from (in_fps, out_fps, dropped, frames_in, frames_out, latency, running)
+
+    @staticmethod
+    def _delivery(ctx: LiveSource) -> Iterator[Metric]:
+        """Events out (``aisp.delivery``): one label set per target, once delivery is started."""
+        service = getattr(ctx, "delivery", None)
+        if service is None:
+            return
+        labels = ["target"]
+        outcomes = CounterMetricFamily(
+            "aisp_delivery_events", "Events settled per delivery target, by outcome.",
+            labels=["target", "outcome"],
+        )
+        accepted = CounterMetricFamily("aisp_delivery_accepted", "Events taken on per target.", labels=labels)
+        retries = CounterMetricFamily("aisp_delivery_retries", "Delivery retry attempts.", labels=labels)
+        pending = GaugeMetricFamily("aisp_delivery_pending", "Events not settled yet.", labels=labels)
+        latency = GaugeMetricFamily(
+            "aisp_delivery_latency_ms", "Event-to-confirmation latency quantiles.",
+            labels=["target", "quantile"],
+        )
+        for snap in service.ledgers():
+            for outcome in ("delivered", "dropped", "failed"):
+                outcomes.add_metric([snap.target, outcome], getattr(snap, outcome))
+            accepted.add_metric([snap.target], snap.accepted)
+            retries.add_metric([snap.target], snap.retried)
+            pending.add_metric([snap.target], snap.pending)
+            for q, value in (("0.5", snap.latency_ms_p50), ("0.99", snap.latency_ms_p99)):
+                if value is not None:
+                    latency.add_metric([snap.target, q], value)
+        yield from (outcomes, accepted, retries, pending, latency)
+        if service.mqtt is not None:
+            connected = GaugeMetricFamily("aisp_mqtt_connected", "1 while connected to the MQTT broker.")
+            connected.add_metric([], 1.0 if service.mqtt.connected else 0.0)
+            yield connected
 
     @staticmethod
     def _budget(ctx: LiveSource) -> Iterator[Metric]:

@@ -89,6 +89,9 @@ class StatusResponse(BaseModel):
     prewarm: list[str] = Field(default_factory=list)
     streams: int = 0
     timings_ms: dict[str, float] = Field(default_factory=dict)
+    delivery: dict[str, Any] | None = Field(
+        default=None, description="Events out: MQTT and webhook accounting (as /api/delivery)."
+    )
 
 
 class StreamPerf(_Open):

@@ -1,9 +1,9 @@
 """``StreamManager``: the API's side of live streams (engine + store + metrics + events).
 
 A stream definition comes from ``POST /api/streams`` or from the store at startup. The manager
-adds it to the shared :class:`aisp.pipeline.Engine` with two extra sinks (the inference-time
-histogram for ``/metrics`` and an :class:`~aisp.pipeline.EventSink` writing to the store's event
-writer), persists it with its
+adds it to the shared :class:`aisp.pipeline.Engine` with extra sinks (the inference-time
+histogram for ``/metrics``, an :class:`~aisp.pipeline.EventSink` writing to the store's event
+writer, and, with MQTT, the per-frame counts of :mod:`aisp.api.count_feed`), persists it with its
 desired state (``running``/``stopped``), and recreates it on restart. The demo stream
 (``AISP_DEMO=1``) is not persisted.
 
@@ -158,6 +158,13 @@ class StreamManager:
                 metrics.observe_inference(name, float(getattr(res, "inference_ms", 0.0) or 0.0), "stream")
 
         sinks: list[Any] = [CallbackSink(observe)]
+        delivery = self.ctx.delivery
+        if delivery is not None and delivery.counts is not None and self.ctx.settings.mqtt_counts == "frames":
+            from aisp.api.count_feed import FrameCountFeed
+
+            feed = FrameCountFeed(delivery.counts, stream_id,
+                                  interval=self.ctx.settings.mqtt_count_interval_seconds)
+            sinks.append(CallbackSink(feed))
         if self.ctx.store is not None:
             from aisp.pipeline import EventSink
 

@@ -3,7 +3,7 @@
 
 Persisted: API keys (hashed), batch tasks (a state machine with progress), stream
 definitions, detection events (summarised per window, written by a non-blocking batched
-writer) and periodic performance snapshots. See ``docs/store.md``.
+writer), periodic performance snapshots, and webhooks with their delivery log. See ``docs/store.md``.
 
 This package imports SQLAlchemy; ``import aisp`` never imports it.
 """
@@ -19,6 +19,7 @@ from aisp.store.snapshots import METRICS, SnapshotPoint, SnapshotRepository, Sna
 from aisp.store.store import Store
 from aisp.store.stream_repo import StreamRecord, StreamRepository
 from aisp.store.task_repo import TASK_STATES, TaskRecord, TaskRepository
+from aisp.store.webhook_repo import DELIVERY_STATES, DeliveryRecord, WebhookRecord, WebhookRepository
 
 __all__ = [
     "Store",
@@ -45,5 +46,9 @@ __all__ = [
     "Snapshotter",
     "RetentionResult",
     "RetentionWorker",
+    "WebhookRecord",
+    "WebhookRepository",
+    "DeliveryRecord",
+    "DELIVERY_STATES",
 ]
 

@@ -7,6 +7,7 @@
     task = store.tasks.create(source="video.mp4", models=["fake"])
     store.events.submit(summary)          # EventWriter: never blocks
     store.snapshots.query("fps", since)   # charts
+    store.webhooks.create(url, secret=...) # webhooks and their delivery log
     store.close()
 
 ``open()`` applies the Alembic migrations, then starts the event writer and the retention
@@ -31,6 +32,7 @@ from aisp.store.retention import RetentionWorker
 from aisp.store.snapshots import SnapshotRepository, Snapshotter
 from aisp.store.stream_repo import StreamRepository
 from aisp.store.task_repo import TaskRepository
+from aisp.store.webhook_repo import WebhookRepository
 
 __all__ = ["Store"]
 
@@ -61,6 +63,7 @@ class Store:
         self._streams: StreamRepository | None = None
         self._event_log: EventRepository | None = None
         self._snapshots: SnapshotRepository | None = None
+        self._webhooks: WebhookRepository | None = None
         self._events: EventWriter | None = None
         self.retention: RetentionWorker | None = None
         self.snapshotter: Snapshotter | None = None
@@ -95,6 +98,7 @@ class Store:
         self._streams = StreamRepository(db, clock=self._clock)
         self._event_log = EventRepository(db)
         self._snapshots = SnapshotRepository(db, clock=self._clock)
+        self._webhooks = WebhookRepository(db, clock=self._clock)
         s = self.settings
         self._events = EventWriter(self._event_log.insert_many, buffer_size=s.event_buffer_size,
                                    **self._event_opts)
@@ -172,6 +176,10 @@ class Store:
     @property
     def snapshots(self) -> SnapshotRepository:
         return self._need(self._snapshots)
+
+    @property
+    def webhooks(self) -> WebhookRepository:
+        return self._need(self._webhooks)
 
     # --- status ----------------------------------------------------------------------------------
     def ping(self) -> bool:

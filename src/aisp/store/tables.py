@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "ApiKeyRow", "TaskRow", "StreamRow", "EventRow", "SnapshotRow"]
+__all__ = [
+    "Base", "ApiKeyRow", "TaskRow", "StreamRow", "EventRow", "SnapshotRow", "WebhookRow",
+    "WebhookDeliveryRow",
+]
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 BigId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
@@ -99,3 +102,46 @@ class SnapshotRow(Base):
     rss: Mapped[float | None] = mapped_column(Float, nullable=True)
     cpu: Mapped[float | None] = mapped_column(Float, nullable=True)
     extra: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+
+
+class WebhookRow(Base):
+    """An admin-defined webhook (migration 0003). ``secret`` signs deliveries; the API returns it
+    once, at creation (or rotation), and never again."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    url: Mapped[str] = mapped_column(Text)
+    secret: Mapped[str] = mapped_column(String(256))
+    event_types: Mapped[list[str]] = mapped_column(JSONType)
+    streams: Mapped[list[str]] = mapped_column(JSONType)
+    labels: Mapped[list[str]] = mapped_column(JSONType)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    disabled_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class WebhookDeliveryRow(Base):
+    """One delivery of one event (or test) to one webhook: the delivery log."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_hook_created", "webhook_id", "created_at"),
+        Index("ix_webhook_deliveries_created_at", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    event_type: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    response_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    response_excerpt: Mapped[str | None] = mapped_column(Text, nullable=True)
+    duration_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)

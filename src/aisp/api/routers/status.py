@@ -89,6 +89,7 @@ async def status(request: Request) -> StatusResponse:
         prewarm=list(ctx.settings.prewarm),
         streams=len(ctx.streams()),
         timings_ms=dict(ctx.timings_ms),
+        delivery=ctx.delivery.stats() if ctx.delivery is not None else None,
     )
 
 
