@@ -29,6 +29,7 @@ EXTRAS: dict[str, str] = {
     "av": "video",
     "skimage": "demo",
     "psycopg": "postgres",
+    "norfair": "track",
     "paho": "mqtt",
 }
 

@@ -247,6 +247,33 @@ class Settings(BaseSettings):
     # --- CPU budget -------------------------------------------------------------------------
 
     # --- events out: tracking, zones, MQTT, webhooks, clips -----------------------------------
+    # events out: tracking, zones, event store and snapshots (aisp.pipeline, aisp.store)
+    track_min_hits: int = Field(
+        2, ge=1, le=100, description="Frames a new object must be matched before it gets a track id."
+    )
+    track_max_lost_frames: int = Field(
+        15, ge=1, le=10_000, description="Unmatched frames after which a track ends (a `gone` event)."
+    )
+    track_max_distance: float = Field(
+        0.9, gt=0, le=1, description="Tracker match threshold as 1 - IoU with a track's predicted box."
+    )
+    events_keep_days: float = Field(
+        30.0, gt=0, description="How long discrete events (appeared, enter, cross, ...) are kept."
+    )
+    event_snapshots: bool = Field(True, description="Write a JPEG snapshot and a thumbnail per event.")
+    event_snapshot_dir: Path | None = Field(
+        None, description="Where event snapshots are written; empty means `<data_dir>/events`."
+    )
+    event_snapshot_quality: int = Field(85, ge=10, le=100, description="JPEG quality of event snapshots.")
+    event_thumbnail_width: int = Field(320, ge=16, le=4096, description="Width of event thumbnails (pixels).")
+    event_snapshot_keep_days: float = Field(7.0, gt=0, description="How long event snapshots are kept.")
+    event_snapshot_max_mb: float = Field(
+        1024.0, gt=0, description="Total size of event snapshots; the oldest go first beyond it."
+    )
+    event_snapshot_queue: int = Field(
+        32, ge=1, le=10_000, description="Frames held for snapshots (memory: each is a decoded frame); "
+        "beyond it events go without one."
+    )
     # events out: MQTT (aisp.delivery.mqtt)
     mqtt_url: str | None = Field(
         None,
@@ -428,6 +455,13 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("event_snapshot_dir", mode="before")
+    @classmethod
+    def _empty_snapshot_dir(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip() in ("", "none", "None", "null"):
+            return None
+        return value
+
     @field_validator("cache_ttl_seconds", "database_url", "model_dir", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
@@ -468,6 +502,10 @@ class Settings(BaseSettings):
     @property
     def resolved_model_dir(self) -> Path:
         return (self.model_dir or self.data_dir / "models").resolve()
+
+    @property
+    def resolved_event_snapshot_dir(self) -> Path:
+        return (self.event_snapshot_dir or self.data_dir / "events").resolve()
 
     @classmethod
     def env_var(cls, field: str) -> str:

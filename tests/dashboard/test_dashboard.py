@@ -299,6 +299,39 @@ def test_wrong_key_is_refused_with_a_message(browser: Any, server: Server) -> No
         context.close()
 
 
+def test_zones_are_drawn_over_the_view_and_an_admin_draws_a_new_one(admin: Session, server: Server) -> None:
+    import httpx
+
+    headers = {"X-API-Key": server.admin_key}
+    body = {"id": "zoned", "source": "demo", "live": True, "models": ["fake"], "max_fps": 5,
+            "zones": [{"name": "porch", "polygon": [[0.1, 0.1], [0.6, 0.1], [0.6, 0.6]], "relative": True}],
+            "lines": [{"name": "gate", "start": [0, 0.8], "end": [1, 0.8], "relative": True}]}
+    assert httpx.post(server.url + "/api/streams", json=body, headers=headers, timeout=30).status_code == 201
+    page = admin.page
+    card = page.locator('.stream[data-stream-id="zoned"]')
+    card.locator('svg.zones-overlay polygon[data-zone="porch"]').wait_for(state="attached")
+    card.locator('svg.zones-overlay line[data-line="gate"]').wait_for(state="attached")
+    _until(page, "document.querySelector('.stream[data-stream-id=\"zoned\"] .zones-counts')"
+           ".textContent.includes('gate: in')")
+    card.locator("button.zones-draw").click()
+    view = card.locator("svg.zones-overlay")
+    box = view.bounding_box()
+    assert box is not None
+    for fx, fy in ((0.3, 0.3), (0.7, 0.3), (0.7, 0.7), (0.3, 0.7)):
+        view.click(position={"x": box["width"] * fx, "y": box["height"] * fy})
+    page.once("dialog", lambda dialog: dialog.accept("drawn"))
+    card.locator("button.zones-save").click()
+    card.locator('svg.zones-overlay polygon[data-zone="drawn"]').wait_for(state="attached")
+    spec = httpx.get(server.url + "/api/streams/zoned", headers=headers, timeout=30).json()
+    drawn = next(z for z in spec["zones"] if z["name"] == "drawn")
+    assert drawn["relative"] is True and len(drawn["polygon"]) == 4
+    assert [z["name"] for z in spec["zones"]] == ["porch", "drawn"] and spec["track"] is True
+    admin.shot("zones", card)
+    assert httpx.delete(server.url + "/api/streams/zoned", headers=headers, timeout=30).status_code == 204
+    card.wait_for(state="detached")
+    assert admin.errors == [], "\n".join(admin.errors)
+
+
 def test_server_stops_promptly_with_the_page_open(admin: Session, server: Server) -> None:
     """Runs last: SIGTERM with the live feed and an MJPEG view open neither hangs nor errors.
 

@@ -29,6 +29,7 @@ from aisp.api.routers import (
     clips,
     dashboard,
     docs,
+    events,
     frames,
     history,
     hls,
@@ -65,6 +66,8 @@ _TAGS = [
     {"name": "frames", "description": "Run models on one uploaded image."},
     {"name": "streams", "description": "Live streams: define, start, stop, watch (MJPEG, WebSocket)."},
     {"name": "tasks", "description": "Batch jobs over a video file or URL, persisted and resumable."},
+    {"name": "events", "description": "Discrete events (tracks, zones, lines, stream states): query, "
+     "snapshots, live WebSocket."},
     {"name": "auth", "description": "Who am I, and API key management (admin)."},
     {"name": "webhooks", "description": "Events out: webhooks (admin) and MQTT/webhook delivery accounting."},
 ]
@@ -124,6 +127,8 @@ def create_app(
     app.include_router(tasks.router, **protected)
     app.include_router(auth.router, **protected)
     app.include_router(history.router, **protected)
+    app.include_router(events.router, **protected)
+    app.include_router(events.ws_router, responses=COMMON_ERRORS)  # own auth (WebSocket)
     app.include_router(webhooks.router, **protected)
     app.include_router(webhooks.delivery_router, **protected)
     # the dashboard page is open and asks for the key in JS; its data comes from the API

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from aisp.api.event_fanout import EventFanout
 from aisp.api.metrics import ApiMetrics
 from aisp.api.pixel_budget import PixelBudget
 from aisp.errors import OverloadedError, StoreError
@@ -111,6 +112,8 @@ class AppContext:
     #: megapixels the frames route may decode at once (AISP_FRAMES_MAX_MEGAPIXELS_IN_FLIGHT)
     pixel_budget: PixelBudget | None = None
     fast_path: Any = None  # the FramesFastPath middleware, once the app has built its stack
+    #: hands the runtime's events to the ``WS /ws/events`` clients (subscribed once the runtime exists)
+    event_fanout: EventFanout = field(default_factory=EventFanout)
     #: MQTT and webhooks (aisp.delivery.DeliveryService), once started
     delivery: Any = None
     started_at: float = 0.0

@@ -109,7 +109,9 @@ class Lifecycle:
         # app must answer /health before those are imported. The store comes in its own step.
         from aisp.runtime import build
 
-        self.ctx.runtime = build(self.ctx.settings, store=False)
+        runtime = build(self.ctx.settings, store=False)
+        self.ctx.event_fanout.attach(runtime.events)
+        self.ctx.runtime = runtime
         return "done"
 
     def _open_store(self) -> str:
@@ -129,7 +131,8 @@ class Lifecycle:
         except BaseException:
             store.close()  # its writer and retention threads must not outlive a failed start
             raise
-        self.ctx.runtime = self.ctx.require_runtime().with_store(store)
+        self.ctx.runtime = runtime = self.ctx.require_runtime().with_store(store)
+        runtime.events.subscribe("store", store.event_writer.submit)  # discrete events, batched
         self.ctx.store = store
         return "done"
 

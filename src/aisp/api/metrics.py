@@ -10,10 +10,14 @@ Direct instruments (updated where things happen):
 
 Live values (read at scrape time by :class:`_LiveCollector`, nothing to keep in sync): readiness,
 uptime, per-stream FPS, drops and latency quantiles, the model cache's metrics
-(:class:`aisp.cache.CacheCollector`), and delivery accounting per target (``mqtt``,
-``webhook:<id>``): ``aisp_delivery_events_total{target,outcome}`` (delivered, dropped, failed),
-``aisp_delivery_accepted_total``, ``aisp_delivery_retries_total``, ``aisp_delivery_pending``,
-``aisp_delivery_latency_ms{quantile}``, ``aisp_mqtt_connected``.
+(:class:`aisp.cache.CacheCollector`); the events: ``aisp_zone_objects{stream,zone,label}``,
+``aisp_line_crossings_total{stream,line,label,direction}``, ``aisp_stream_events_total{stream,type}``,
+the event bus's ``aisp_event_deliveries_total{subscriber,outcome}`` and
+``aisp_event_snapshots_total{outcome}`` (zone and line labels are bounded: at most 32 per zone or
+line, ``aisp.pipeline.zones.MAX_LABEL_KEYS``, the rest as ``other``); and delivery accounting per
+target (``mqtt``, ``webhook:<id>``): ``aisp_delivery_events_total{target,outcome}`` (delivered,
+dropped, failed), ``aisp_delivery_accepted_total``, ``aisp_delivery_retries_total``,
+``aisp_delivery_pending``, ``aisp_delivery_latency_ms{quantile}``, ``aisp_mqtt_connected``.
 """
 
 from __future__ import annotations
@@ -105,6 +109,7 @@ class _LiveCollector:
         try:
             yield from self._lifecycle(ctx)
             yield from self._streams(ctx)
+            yield from self._events(ctx)
             yield from self._cache(ctx)
             yield from self._delivery(ctx)
             yield from self._budget(ctx)
@@ -149,6 +154,41 @@ class _LiveCollector:
                 latency.add_metric([sid, q], value)
             running.add_metric([sid], 1.0 if view.state == "running" else 0.0)
         yield from (in_fps, out_fps, dropped, frames_in, frames_out, latency, running)
+
+    @staticmethod
+    def _events(ctx: LiveSource) -> Iterator[Metric]:
+        runtime = ctx.runtime
+        views = runtime.streams() if runtime is not None else []
+        zone = GaugeMetricFamily("aisp_zone_objects", "Tracked objects inside a zone now.",
+                                 labels=["stream", "zone", "label"])
+        line = CounterMetricFamily("aisp_line_crossings", "Line crossings by direction.",
+                                   labels=["stream", "line", "label", "direction"])
+        events = CounterMetricFamily("aisp_stream_events", "Events produced by tracking, zones and lines.",
+                                     labels=["stream", "type"])
+        for view in views:
+            a = view.analytics
+            for name, z in (a.get("zones") or {}).items():
+                for label, n in z["labels"].items():
+                    zone.add_metric([view.id, name, label], n)
+            for name, ln in (a.get("lines") or {}).items():
+                for label, per in ln["labels"].items():
+                    for direction in ("in", "out"):
+                        line.add_metric([view.id, name, label, direction], per[direction])
+            for kind, n in (a.get("events") or {}).items():
+                events.add_metric([view.id, kind], n)
+        bus = CounterMetricFamily("aisp_event_deliveries", "Events handed to each bus subscriber.",
+                                  labels=["subscriber", "outcome"])
+        for sub in runtime.events.stats() if runtime is not None else []:
+            bus.add_metric([sub.name, "delivered"], sub.delivered)
+            bus.add_metric([sub.name, "dropped"], sub.dropped)
+            bus.add_metric([sub.name, "failed"], sub.failed)
+        snaps = CounterMetricFamily("aisp_event_snapshots", "Event snapshots written, skipped (queue full) "
+                                    "or failed.", labels=["outcome"])
+        if runtime is not None and runtime.snapshots is not None:
+            st = runtime.snapshots.stats()
+            for outcome, n in (("written", st.written), ("skipped", st.skipped), ("failed", st.failed)):
+                snaps.add_metric([outcome], n)
+        yield from (zone, line, events, bus, snaps)
 
     @staticmethod
     def _delivery(ctx: LiveSource) -> Iterator[Metric]:

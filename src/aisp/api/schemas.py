@@ -246,6 +246,42 @@ class StreamRecordSpec(BaseModel):
     post_seconds: float = Field(5.0, ge=0, le=300, description="Video kept after the last matching event.")
 
 
+_ZONE_NAME = r"^[A-Za-z0-9_.-]{1,64}$"
+
+
+class ZoneIn(BaseModel):
+    """A polygon of a stream (see docs/events.md); checked further by ``aisp.pipeline.zones``."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=_ZONE_NAME, examples=["door"])
+    polygon: list[tuple[float, float]] = Field(
+        min_length=3, max_length=64, examples=[[[0, 0], [1, 0], [1, 1]]]
+    )
+    labels: list[str] | None = Field(None, min_length=1, max_length=32, description="Only these labels.")
+    relative: bool = Field(False, description="Coordinates are fractions of the frame's width/height.")
+    dwell: float | None = Field(None, gt=0, le=86_400, description="Seconds inside before a dwell event "
+                                "(and between the next ones).")
+
+
+class LineIn(BaseModel):
+    """A counting line of a stream: ``in`` is a crossing from its left to its right (start -> end)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=_ZONE_NAME, examples=["gate"])
+    start: tuple[float, float]
+    end: tuple[float, float]
+    labels: list[str] | None = Field(None, min_length=1, max_length=32)
+    relative: bool = False
+
+
+class ZonesUpdate(BaseModel):
+    """``PUT /api/streams/{id}/zones``: the stream's zones and lines, replaced whole."""
+
+    model_config = ConfigDict(extra="forbid")
+    zones: list[ZoneIn] = Field(default_factory=list, max_length=32)
+    lines: list[LineIn] = Field(default_factory=list, max_length=32)
+
+
 class StreamCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Defaults to a new id.")
@@ -255,6 +291,10 @@ class StreamCreate(BaseModel):
     max_fps: float | None = Field(None, gt=0, le=1000)
     every: int = Field(1, ge=1, le=1000)
     live: bool | None = None
+    track: bool | None = Field(None, description="Give each detection a stable track id (on when zones "
+                               "or lines are set).")
+    zones: list[ZoneIn] | None = Field(None, max_length=32)
+    lines: list[LineIn] | None = Field(None, max_length=32)
     output: StreamOutputSpec | None = None
     record: StreamRecordSpec | None = None
     start: bool = Field(True, description="Start it right away.")
@@ -270,14 +310,45 @@ class StreamOut(BaseModel):
     live: bool | None = None
     output: dict[str, Any] | None = Field(None, description="Video out; the push URL's password is hidden.")
     record: dict[str, Any] | None = None
+    track: bool = False
+    zones: list[dict[str, Any]] = Field(default_factory=list)
+    lines: list[dict[str, Any]] = Field(default_factory=list)
     state: str
     last_error: str | None = None
-    stats: dict[str, Any] = Field(default_factory=dict)
+    stats: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Frame statistics; with tracking also zones (count per zone and label), lines "
+        "(in/out), events (by type) and tracks.",
+    )
     video: dict[str, Any] | None = Field(None, description="Encoder, HLS, push and clip statistics.")
 
 
 class StreamListResponse(BaseModel):
     streams: list[StreamOut]
+
+
+# --- events ---------------------------------------------------------------------------------
+class EventRecordOut(_Open):
+    id: str
+    type: str
+    stream_id: str
+    time: float = Field(description="Wall-clock epoch seconds of the frame's capture.")
+    frame_index: int | None = None
+    label: str | None = None
+    track_id: int | None = None
+    confidence: float | None = None
+    box: list[float] | None = Field(None, description="x1, y1, x2, y2 in pixels of the frame.")
+    zone: str | None = Field(None, description="Zone or line name.")
+    direction: str | None = None
+    seconds: float | None = None
+    state: str | None = None
+    snapshot: str | None = Field(None, description="API path of the JPEG snapshot.")
+    message: str | None = None
+
+
+class EventRecordList(BaseModel):
+    events: list[EventRecordOut]
+    next_cursor: str | None = Field(None, description="Pass as cursor= for the next (older) page.")
 
 
 # --- tasks ----------------------------------------------------------------------------------

@@ -30,9 +30,10 @@ __all__ = ["StreamManager", "DEMO_STREAM"]
 log = logging.getLogger("aisp.api")
 
 DEMO_STREAM = {"id": "demo", "source": "demo", "models": ["face_detection"], "live": True}
-_SPEC_FIELDS = ("id", "source", "models", "priority", "max_fps", "every", "live", "output", "record")
+_SPEC_FIELDS = ("id", "source", "models", "priority", "max_fps", "every", "live", "track", "zones", "lines",
+                "output", "record")
 #: What the pipeline's StreamSpec takes (output and record go to the video outputs).
-_ENGINE_FIELDS = ("id", "source", "models", "priority", "max_fps", "every", "live")
+_ENGINE_FIELDS = ("id", "source", "models", "priority", "max_fps", "every", "live", "track", "zones", "lines")
 
 
 class StreamManager:
@@ -88,9 +89,12 @@ class StreamManager:
             "priority": spec.get("priority") or 0,
             "every": spec.get("every") or 1,
             "output": public_output(spec.get("output")),
+            "track": bool(stream.spec.track),
+            "zones": [z.to_dict() for z in stream.spec.zones],
+            "lines": [ln.to_dict() for ln in stream.spec.lines],
             "state": stream.state,
             "last_error": stream.last_error,
-            "stats": stream.stats.snapshot().to_dict(),
+            "stats": {**stream.stats.snapshot().to_dict(), **stream.analytics_stats()},
             "video": self._video_stats(stream_id),
         }
 
@@ -222,6 +226,39 @@ class StreamManager:
             if stream_id in self._persisted and self.ctx.store is not None:
                 self.ctx.store.streams.save(spec)  # keeps the desired state
         VideoOutputs.of(self.ctx).get(stream_id).set_hls(enabled)
+        return self.describe(stream_id)
+
+    def set_zones(self, stream_id: str, zones: list[dict[str, Any]], lines: list[dict[str, Any]]
+                  ) -> dict[str, Any]:
+        """Replace a stream's zones and lines (validated first), persist them, and apply them: at the
+        next frame when the stream already tracks, else by restarting a running stream with
+        tracking on. Counts start over."""
+        from aisp.pipeline import StreamSpec
+        from aisp.pipeline.zones import ZoneTracker, parse_lines, parse_zones
+
+        engine = self.ctx.require_engine()
+        stream = self.get(stream_id)
+        parsed_zones, parsed_lines = parse_zones(zones), parse_lines(lines)
+        with self._lock:
+            spec = dict(self._specs[stream_id])
+            spec["zones"], spec["lines"] = zones or None, lines or None
+            if spec.get("track") is False and (zones or lines):
+                spec["track"] = None  # zones and lines need tracking
+            check = {k: v for k, v in spec.items() if k in _ENGINE_FIELDS}
+            StreamSpec(**{**check, "source": "check"})  # names unique across zones and lines, etc.
+            self._specs[stream_id] = spec
+            if stream_id in self._persisted and self.ctx.store is not None:
+                self.ctx.store.streams.save(spec)  # the desired state is kept
+            if stream.analytics is not None:
+                stream.spec.zones, stream.spec.lines = parsed_zones, parsed_lines
+                stream.analytics.set_zones(ZoneTracker(parsed_zones, parsed_lines))
+            else:
+                running = stream.state in ("running", "starting", "reconnecting")
+                engine.remove_stream(stream_id, timeout=self.ctx.settings.drain_timeout_seconds)
+                self._add_to_engine(engine, spec)
+                if running:
+                    engine.start_stream(stream_id)
+        log.info("stream %s: %s zone(s), %s line(s)", stream_id, len(parsed_zones), len(parsed_lines))
         return self.describe(stream_id)
 
     def _save_state(self, stream_id: str, state: str) -> None:

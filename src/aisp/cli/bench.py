@@ -19,7 +19,7 @@ from aisp.cli._common import settings_from_context
 if TYPE_CHECKING:
     from aisp.settings import Settings
 
-AREAS = ("cache", "models", "pipeline", "api", "store", "security", "delivery", "outputs")
+AREAS = ("cache", "models", "pipeline", "api", "store", "security", "delivery", "events", "outputs")
 
 app = typer.Typer(help="Benchmarks; each prints JSON to stdout.", no_args_is_help=True)
 
@@ -32,7 +32,7 @@ def _run_area(area: str, quick: bool, settings: Settings) -> dict:
         from aisp.models import ModelConfig  # numpy: only when this area runs
 
         return module.run(quick=quick, config=ModelConfig.from_settings(settings))
-    if area in ("pipeline", "api", "outputs"):
+    if area in ("pipeline", "api", "events", "outputs"):
         return module.run(quick=quick, settings=settings)
     return module.run(quick=quick)
 

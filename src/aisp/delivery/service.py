@@ -44,10 +44,8 @@ class DeliveryService:
         self.mqtt: MqttPublisher | None = None
         self.webhooks: WebhookDispatcher | None = None
         if settings.mqtt_url:
-            # the events area writes snapshots under `resolved_event_snapshot_dir` (default
-            # <data_dir>/events) once it is merged; until then that default
-            root = getattr(settings, "resolved_event_snapshot_dir", None) or settings.data_dir / "events"
-            lookup = snapshots or DataDirSnapshots(root)
+            # the events area's SnapshotWriter writes under `resolved_event_snapshot_dir`
+            lookup = snapshots or DataDirSnapshots(settings.resolved_event_snapshot_dir)
             self.mqtt = MqttPublisher(MqttConfig.from_settings(settings), snapshots=lookup, version=version)
         if store is not None:
             self.webhooks = WebhookDispatcher(settings, store.webhooks, version=version)

@@ -6,7 +6,8 @@ Types (``Event.type``):
 - ``enter`` / ``exit`` / ``dwell``: a track enters, leaves or stays in a zone (``zone``;
   ``seconds`` for dwell);
 - ``cross``: a track crosses a line (``zone`` is the line's name, ``direction`` ``in``/``out``);
-- ``stream``: a stream's state changed (``state``: running, reconnecting, failed, ...).
+- ``stream``: a stream's state changed (``state``: running, reconnecting, failed, stopped;
+  ``message``: the reason of a failure or a reconnect).
 
 ``time`` is wall-clock epoch seconds; ``captured_at`` is the engine clock reading of the frame's
 capture, kept so that consumers can measure capture-to-delivery latency in the same clock.
@@ -50,6 +51,7 @@ class Event:
     snapshot: str | None = None  # API path of the event's JPEG, once written
     captured_at: float | None = None  # engine clock of the frame's capture
     id: str = field(default_factory=new_event_id)
+    message: str | None = None  # stream: why it failed or reconnects
 
     def __post_init__(self) -> None:
         if self.type not in EVENT_TYPES:

@@ -1,7 +1,8 @@
 """Typed, vectorised model results.
 
 * :class:`Detections` -- boxes ``xyxy`` (n, 4) in pixels, ``confidence`` (n,), ``class_id`` (n,),
-  optional ``keypoints`` (n, k, 2) in pixels and per-detection ``labels``.
+  optional ``keypoints`` (n, k, 2) in pixels, per-detection ``labels`` and ``tracker_id`` (n,)
+  (set by a stream's tracker; -1 for a detection whose track is not confirmed yet).
 * :class:`Landmarks` -- ``points`` (n, k, 3): x, y in pixels, z relative (MediaPipe's scale),
   optional ``visibility`` (n, k), per-instance ``scores`` and ``labels`` (e.g. handedness).
 * :class:`Mask` -- one (H, W) float32 map in [0, 1] with a threshold (person segmentation).
@@ -40,6 +41,7 @@ class Detections:
     class_id: np.ndarray
     keypoints: np.ndarray | None = None
     labels: tuple[str, ...] | None = None
+    tracker_id: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         xyxy = _array("Detections", "xyxy", self.xyxy, np.float32)
@@ -65,6 +67,11 @@ class Detections:
             if len(labels) != n:
                 raise _fail("Detections", "labels", f"{n} labels", len(labels))
             object.__setattr__(self, "labels", labels)
+        if self.tracker_id is not None:
+            tid = _array("Detections", "tracker_id", self.tracker_id, np.int64)
+            if tid.shape != (n,):
+                raise _fail("Detections", "tracker_id", f"shape ({n},)", tuple(tid.shape))
+            object.__setattr__(self, "tracker_id", tid)
 
     # --- constructors ---------------------------------------------------------------------
     @classmethod
@@ -133,6 +140,7 @@ class Detections:
         object.__setattr__(obj, "class_id", class_id)
         object.__setattr__(obj, "keypoints", keypoints)
         object.__setattr__(obj, "labels", labels)
+        object.__setattr__(obj, "tracker_id", None)
         return obj
 
     @classmethod
@@ -177,10 +185,15 @@ class Detections:
             self.class_id[idx],
             None if self.keypoints is None else self.keypoints[idx],
             _take_labels(self.labels, idx),
+            None if self.tracker_id is None else self.tracker_id[idx],
         )
 
     def __repr__(self) -> str:
         return f"Detections(n={len(self)}, labels={self.labels!r})"
+
+    def with_tracker_id(self, tracker_id: np.ndarray | Sequence[int]) -> Detections:
+        """The same detections with ``tracker_id`` (n,) set (validated)."""
+        return Detections(self.xyxy, self.confidence, self.class_id, self.keypoints, self.labels, tracker_id)
 
     @property
     def area(self) -> np.ndarray:
@@ -194,18 +207,23 @@ class Detections:
         e.g. from a reduced decode back to the original image's pixels."""
         f = np.array([sx, sy], np.float32)
         kp = None if self.keypoints is None else self.keypoints * f
-        return Detections._trusted(self.xyxy * np.tile(f, 2), self.confidence, self.class_id, kp, self.labels)
+        out = Detections._trusted(self.xyxy * np.tile(f, 2), self.confidence, self.class_id, kp, self.labels)
+        object.__setattr__(out, "tracker_id", self.tracker_id)
+        return out
 
     def to_list(self) -> list[dict[str, Any]]:
         boxes = _round(self.xyxy, 2)
         conf = _round(self.confidence, 4)
         cls = self.class_id.tolist()
         kps = None if self.keypoints is None else _round(self.keypoints, 2)
+        tids = None if self.tracker_id is None else self.tracker_id.tolist()
         out = []
         for i in range(len(self)):
             item: dict[str, Any] = {"box": boxes[i], "confidence": conf[i], "class_id": cls[i]}
             if self.labels is not None:
                 item["label"] = self.labels[i]
+            if tids is not None and tids[i] >= 0:
+                item["track_id"] = tids[i]
             if kps is not None:
                 item["keypoints"] = kps[i]
             out.append(item)

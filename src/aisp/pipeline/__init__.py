@@ -1,5 +1,6 @@
 """The frame pipeline: sources, the engine (bounded queues, shared workers, ordered sinks),
-batch jobs and the sinks. See docs/pipeline.md and :mod:`aisp.pipeline.engine`.
+batch jobs and the sinks; tracking, zones and lines with their events (docs/events.md). See
+docs/pipeline.md and :mod:`aisp.pipeline.engine`.
 
 The pipeline sits above the models and the cache and below the runtime: an :class:`Engine` is
 handed its settings and a model loader; it never reaches for a process global.
@@ -11,7 +12,9 @@ from aisp.pipeline.clip_index import ClipLibrary, ClipRecord
 from aisp.pipeline.clips import ClipRecorder, ClipRule
 from aisp.pipeline.encode import EncodedPacket, EncodeSink, VideoOutput
 from aisp.pipeline.engine import Engine
+from aisp.pipeline.event_producer import StreamAnalytics
 from aisp.pipeline.event_sink import EventSink, SummaryWriter
+from aisp.pipeline.event_snapshots import SnapshotWriter
 from aisp.pipeline.frame_types import Frame, FrameResult
 from aisp.pipeline.hls import HlsSegmenter, HlsSession
 from aisp.pipeline.job import JobSummary, Pipeline, run_job
@@ -36,8 +39,10 @@ from aisp.pipeline.sources import (
 )
 from aisp.pipeline.stats import LatencySummary, StreamMeter, StreamStats
 from aisp.pipeline.stream import Stream, StreamSpec
+from aisp.pipeline.tracking import ObjectTracker, TrackUpdate
 from aisp.pipeline.video_out import StreamVideo
 from aisp.pipeline.workers import Loader
+from aisp.pipeline.zones import Line, Zone, ZoneTracker
 
 __all__ = [
     "Frame",
@@ -79,4 +84,11 @@ __all__ = [
     "ClipLibrary",
     "ClipRecord",
     "StreamVideo",
+    "ObjectTracker",
+    "TrackUpdate",
+    "Zone",
+    "Line",
+    "ZoneTracker",
+    "StreamAnalytics",
+    "SnapshotWriter",
 ]

@@ -12,7 +12,8 @@ Stages of one stream, each a thread, joined by bounded queues::
     reorder buffer (per stream, bounded by the in-flight limit)
                                           |
                                           v
-    sinks (one sink thread per stream, frame order)
+    sink thread (one per stream, frame order): tracking, zones and lines (StreamAnalytics,
+    when the spec asks for them; events to the runtime's bus), then the sinks
 
 Stopping: the reader closes its queue (a sentinel); once the queue is drained the reorder
 buffer learns the last sequence number, the sink thread releases what is left, closes the
@@ -26,11 +27,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+
+import numpy as np
 
 from aisp.errors import ConflictError, NotFoundError
+from aisp.events import Event, EventBus
 from aisp.pipeline import _gil
 from aisp.pipeline._describe import describe
+from aisp.pipeline.event_producer import StreamAnalytics
+from aisp.pipeline.event_snapshots import SnapshotWriter
 from aisp.pipeline.memory import MemoryGuard, default_budget_bytes
 from aisp.pipeline.reader import read_loop
 from aisp.pipeline.scheduler import Scheduler
@@ -39,8 +45,10 @@ from aisp.pipeline.source_factory import open_source
 from aisp.pipeline.sources import Source
 from aisp.pipeline.stats import Clock, StreamMeter
 from aisp.pipeline.stream import Stream, StreamSpec
+from aisp.pipeline.tracking import ObjectTracker
 from aisp.pipeline.watchdog import Backoff, Watchdog
 from aisp.pipeline.workers import Loader, WorkerJob, WorkerPool
+from aisp.pipeline.zones import ZoneTracker
 from aisp.settings import Settings
 
 __all__ = ["Engine"]
@@ -59,6 +67,10 @@ class Engine:
     (seconds; None: no monitor thread, tests call :meth:`check_health`) paces the memory guard
     and stall checks. ``switch_interval`` lowers the GIL switch interval while streams run (see
     :mod:`aisp.pipeline._gil`); None leaves it alone.
+
+    ``events`` receives the discrete events (stream state changes; appeared, gone, zone and line
+    events of streams with ``track``/zones/lines), through ``snapshots`` when given (which writes
+    each event's snapshot before publishing it). None: a private bus nobody listens to.
     """
 
     def __init__(
@@ -73,6 +85,9 @@ class Engine:
         monitor_interval: float | None = 0.25,
         memory_guard: MemoryGuard | None = None,
         switch_interval: float | None = 0.0005,
+        events: EventBus | None = None,
+        snapshots: SnapshotWriter | None = None,
+        wall_clock: Clock = time.time,
     ) -> None:
         if switch_interval is not None and not switch_interval > 0:
             raise ValueError(f"switch interval expected > 0 seconds or None, got {switch_interval!r}")
@@ -90,6 +105,9 @@ class Engine:
         self._monitor_interval = monitor_interval
         self._switch_interval = switch_interval
         self._switch_held = False
+        self.events = events if events is not None else EventBus()
+        self.snapshots = snapshots
+        self._wall = wall_clock
 
     # -- streams --------------------------------------------------------------------------
     def add_stream(self, spec: StreamSpec, sinks: Iterable[Sink] = (), *, mjpeg: bool = True,
@@ -109,7 +127,8 @@ class Engine:
         stats = StreamMeter(self.clock)
         stream = Stream(spec, source, list(sinks), stats,
                         Watchdog(self.settings.stall_timeout_seconds, self.clock), mjpeg=mjpeg,
-                        on_stop=self._release_queue)
+                        on_stop=self._release_queue, on_state=self._state_changed,
+                        analytics=self._analytics(spec))
         stream.queue = self.scheduler.add(
             spec.id,
             priority=spec.priority,
@@ -142,6 +161,31 @@ class Engine:
         stream.needs_image = any(s.needs_image for s in stream.sinks)
         self.pool.set_job(stream_id, self._job(stream))
         return stream
+
+    # -- events -----------------------------------------------------------------------------
+    def _emit(self, events: Sequence[Event], image: np.ndarray | None) -> None:
+        if self.snapshots is not None:
+            self.snapshots.emit(events, image)
+            return
+        for event in events:
+            self.events.publish(event)
+
+    def _analytics(self, spec: StreamSpec) -> StreamAnalytics | None:
+        if not spec.track:
+            return None
+        s = self.settings
+
+        def tracker() -> ObjectTracker:
+            return ObjectTracker(min_hits=s.track_min_hits, max_lost_frames=s.track_max_lost_frames,
+                                 max_distance=s.track_max_distance)
+
+        tracker()  # a missing optional dependency (norfair) fails add_stream, not the sink thread
+        return StreamAnalytics(spec.id, self._emit, zones=ZoneTracker(spec.zones, spec.lines),
+                               tracker_factory=tracker, clock=self.clock, wall_clock=self._wall)
+
+    def _state_changed(self, stream: Stream, state: str, error: str | None) -> None:
+        """Every state change but ``starting`` becomes a ``stream`` event."""
+        self._emit([Event("stream", stream.id, self._wall(), state=state, message=error)], None)
 
     @staticmethod
     def _job(stream: Stream) -> WorkerJob:
@@ -290,6 +334,12 @@ class Engine:
                 if result is None:
                     break
                 self.scheduler.done(queue, 1)
+                if writing and stream.analytics is not None and result.error is None:
+                    try:
+                        stream.analytics.process(result)
+                    except Exception as exc:
+                        stream.abort(f"tracking/zones failed: {describe(exc)}")
+                        writing = False
                 if writing:
                     for sink in opened:
                         try:
@@ -306,6 +356,11 @@ class Engine:
             stream.abort(describe(exc))
             raise
         finally:
+            if stream.analytics is not None:
+                try:
+                    stream.analytics.close()
+                except Exception as exc:  # pragma: no cover - a bug in the analytics
+                    log.warning("stream %s: ending its tracks failed: %s", stream.id, exc)
             self._close_sinks(stream, opened)
             stream.finish()
 

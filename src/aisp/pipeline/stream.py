@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aisp.errors import ValidationError
+from aisp.pipeline.event_producer import StreamAnalytics
 from aisp.pipeline.frame_types import FrameResult
 from aisp.pipeline.reorder import ReorderBuffer
 from aisp.pipeline.scheduler import StreamQueue
@@ -35,6 +36,7 @@ from aisp.pipeline.sinks import LatestResultSink, MJPEGSink, Sink
 from aisp.pipeline.sources import Source
 from aisp.pipeline.stats import StreamMeter
 from aisp.pipeline.watchdog import STATES, TERMINAL_STATES, Watchdog
+from aisp.pipeline.zones import Line, Zone, parse_lines, parse_zones
 
 __all__ = ["StreamSpec", "Stream"]
 
@@ -66,6 +68,10 @@ class StreamSpec:
     every: int = 1
     live: bool | None = None
     start_frame: int = 0
+    #: give each detection a stable track id (on whenever zones or lines are set)
+    track: bool | None = None
+    zones: list[Zone] = field(default_factory=list)
+    lines: list[Line] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id.strip():
@@ -83,11 +89,27 @@ class StreamSpec:
         if not isinstance(self.start_frame, int) or self.start_frame < 0:
             raise ValidationError("start_frame must be >= 0", field="start_frame", value=self.start_frame,
                                   expected="an integer >= 0")
+        self.zones = parse_zones([z.to_dict() if isinstance(z, Zone) else z for z in self.zones or []])
+        self.lines = parse_lines([ln.to_dict() if isinstance(ln, Line) else ln for ln in self.lines or []])
+        names = [z.name for z in self.zones] + [ln.name for ln in self.lines]
+        dup = next((n for i, n in enumerate(names) if n in names[:i]), None)
+        if dup is not None:
+            raise ValidationError(f"zone and line names must be unique across both, {dup!r} is used twice",
+                                  field="lines" if dup in {ln.name for ln in self.lines} else "zones",
+                                  value=dup, expected="unique names")
+        if self.track is not None and not isinstance(self.track, bool):
+            raise ValidationError("track must be true or false", field="track", value=self.track,
+                                  expected="a boolean")
+        if self.track is False and names:
+            raise ValidationError("zones and lines need tracking; leave track unset or true", field="track",
+                                  value=False, expected="true (zones or lines are set)")
+        self.track = bool(self.track) or bool(names)
 
     def to_dict(self) -> dict[str, Any]:
         source = self.source if isinstance(self.source, (str, int)) else getattr(self.source, "name", "?")
         return {"id": self.id, "source": source, "models": list(self.models), "priority": self.priority,
-                "max_fps": self.max_fps, "every": self.every, "live": self.live}
+                "max_fps": self.max_fps, "every": self.every, "live": self.live, "track": self.track,
+                "zones": [z.to_dict() for z in self.zones], "lines": [ln.to_dict() for ln in self.lines]}
 
 
 class Stream:
@@ -95,7 +117,9 @@ class Stream:
 
     def __init__(self, spec: StreamSpec, source: Source, sinks: list[Sink], stats: StreamMeter,
                  watchdog: Watchdog, *, mjpeg: bool = True,
-                 on_stop: Callable[[Stream], None] | None = None) -> None:
+                 on_stop: Callable[[Stream], None] | None = None,
+                 on_state: Callable[[Stream, str, str | None], None] | None = None,
+                 analytics: StreamAnalytics | None = None) -> None:
         self.id = spec.id
         self.spec = spec
         self.source = source
@@ -116,6 +140,9 @@ class Stream:
         self._fail_at_end = False
         self._reconnect_requested = threading.Event()
         self._on_stop = on_stop
+        self._on_state = on_state
+        #: tracking, zones and lines (None when the spec asks for none); run by the sink thread
+        self.analytics = analytics
         self.threads: list[threading.Thread] = []
 
     @property
@@ -130,6 +157,7 @@ class Stream:
     def set_state(self, state: str, error: str | None = None) -> None:
         if state not in STATES:
             raise ValueError(f"state expected one of {STATES}, got {state!r}")
+        changed = False
         with self._cond:
             if self._state in TERMINAL_STATES:
                 return
@@ -138,7 +166,13 @@ class Stream:
             if state != self._state:
                 log.info("stream %s: %s -> %s%s", self.id, self._state, state, f" ({error})" if error else "")
                 self._state = state
+                changed = True
             self._cond.notify_all()
+        if changed and self._on_state is not None:
+            try:
+                self._on_state(self, state, self.last_error if state in ("failed", "reconnecting") else None)
+            except Exception:  # a listener must never break a state change
+                log.exception("stream %s: state listener failed", self.id)
 
     def record_error(self, error: str) -> None:
         with self._cond:
@@ -234,9 +268,16 @@ class Stream:
     def done(self) -> bool:
         return self.state in TERMINAL_STATES
 
+    def analytics_stats(self) -> dict[str, Any]:
+        """Zone counts, line counters and event counts (empty without analytics)."""
+        if self.analytics is None:
+            return {}
+        return {**self.analytics.counts(), **self.analytics.stats()}
+
     def snapshot(self) -> dict[str, Any]:
         return {**self.spec.to_dict(), "state": self.state, "last_error": self.last_error,
-                "live": self.live, "reconnects": self.reconnects, "stats": self.stats.snapshot().to_dict()}
+                "live": self.live, "reconnects": self.reconnects,
+                "stats": {**self.stats.snapshot().to_dict(), **self.analytics_stats()}}
 
     def __repr__(self) -> str:
         return f"Stream({self.id!r}, state={self.state!r})"

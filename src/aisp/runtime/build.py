@@ -9,8 +9,10 @@
                                ├─ store    Store(settings.resolved_database_url, settings=settings)
                                │           (built, not opened; None with store=False)
                                ├─ system   SystemView(settings, cache)
-                               └─ events   EventBus() (discrete events: producers publish,
+                               ├─ events   EventBus() (discrete events: producers publish,
                                            the store, WebSockets, MQTT, webhooks subscribe)
+                               └─ snapshots SnapshotWriter (event JPEGs written before the
+                                           engine's events are published; None when off)
 
 Nothing here reads a process global: ``aisp run``, ``aisp serve``, the benchmarks and a worker
 process on another machine each call :func:`build` with their own settings, so two runtimes in one
@@ -32,13 +34,14 @@ from aisp.cache import ModelCache, PrewarmReport
 from aisp.events import EventBus
 from aisp.models import ModelRegistry
 from aisp.pipeline import Engine, JobSummary, Source, StreamStats, run_job
+from aisp.pipeline.event_snapshots import SnapshotWriter
 from aisp.runtime.system import SystemView
 from aisp.settings import Settings, load_settings
 
 if TYPE_CHECKING:  # the store imports SQLAlchemy: only runtimes that have one pay for it
     from aisp.store import Store
 
-__all__ = ["Runtime", "StoreFactory", "StreamView", "build", "make_store"]
+__all__ = ["Runtime", "StoreFactory", "StreamView", "build", "make_snapshot_writer", "make_store"]
 
 log = logging.getLogger("aisp.runtime")
 
@@ -53,6 +56,8 @@ class StreamView:
     id: str
     state: str
     stats: StreamStats
+    #: zone counts, line counters, events by type (empty for a stream without tracking)
+    analytics: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,6 +71,7 @@ class Runtime:
     store: Store | None
     system: SystemView
     events: EventBus = field(default_factory=EventBus)
+    snapshots: SnapshotWriter | None = None
 
     def with_store(self, store: Store) -> Runtime:
         """The same services with ``store`` (the server opens its store after the models are up,
@@ -88,7 +94,8 @@ class Runtime:
 
     def streams(self) -> list[StreamView]:
         """Every stream of the engine with its state and a statistics snapshot."""
-        return [StreamView(s.spec.id, s.state, s.stats.snapshot()) for s in self.engine.streams()]
+        return [StreamView(s.spec.id, s.state, s.stats.snapshot(), s.analytics_stats())
+                for s in self.engine.streams()]
 
     def sample(self) -> dict[str, float | None]:
         """One performance snapshot (the store's ``Snapshotter`` calls this periodically): total
@@ -115,6 +122,8 @@ class Runtime:
         budget = self.settings.drain_timeout_seconds if timeout is None else timeout
         deadline = time.monotonic() + budget
         self.engine.shutdown(timeout=budget)
+        if self.snapshots is not None:  # write and publish the last events before the bus closes
+            self.snapshots.close(timeout=max(0.1, deadline - time.monotonic()))
         self.events.close()
         self.cache.close()
         if self.store is not None:
@@ -154,7 +163,25 @@ def build(
     models = ModelRegistry.from_settings(settings)
     cache = models.cache
     assert cache is not None  # from_settings always gives it one
-    engine = Engine(settings, models.load_instance, clock)
+    bus = EventBus()
+    snapshots = make_snapshot_writer(settings, bus)
+    engine = Engine(settings, models.load_instance, clock, events=bus, snapshots=snapshots)
     the_store = make_store(settings, store_factory) if store else None
     log.debug("runtime built: cache=%r store=%s", cache, "yes" if the_store is not None else "no")
-    return Runtime(settings, cache, models, engine, the_store, SystemView(settings, cache))
+    return Runtime(settings, cache, models, engine, the_store, SystemView(settings, cache), bus, snapshots)
+
+
+def make_snapshot_writer(settings: Settings, bus: EventBus) -> SnapshotWriter | None:
+    """The event snapshot writer for ``settings`` (None with ``event_snapshots=false``); its thread
+    starts with the first event."""
+    if not settings.event_snapshots:
+        return None
+    return SnapshotWriter(
+        settings.resolved_event_snapshot_dir,
+        bus.publish,
+        quality=settings.event_snapshot_quality,
+        thumb_width=settings.event_thumbnail_width,
+        keep_days=settings.event_snapshot_keep_days,
+        max_bytes=int(settings.event_snapshot_max_mb * 1024 * 1024),
+        queue_size=settings.event_snapshot_queue,
+    )

@@ -2,8 +2,9 @@
 ``AISP_DATABASE_URL=postgresql+psycopg://...``.
 
 Persisted: API keys (hashed), batch tasks (a state machine with progress), stream
-definitions, detection events (summarised per window, written by a non-blocking batched
-writer), periodic performance snapshots, and webhooks with their delivery log. See ``docs/store.md``.
+definitions, detection summaries per window and discrete events (appeared, enter, cross, ...;
+both written by non-blocking batched writers), periodic performance snapshots, and webhooks with
+their delivery log. See ``docs/store.md``.
 
 This package imports SQLAlchemy; ``import aisp`` never imports it.
 """
@@ -11,6 +12,7 @@ This package imports SQLAlchemy; ``import aisp`` never imports it.
 from __future__ import annotations
 
 from aisp.store.db import Database, redact_url
+from aisp.store.event_records import EventPage, EventRecordRepository
 from aisp.store.events import EventRepository, EventSummary, EventWriter, EventWriterStats
 from aisp.store.keys import ROLES, KeyRecord, KeyRepository
 from aisp.store.migrate import current_revision, head_revision, upgrade
@@ -40,6 +42,8 @@ __all__ = [
     "EventRepository",
     "EventWriter",
     "EventWriterStats",
+    "EventPage",
+    "EventRecordRepository",
     "METRICS",
     "SnapshotPoint",
     "SnapshotRepository",

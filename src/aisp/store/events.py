@@ -1,4 +1,5 @@
-"""Detection events: one row per stream per time window, written off the frame path.
+"""Detection summaries (table ``event_windows``): one row per stream per time window, written off
+the frame path. Discrete events (table ``events``) are in :mod:`aisp.store.event_records`.
 
 :class:`EventWriter` is the only way events reach the database. Its stages::
 
@@ -28,7 +29,7 @@ from sqlalchemy import delete, func, insert, select
 
 from aisp.errors import ValidationError
 from aisp.store.db import Database
-from aisp.store.tables import EventRow
+from aisp.store.tables import EventWindowRow
 
 __all__ = ["EventSummary", "EventRepository", "EventWriter", "EventWriterStats"]
 
@@ -84,19 +85,19 @@ class EventRepository:
         if not events:
             return 0
         with self._db.session() as s:
-            s.execute(insert(EventRow), [e.to_dict() for e in events])
+            s.execute(insert(EventWindowRow), [e.to_dict() for e in events])
         return len(events)
 
     def query(self, *, stream_id: str | None = None, since: float | None = None, until: float | None = None,
               limit: int = 1000) -> list[EventSummary]:
         """Oldest first."""
-        stmt = select(EventRow).order_by(EventRow.window_start, EventRow.id).limit(limit)
+        stmt = select(EventWindowRow).order_by(EventWindowRow.window_start, EventWindowRow.id).limit(limit)
         if stream_id is not None:
-            stmt = stmt.where(EventRow.stream_id == stream_id)
+            stmt = stmt.where(EventWindowRow.stream_id == stream_id)
         if since is not None:
-            stmt = stmt.where(EventRow.window_start >= since)
+            stmt = stmt.where(EventWindowRow.window_start >= since)
         if until is not None:
-            stmt = stmt.where(EventRow.window_start < until)
+            stmt = stmt.where(EventWindowRow.window_start < until)
         with self._db.session() as s:
             return [
                 EventSummary(r.stream_id, r.window_start, r.window_end, r.frames, r.detections,
@@ -105,15 +106,16 @@ class EventRepository:
             ]
 
     def count(self, *, stream_id: str | None = None) -> int:
-        stmt = select(func.count()).select_from(EventRow)
+        stmt = select(func.count()).select_from(EventWindowRow)
         if stream_id is not None:
-            stmt = stmt.where(EventRow.stream_id == stream_id)
+            stmt = stmt.where(EventWindowRow.stream_id == stream_id)
         with self._db.session() as s:
             return int(s.scalar(stmt) or 0)
 
     def delete_older_than(self, cutoff: float) -> int:
         with self._db.session() as s:
-            return int(s.execute(delete(EventRow).where(EventRow.window_end < cutoff)).rowcount or 0)
+            stmt = delete(EventWindowRow).where(EventWindowRow.window_end < cutoff)
+            return int(s.execute(stmt).rowcount or 0)
 
 
 @dataclass(frozen=True)
@@ -131,12 +133,14 @@ class EventWriterStats:
 
 
 class EventWriter:
-    """Batched, non-blocking event writer (see the module docstring)."""
+    """Batched, non-blocking event writer (see the module docstring). ``coerce`` checks and
+    converts what :meth:`submit` is given (the discrete events' writer hands in its own)."""
 
     def __init__(
         self,
-        write_batch: Callable[[Sequence[EventSummary]], Any],
+        write_batch: Callable[[Sequence[Any]], Any],
         *,
+        coerce: Callable[[Any], Any] = EventSummary.coerce,
         buffer_size: int = 10_000,
         batch_size: int = 500,
         flush_interval: float = 0.5,
@@ -150,6 +154,7 @@ class EventWriter:
             raise ValidationError(f"buffer_size and batch_size must be >= 1, got {buffer_size}, {batch_size}",
                                   field="buffer_size", value=buffer_size, expected=">= 1")
         self._write_batch = write_batch
+        self._coerce = coerce
         self.buffer_size = buffer_size
         self.batch_size = batch_size
         self._flush_interval = flush_interval
@@ -158,7 +163,7 @@ class EventWriter:
         self._warn_interval = warn_interval
         self._clock = clock
         self._name = name
-        self._buf: collections.deque[EventSummary] = collections.deque()
+        self._buf: collections.deque[Any] = collections.deque()
         self._inflight = 0
         self._cond = threading.Condition()
         self._stop = False
@@ -169,9 +174,10 @@ class EventWriter:
         self._last_warn: float | None = None
 
     # --- producer side ---------------------------------------------------------------------
-    def submit(self, event: EventSummary | Mapping[str, Any]) -> bool:
-        """Queue one event; never blocks. Returns False when it was dropped (buffer full)."""
-        ev = EventSummary.coerce(event)
+    def submit(self, event: Any) -> bool:
+        """Queue one event (``coerce``-d: an :class:`EventSummary` or a mapping by default); never
+        blocks. Returns False when it was dropped (buffer full)."""
+        ev = self._coerce(event)
         with self._cond:
             self._submitted += 1
             pending = len(self._buf) + self._inflight

@@ -1,4 +1,5 @@
-"""Retention: events and snapshots older than their configured age are deleted periodically.
+"""Retention: event summaries, discrete events and snapshots older than their configured age are
+deleted periodically.
 
 :class:`RetentionWorker` runs :meth:`RetentionWorker.run_once` every ``interval`` seconds on a
 background thread that waits on a :class:`threading.Event`, so :meth:`stop` ends it at once.
@@ -24,6 +25,7 @@ log = logging.getLogger("aisp.store")
 class RetentionResult:
     events_deleted: int
     snapshots_deleted: int
+    records_deleted: int = 0
 
 
 class RetentionWorker(BackgroundLoop):
@@ -38,9 +40,12 @@ class RetentionWorker(BackgroundLoop):
         snapshot_retention_hours: float,
         interval: float = 600.0,
         clock: Callable[[], float] = time.time,
+        delete_records_before: Callable[[float], int] | None = None,
+        records_retention_days: float = 30.0,
     ) -> None:
         for name, value in (("event_retention_hours", event_retention_hours),
-                            ("snapshot_retention_hours", snapshot_retention_hours), ("interval", interval)):
+                            ("snapshot_retention_hours", snapshot_retention_hours), ("interval", interval),
+                            ("events_keep_days", records_retention_days)):
             if not value > 0:
                 raise ValidationError(f"invalid {name}: expected > 0, got {value!r}", field=name, value=value,
                                       expected="> 0")
@@ -48,6 +53,8 @@ class RetentionWorker(BackgroundLoop):
         self._delete_snapshots = delete_snapshots_before
         self.event_retention_s = event_retention_hours * 3600.0
         self.snapshot_retention_s = snapshot_retention_hours * 3600.0
+        self._delete_records = delete_records_before
+        self.records_retention_s = records_retention_days * 86400.0
         self.interval = interval
         self._clock = clock
         self._init_loop()
@@ -56,12 +63,13 @@ class RetentionWorker(BackgroundLoop):
 
     def run_once(self) -> RetentionResult:
         now = self._clock()
+        records = 0 if self._delete_records is None else self._delete_records(now - self.records_retention_s)
         result = RetentionResult(self._delete_events(now - self.event_retention_s),
-                                 self._delete_snapshots(now - self.snapshot_retention_s))
+                                 self._delete_snapshots(now - self.snapshot_retention_s), records)
         self.runs += 1
-        if result.events_deleted or result.snapshots_deleted:
-            log.info("retention deleted %s event(s) and %s snapshot(s)", result.events_deleted,
-                     result.snapshots_deleted)
+        if result.events_deleted or result.snapshots_deleted or result.records_deleted:
+            log.info("retention deleted %s event window(s), %s discrete event(s) and %s snapshot(s)",
+                     result.events_deleted, result.records_deleted, result.snapshots_deleted)
         return result
 
     def _loop(self) -> None:

@@ -6,6 +6,8 @@
     record, token = store.keys.create("admin", "first key")
     task = store.tasks.create(source="video.mp4", models=["fake"])
     store.events.submit(summary)          # EventWriter: never blocks
+    store.event_writer.submit(event)      # discrete events (aisp.events.Event), never blocks
+    store.event_records.query(stream_id="cam1", types=["enter"])
     store.snapshots.query("fps", since)   # charts
     store.webhooks.create(url, secret=...) # webhooks and their delivery log
     store.close()
@@ -25,6 +27,7 @@ from typing import Any
 from aisp.errors import StoreError
 from aisp.settings import Settings
 from aisp.store.db import Database, redact_url
+from aisp.store.event_records import EventRecordRepository, coerce_event
 from aisp.store.events import EventRepository, EventWriter
 from aisp.store.keys import KeyRepository
 from aisp.store.migrate import current_revision, head_revision, upgrade
@@ -65,6 +68,8 @@ class Store:
         self._snapshots: SnapshotRepository | None = None
         self._webhooks: WebhookRepository | None = None
         self._events: EventWriter | None = None
+        self._event_records: EventRecordRepository | None = None
+        self._event_writer: EventWriter | None = None
         self.retention: RetentionWorker | None = None
         self.snapshotter: Snapshotter | None = None
 
@@ -102,14 +107,21 @@ class Store:
         s = self.settings
         self._events = EventWriter(self._event_log.insert_many, buffer_size=s.event_buffer_size,
                                    **self._event_opts)
+        self._event_records = EventRecordRepository(db)
+        self._event_writer = EventWriter(self._event_records.insert_many, coerce=coerce_event,
+                                         buffer_size=s.event_buffer_size, name="aisp-event-records",
+                                         **self._event_opts)
         self.retention = RetentionWorker(
             self._event_log.delete_older_than, self._snapshots.delete_older_than,
             event_retention_hours=s.event_retention_hours,
             snapshot_retention_hours=s.snapshot_retention_hours,
             interval=self._retention_interval, clock=self._clock,
+            delete_records_before=self._event_records.delete_older_than,
+            records_retention_days=s.events_keep_days,
         )
         if background:
             self._events.start()
+            self._event_writer.start()
             self.retention.start()
         log.info("store open: %s (%s) in %.0f ms", redact_url(self.url), db.dialect,
                  (time.perf_counter() - t0) * 1000)
@@ -133,11 +145,12 @@ class Store:
             self.snapshotter.stop(timeout)
         if self.retention is not None:
             self.retention.stop(timeout)
-        if self._events is not None:
-            self._events.close(timeout)
-            st = self._events.stats()
-            log.info("event writer closed: written=%s dropped=%s write_errors=%s", st.written, st.dropped,
-                     st.write_errors)
+        for name, writer in (("event writer", self._events), ("event record writer", self._event_writer)):
+            if writer is not None:
+                writer.close(timeout)
+                st = writer.stats()
+                log.info("%s closed: written=%s dropped=%s write_errors=%s", name, st.written, st.dropped,
+                         st.write_errors)
         self.db.dispose()
         self.db = None
 
@@ -168,6 +181,16 @@ class Store:
     @property
     def events(self) -> EventWriter:
         return self._need(self._events)
+
+    @property
+    def event_writer(self) -> EventWriter:
+        """Writes discrete events (:class:`aisp.events.Event`) in batches; never blocks."""
+        return self._need(self._event_writer)
+
+    @property
+    def event_records(self) -> EventRecordRepository:
+        """Reads discrete events (table ``events``)."""
+        return self._need(self._event_records)
 
     @property
     def event_log(self) -> EventRepository:
@@ -206,4 +229,5 @@ class Store:
             "revision": rev,
             "head": head_revision(),
             "events": self._events.stats().to_dict() if self._events else None,
+            "event_records": self._event_writer.stats().to_dict() if self._event_writer else None,
         }

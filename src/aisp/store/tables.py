@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
-    "Base", "ApiKeyRow", "TaskRow", "StreamRow", "EventRow", "SnapshotRow", "WebhookRow",
+    "Base", "ApiKeyRow", "TaskRow", "StreamRow", "EventWindowRow", "EventRow", "SnapshotRow", "WebhookRow",
     "WebhookDeliveryRow",
 ]
 
@@ -73,11 +73,13 @@ class StreamRow(Base):
     updated_at: Mapped[float] = mapped_column(Float)
 
 
-class EventRow(Base):
-    __tablename__ = "events"
+class EventWindowRow(Base):
+    """Detections of one stream summarised over one window (the history charts)."""
+
+    __tablename__ = "event_windows"
     __table_args__ = (
-        Index("ix_events_stream_window", "stream_id", "window_start"),
-        Index("ix_events_window_start", "window_start"),
+        Index("ix_event_windows_stream_window", "stream_id", "window_start"),
+        Index("ix_event_windows_window_start", "window_start"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -88,6 +90,35 @@ class EventRow(Base):
     detections: Mapped[int] = mapped_column(Integer)
     labels: Mapped[dict[str, int]] = mapped_column(JSONType)
     max_confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class EventRow(Base):
+    """One discrete event (:class:`aisp.events.Event`): appeared, gone, enter, exit, dwell, cross,
+    stream. ``id`` sorts by creation time; ``time`` is the wall clock of the frame's capture."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_time", "time"),
+        Index("ix_events_stream_time", "stream_id", "time"),
+        Index("ix_events_type_time", "type", "time"),
+        Index("ix_events_label_time", "label", "time"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    type: Mapped[str] = mapped_column(String(16))
+    stream_id: Mapped[str] = mapped_column(String(128))
+    time: Mapped[float] = mapped_column(Float)
+    frame_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    label: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    track_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    box: Mapped[list[float] | None] = mapped_column(JSONType, nullable=True)
+    zone: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    direction: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    state: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    snapshot: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class SnapshotRow(Base):

@@ -23,7 +23,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from aisp.api.auth import Principal, authorize_streaming, authorize_websocket
 from aisp.api.context import AppContext
-from aisp.api.schemas import StreamCreate, StreamListResponse, StreamOut, error_responses
+from aisp.api.schemas import StreamCreate, StreamListResponse, StreamOut, ZonesUpdate, error_responses
 from aisp.api.stream_manager import StreamManager
 from aisp.errors import AISPError, NotFoundError, UnauthorizedError
 
@@ -104,6 +104,19 @@ async def start_stream(request: Request, stream_id: str = _ID) -> StreamOut:
 )
 async def stop_stream(request: Request, stream_id: str = _ID) -> StreamOut:
     return StreamOut(**await anyio.to_thread.run_sync(_mgr(request).stop, stream_id))
+
+
+@router.put(
+    "/{stream_id}/zones",
+    response_model=StreamOut,
+    summary="Replace a stream's zones and lines (admin). A tracking stream applies them at its next "
+    "frame; another one is restarted with tracking on. Counts start over.",
+    responses=error_responses(404),
+)
+async def put_zones(request: Request, body: ZonesUpdate, stream_id: str = _ID) -> StreamOut:
+    zones = [z.model_dump() for z in body.zones]
+    lines = [ln.model_dump() for ln in body.lines]
+    return StreamOut(**await anyio.to_thread.run_sync(_mgr(request).set_zones, stream_id, zones, lines))
 
 
 async def _follow(
