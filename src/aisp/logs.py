@@ -8,6 +8,12 @@ private duplicate of the process's stderr, so that :func:`capture_native_output`
 redirect file descriptor 2 while a native library talks (absl ``W0000`` lines, XNNPACK
 info) without swallowing AISP's own log lines. Captured native lines are re-logged on
 ``aisp.native`` at DEBUG: hidden by default, visible with ``AISP_LOG_LEVEL=DEBUG``.
+
+Every record that reaches the handler (AISP's loggers and uvicorn's) or ``logging.lastResort``
+goes through :class:`SafeTextFilter`: control characters in the message (newline, CR, NUL, ESC,
+C1 codes, Unicode line separators) are escaped (``\\n``, ``\\x00``), so a user value such as
+a task source cannot forge log lines or send terminal escapes. Then :class:`RedactSecrets`
+(below) hides keys, tickets and URL passwords.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ __all__ = [
     "RedactSecrets",
     "redact_secrets",
     "configure_logging",
+    "SafeTextFilter",
+    "escape_controls",
     "capture_native_output",
     "request_id_var",
     "JsonFormatter",
@@ -40,6 +48,48 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("ais
 _HANDLER_MARK = "_aisp_handler"
 _native_lock = threading.RLock()
 _private_stderr: TextIO | None = None
+
+
+_CONTROL_RE = None
+
+
+def _control_re() -> Any:
+    global _CONTROL_RE
+    if _CONTROL_RE is None:
+        import re
+
+        _CONTROL_RE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+    return _CONTROL_RE
+
+
+_NAMED = {"\n": "\\n", "\r": "\\r", "\x1b": "\\x1b", "\x00": "\\x00"}
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with control characters (tab excepted) written as escapes: ``\\n``, ``\\x00``."""
+    rx = _control_re()
+    if not rx.search(text):
+        return text
+    return rx.sub(lambda m: _NAMED.get(m.group(), f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256
+                                       else f"\\u{ord(m.group()):04x}"), text)
+
+
+class SafeTextFilter(logging.Filter):
+    """Escape control characters in each record's message (see the module docstring). The record
+    is changed in place, so every handler sees the safe text."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "_aisp_safe", False):
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad format string: log it as it is, made safe
+            message = f"{record.msg!s} {record.args!r}"
+        safe = escape_controls(message)
+        if safe != message or record.args:
+            record.msg, record.args = safe, None
+        record._aisp_safe = True
+        return True
 
 
 class _RequestIdFilter(logging.Filter):
@@ -104,11 +154,13 @@ def configure_logging(level: str = "INFO", fmt: str = "text", *, stream: TextIO 
             root.removeHandler(handler)
     handler = logging.StreamHandler(stream if stream is not None else _stderr_stream())
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(SafeTextFilter())
     handler.addFilter(_RequestIdFilter())
     handler.addFilter(RedactSecrets())
     setattr(handler, _HANDLER_MARK, True)
     # loggers nobody configured (asyncio, websockets, ...) fall back to logging.lastResort
     if not any(isinstance(f, RedactSecrets) for f in logging.lastResort.filters):  # type: ignore[union-attr]
+        logging.lastResort.addFilter(SafeTextFilter())  # type: ignore[union-attr]
         logging.lastResort.addFilter(RedactSecrets())  # type: ignore[union-attr]
     root.addHandler(handler)
     root.propagate = False

@@ -9,8 +9,10 @@ prewarm inputs), or an outbound URL AISP calls on a user's behalf (webhooks), is
   demuxer would act on (``listen``, ...); ``tcp``, ``udp``, ``file``, ``pipe``, ``concat`` and
   ``data`` are never in the defaults;
 - **hosts** must be in ``AISP_SOURCE_HOSTS`` (names or CIDRs) when it is set; when it is empty,
-  any host is allowed except loopback, link-local (169.254.169.254 included) and unspecified
-  addresses. Names are resolved, and every address they resolve to must pass.
+  any host is allowed except loopback, link-local (169.254.169.254 included), unspecified and
+  multicast addresses, the cloud metadata addresses outside link-local space, and loopback
+  wrapped in IPv4-mapped or 6to4 IPv6. Names are resolved, and every address they resolve to
+  must pass. URLs with spaces or backslashes are refused (parsers disagree on them).
 
 A refusal raises :class:`~aisp.errors.SourceNotAllowedError` (403 ``SOURCE_NOT_ALLOWED``) naming
 the setting to change. Messages never say whether a path exists or a port is open.
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -37,7 +40,7 @@ from aisp.errors import SourceNotAllowedError, ValidationError
 if TYPE_CHECKING:
     from aisp.settings import Settings
 
-__all__ = ["SourcePolicy", "redact_url", "is_loopback_host", "Resolver"]
+__all__ = ["SourcePolicy", "redact_url", "redact_text", "is_loopback_host", "Resolver"]
 
 #: resolve a host name to its IP addresses (injected in tests)
 Resolver = Callable[[str], list[str]]
@@ -46,7 +49,7 @@ _IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 #: names that are local (so a "file" source) rather than URLs
-_PSEUDO_SOURCES = frozenset({"demo"})
+_PSEUDO_SOURCES = frozenset({"demo", "demo:live"})
 
 
 def _system_resolver(host: str) -> list[str]:
@@ -64,10 +67,18 @@ def _parse_ip(text: str) -> _IPAddress | None:
         return None
 
 
+#: cloud metadata services outside link-local space (AWS IPv6, Alibaba, Oracle's legacy address is
+#: link-local already): refused by default like 169.254.169.254
+_METADATA = frozenset(ipaddress.ip_address(a) for a in ("fd00:ec2::254", "100.100.100.200"))
+
+
 def _forbidden_by_default(addr: _IPAddress) -> bool:
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         addr = addr.ipv4_mapped
-    return addr.is_loopback or addr.is_link_local or addr.is_unspecified or addr.is_multicast
+    if isinstance(addr, ipaddress.IPv6Address) and addr.sixtofour is not None:  # 2002:7f00:1::
+        addr = addr.sixtofour
+    return (addr.is_loopback or addr.is_link_local or addr.is_unspecified or addr.is_multicast
+            or addr in _METADATA)
 
 
 def is_loopback_host(host: str, *, resolver: Resolver | None = None) -> bool:
@@ -110,6 +121,19 @@ def redact_url(url: str) -> str:
     userinfo, _, hostport = netloc.rpartition("@")
     user = userinfo.split(":", 1)[0]
     return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
+
+
+#: ``scheme://user:password@`` anywhere in a text (the password ends at the last "@" before the
+#: host; it may hold ":" or "/" but no whitespace or quote)
+_USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^\s/@:'\"]*):([^\s'\"]*)@")
+
+
+def redact_text(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@`` in it replaced by ``***``
+    (error messages and log lines that quote a URL)."""
+    if not isinstance(text, str) or "@" not in text or "://" not in text:
+        return text
+    return _USERINFO_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}:***@", text)
 
 
 @dataclass(frozen=True)
@@ -178,8 +202,8 @@ class SourcePolicy:
     def check_source(self, source: str) -> str:
         """Return the source to open (a resolved file path, or the URL), or raise.
 
-        ``demo`` and camera indexes are not media the API may name: cameras are refused
-        (``AISP_SOURCE_SCHEMES`` has no scheme for them); ``demo`` passes unchanged.
+        Camera indexes and devices are not media the API may name: they are refused
+        (``AISP_SOURCE_SCHEMES`` has no scheme for them); ``demo`` and ``demo:live`` pass unchanged.
         """
         if not isinstance(source, str) or not source.strip():
             raise ValidationError("source: expected a non-empty string", field="source")
@@ -214,6 +238,8 @@ class SourcePolicy:
                   setting_for_scheme: str = "AISP_SOURCE_SCHEMES") -> str:
         """``url`` if its scheme, options and host pass; ``schemes`` overrides the allowed set
         (webhooks pass ``("http", "https")``)."""
+        if any(ch.isspace() or ch == "\\" for ch in url):  # parsers disagree on these: refuse them
+            raise ValidationError("source: a URL may not contain spaces or backslashes", field="source")
         try:
             parts = urlsplit(url)
         except ValueError as exc:

@@ -181,6 +181,21 @@ class Settings(BaseSettings):
     snapshot_interval_seconds: float = Field(5.0, gt=0, description="Period of performance snapshots.")
     snapshot_retention_hours: float = Field(168.0, gt=0, description="How long snapshots are kept.")
 
+    # --- streams and tasks: limits and lifetimes -------------------------------------------
+    max_streams: int = Field(
+        64, ge=1, le=10_000, description="Most streams that may be defined (running or stopped); 409 beyond."
+    )
+    task_concurrency: int = Field(
+        2, ge=1, le=64, description="Tasks that run at once; later ones wait `queued`."
+    )
+    task_stall_timeout_seconds: float = Field(
+        60.0, gt=0, description="A task that reads and processes no new frame this long fails as stalled."
+    )
+    task_retention_days: float = Field(
+        30.0, ge=0, description="Finished tasks (rows and output files) older than this are deleted; 0 keeps "
+        "them forever.",
+    )
+
     # --- security: source policy (what the API may open; the CLI is unrestricted) -----------
     media_dirs: CommaList = Field(
         default_factory=list,

@@ -52,6 +52,9 @@ def start_app(data_dir: Path, **overrides: Any) -> Iterator[Harness]:
         "inference_threads": 2,
         "drain_timeout_seconds": 5.0,
         "snapshot_interval_seconds": 3600.0,
+        # the tests' files live in pytest's temporary folders, beside the data dir: the source
+        # policy's media dir is that folder (tests/api/test_security_sources.py checks the policy)
+        "media_dirs": [str(data_dir.parent)],
     }
     opts.update(overrides)
     settings = load_settings(environ={}, **opts)

@@ -100,8 +100,14 @@ def test_stream_bad_input(api: Harness) -> None:
     c = api.client
     assert_error(c.post("/api/streams", json={"source": "demo:live", "models": ["nope"]}), 404, "NOT_FOUND")
     assert_error(c.post("/api/streams", json={"source": "demo", "models": []}), 400, "VALIDATION_ERROR")
+    missing = str(api.settings.data_dir.parent / "no-such-file.mp4")  # inside the media dir
+    r = c.post("/api/streams", json={"source": missing, "models": ["fake"]})
+    err = assert_error(r, 422, "SOURCE_ERROR")
+    assert "no-such" not in err["message"] and "not found" not in err["message"]  # one text for all
     assert_error(
-        c.post("/api/streams", json={"source": "/no/such/file.mp4", "models": ["fake"]}), 422, "SOURCE_ERROR"
+        c.post("/api/streams", json={"source": "/no/such/file.mp4", "models": ["fake"]}),
+        403,
+        "SOURCE_NOT_ALLOWED",
     )
     assert_error(
         c.post("/api/streams", json={"id": "bad id!", "source": "demo", "models": ["fake"]}),
@@ -265,10 +271,11 @@ def test_task_bad_input(api: Harness, tmp_path: Path) -> None:
     assert_error(c.post("/api/tasks/ghost/cancel"), 404, "NOT_FOUND")
     assert_error(c.get("/api/tasks/ghost/events"), 404, "NOT_FOUND")
     assert_error(c.get("/api/tasks?state=weird"), 400, "VALIDATION_ERROR")
-    # a missing file is accepted as a task and fails with a message naming the source
+    # a missing file in the media dir is accepted as a task and fails with the one generic text
     task_id = c.post("/api/tasks", json={"source": str(tmp_path / "missing.mp4"), "models": ["fake"]}).json()[
         "id"
     ]
     assert api.ctx.tasks.wait_idle(60)
     body = c.get(f"/api/tasks/{task_id}").json()
-    assert body["state"] == "failed" and "missing.mp4" in body["error"]
+    assert body["state"] == "failed" and body["error"].startswith("cannot open the source"), body
+    assert "missing.mp4" not in body["error"]

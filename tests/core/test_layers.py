@@ -47,7 +47,7 @@ LAYERS: dict[str, int] = {
 #: areas that may import only some of the layers below them
 ONLY: dict[str, set[str]] = {
     "store": {"errors", "settings", "logs", "_lazy", "events", "store"},
-    "pipeline": {"errors", "settings", "logs", "_lazy", "events", "cache", "models", "pipeline"},
+    "pipeline": {"errors", "settings", "logs", "_lazy", "events", "netpolicy", "cache", "models", "pipeline"},
     "delivery": {"errors", "settings", "logs", "_lazy", "events", "netpolicy", "store", "delivery"},
 }
 

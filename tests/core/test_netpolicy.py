@@ -110,3 +110,24 @@ def test_is_loopback_parses_addresses_and_resolves_names():
 )
 def test_redact_url_hides_the_password(url, shown):
     assert redact_url(url) == shown
+
+
+@pytest.mark.parametrize("url", [
+    "http://[fd00:ec2::254]/latest/meta-data/",
+    "http://100.100.100.200/latest/meta-data/",
+    "http://[2002:7f00:1::1]/",  # 6to4 wrapping 127.0.0.1
+    "http://[::ffff:169.254.169.254]/",
+    "http://2130706433/",  # 127.0.0.1 as one number: resolved, then refused
+])
+def test_metadata_and_wrapped_loopback_addresses_are_refused_by_default(tmp_path, url):
+    dns = {"2130706433": ["127.0.0.1"]}
+    p = SourcePolicy(media_dirs=[tmp_path], schemes=("http",), resolver=lambda h: dns.get(h, []))
+    with pytest.raises(SourceNotAllowedError) as info:
+        p.check_source(url)
+    assert info.value.setting == "AISP_SOURCE_HOSTS"
+
+
+@pytest.mark.parametrize("url", ["http://cam.lan\\@127.0.0.1/", "http://cam.lan /x", "rtsp://cam.lan/a\tb"])
+def test_urls_with_spaces_or_backslashes_are_refused(tmp_path, url):
+    with pytest.raises(ValidationError):
+        policy(tmp_path).check_source(url)

@@ -214,9 +214,11 @@ def _write_video(path: Path, frames: int = 45) -> Path:
     return path
 
 
-def test_task_submitted_from_the_ui_reaches_100(admin: Session, tmp_path: Path) -> None:
+def test_task_submitted_from_the_ui_reaches_100(admin: Session, server: Server) -> None:
     page = admin.page
-    video = _write_video(tmp_path / "clip.mp4")
+    media = server.data_dir / "media"  # the API opens files only inside AISP_MEDIA_DIRS
+    media.mkdir(exist_ok=True)
+    video = _write_video(media / "clip.mp4")
     form = page.locator("#task-form")
     form.locator("input[name=source]").fill(str(video))
     form.locator("input[type=checkbox][value=motion]").check()

@@ -82,8 +82,9 @@ def crash_run(tmp_path_factory):
     from tests.pipeline.helpers import write_video
 
     tmp_path = tmp_path_factory.mktemp("crash")
-    video = write_video(tmp_path / "long.mp4", n=FRAMES)
     data_dir = tmp_path / "data"
+    (data_dir / "media").mkdir(parents=True)  # the API opens files only inside AISP_MEDIA_DIRS
+    video = write_video(data_dir / "media" / "long.mp4", n=FRAMES)
     with Store(settings=load_settings(environ={}, data_dir=data_dir)) as store:
         _, key = store.keys.create("admin", "crash-test")
     log_path = tmp_path / "server.log"

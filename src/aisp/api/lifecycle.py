@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from aisp.api.auth import ensure_initial_admin_key
 from aisp.api.context import AppContext
 from aisp.api.modelops import prewarm_api_instances, prewarm_models
+from aisp.api.sources import ensure_media_dir
 from aisp.api.stream_manager import StreamManager
 from aisp.api.task_runner import TaskRunner
 from aisp.errors import AISPError
@@ -112,6 +113,7 @@ class Lifecycle:
         runtime = build(self.ctx.settings, store=False)
         self.ctx.event_fanout.attach(runtime.events)
         self.ctx.runtime = runtime
+        ensure_media_dir(self.ctx.settings)  # where the API's file sources live (AISP_MEDIA_DIRS)
         return "done"
 
     def _open_store(self) -> str:

@@ -284,7 +284,12 @@ class ZonesUpdate(BaseModel):
 
 class StreamCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    id: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Defaults to a new id.")
+    id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="Letters, digits, `_`, `.` and `-`, starting with a letter or digit (so never `.` or "
+        "`..`), at most 64; defaults to a new id.",
+    )
     source: str = Field(min_length=1, max_length=2048, examples=["demo"])
     models: list[str] = Field(min_length=1, max_length=16, examples=[["face_detection"]])
     priority: int = Field(0, ge=-100, le=100)

@@ -8,19 +8,27 @@ desired state (``running``/``stopped``), and recreates it on restart. The demo s
 (``AISP_DEMO=1``) is not persisted.
 
 A stream that reached a terminal state (stopped, failed) is rebuilt from its spec on ``start``.
+
+A stream's source passes the source policy when it is defined (403 ``SOURCE_NOT_ALLOWED``) and
+is opened through :func:`aisp.api.sources.api_source`, which checks it again on every
+reconnect. At most ``max_streams`` streams are defined (running or stopped; 409 beyond), restored
+ones included. What the manager shows (``source``, ``last_error``) has URL passwords hidden.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import threading
 from typing import TYPE_CHECKING, Any
 
 from aisp.api import modelops
 from aisp.api.context import AppContext
+from aisp.api.sources import api_source, check_source
 from aisp.api.video_outputs import VideoOutputs, check_output, check_record, public_output
-from aisp.errors import ConflictError, NotFoundError
+from aisp.errors import ConflictError, NotFoundError, ValidationError
+from aisp.netpolicy import redact_text, redact_url
 
 if TYPE_CHECKING:  # the pipeline pulls numpy: imported when the first stream is added
     from aisp.pipeline import Stream
@@ -30,6 +38,8 @@ __all__ = ["StreamManager", "DEMO_STREAM"]
 log = logging.getLogger("aisp.api")
 
 DEMO_STREAM = {"id": "demo", "source": "demo", "models": ["face_detection"], "live": True}
+#: a stream id: a plain name, never "." or ".." (the same rule as ``StreamCreate.id``)
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _SPEC_FIELDS = ("id", "source", "models", "priority", "max_fps", "every", "live", "track", "zones", "lines",
                 "output", "record")
 #: What the pipeline's StreamSpec takes (output and record go to the video outputs).
@@ -85,7 +95,7 @@ class StreamManager:
         stream = self.get(stream_id)
         return {
             **{k: spec.get(k) for k in _SPEC_FIELDS},
-            "source": str(spec.get("source")),
+            "source": redact_url(str(spec.get("source"))),
             "priority": spec.get("priority") or 0,
             "every": spec.get("every") or 1,
             "output": public_output(spec.get("output")),
@@ -93,7 +103,7 @@ class StreamManager:
             "zones": [z.to_dict() for z in stream.spec.zones],
             "lines": [ln.to_dict() for ln in stream.spec.lines],
             "state": stream.state,
-            "last_error": stream.last_error,
+            "last_error": None if stream.last_error is None else redact_text(stream.last_error),
             "stats": {**stream.stats.snapshot().to_dict(), **stream.analytics_stats()},
             "video": self._video_stats(stream_id),
         }
@@ -115,17 +125,30 @@ class StreamManager:
     def create(self, body: dict[str, Any], *, start: bool = True, persist: bool = True) -> dict[str, Any]:
         spec = {k: body.get(k) for k in _SPEC_FIELDS if body.get(k) is not None}
         spec["id"] = spec.get("id") or f"s-{secrets.token_hex(4)}"
+        if not isinstance(spec["id"], str) or not _ID_RE.fullmatch(spec["id"]):  # restored ones too
+            raise ValidationError(
+                "id: expected letters, digits, '_', '.' or '-', starting with a letter or digit, at most 64",
+                field="id",
+            )
+        check_source(self.ctx, str(spec.get("source") or ""))  # 403 before any model is loaded
         spec["models"] = modelops.check_models(spec.get("models") or [], self.ctx.settings.resolved_model_dir)
         for key, check in (("output", lambda v: check_output(self.ctx, v)), ("record", check_record)):
             if key in spec:
                 spec[key] = check(spec[key])
         engine = self.ctx.require_engine()
         sid = spec["id"]
+        limit = self.ctx.settings.max_streams
         with self._lock:
             if sid in self._specs:
                 raise ConflictError(
                     f"stream '{sid}' already exists; delete it first or choose another id",
                     details={"stream_id": sid},
+                )
+            if len(self._specs) >= limit:
+                raise ConflictError(
+                    f"{len(self._specs)} streams are defined, the most allowed (max_streams={limit}, "
+                    "AISP_MAX_STREAMS); delete one first",
+                    details={"limit": limit, "setting": "AISP_MAX_STREAMS"},
                 )
             self._add_to_engine(engine, spec)
             self._specs[sid] = spec
@@ -135,7 +158,8 @@ class StreamManager:
         if start:
             self._start(engine, sid)
         log.info(
-            "stream %s created (source=%s, models=%s, start=%s)", sid, spec["source"], spec["models"], start
+            "stream %s created (source=%s, models=%s, start=%s)", sid, redact_url(spec["source"]),
+            spec["models"], start,
         )
         return self.describe(sid)
 
@@ -143,10 +167,11 @@ class StreamManager:
         from aisp.pipeline import StreamSpec
 
         fields = {k: v for k, v in spec.items() if k in _ENGINE_FIELDS}
+        source = api_source(self.ctx, spec["source"], live=spec.get("live"))
         video = VideoOutputs.of(self.ctx)
         sinks = self._sinks(spec["id"]) + [video.sink_for(spec["id"], spec)]
         try:
-            return engine.add_stream(StreamSpec(**fields), sinks=sinks)
+            return engine.add_stream(StreamSpec(**{**fields, "source": source}), sinks=sinks)
         except BaseException:
             if spec["id"] not in self._specs:  # a new stream that could not be added: no video out
                 video.remove(spec["id"])
@@ -280,7 +305,7 @@ class StreamManager:
                 self._persisted.add(rec.id)
                 count += 1
             except Exception as exc:  # noqa: BLE001 - one bad definition must not stop the others
-                log.error("could not restore stream %s: %s", rec.id, exc)
+                log.error("could not restore stream %s: %s", rec.id, getattr(exc, "message", None) or exc)
         if count:
             log.info("restored %s stream(s) from the store", count)
         return count

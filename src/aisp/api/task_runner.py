@@ -14,31 +14,55 @@ the next attempt, every complete line of the parts is folded into ``events.jsonl
 a crash is dropped), and the task resumes at the source frame after the last saved event. Sinks
 write in frame order, so what is on disk is always a prefix: no frame is lost or written twice,
 with any ``every`` or ``max_fps``. A resumed attempt's video (``annotated.part-<start>.mp4``) is
-appended to ``annotated.mp4`` without re-encoding (:mod:`aisp.api.videojoin`).
+appended to ``annotated.mp4`` without re-encoding (the files: :mod:`aisp.api.task_outputs`).
 
-On shutdown the running task is stopped and marked ``interrupted`` (so a retry resumes it).
+Up to ``task_concurrency`` tasks run at once, each on its own runner thread, so one slow or stuck
+task does not hold the others; a task that reads and processes no new frame for
+``task_stall_timeout_seconds`` fails as stalled. A task's source goes through the source policy
+(:mod:`aisp.api.sources`) each time it is opened; a URL of finite media (its container announces
+a duration) is read once to its end, like a file.
+
+The annotated video is fragmented MP4 (:class:`~aisp.pipeline.sinks.VideoSink`), readable up to
+its last complete fragment (at most a second) after a crash. Before a resumed attempt, the saved
+segments are joined and cut to the frames whose events were saved, so the video and the events
+agree and no frame is written twice.
+
+``DELETE /api/tasks/{id}`` cancels a task if it runs and removes its outputs and record; finished
+tasks older than ``task_retention_days`` are removed the same way by the store's retention sweep.
+
+On shutdown the running tasks are stopped and marked ``interrupted`` (so a retry resumes them).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
+import shutil
 import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from aisp.api.context import AppContext
-from aisp.api.videojoin import join_segments
+from aisp.api.sources import api_source
+from aisp.api.task_outputs import (
+    EVENTS,
+    VIDEO,
+    cut_events,
+    fold_events,
+    join_video,
+    prepare_video,
+    resume_point,
+)
+from aisp.api.videojoin import frames_in
 from aisp.errors import AISPError, ConflictError, OverloadedError
+from aisp.netpolicy import redact_text, redact_url
 
-__all__ = ["TaskRunner", "task_view"]
+__all__ = ["TaskRunner", "task_view", "EVENTS", "VIDEO"]
 
 log = logging.getLogger("aisp.api")
 
-EVENTS = "events.jsonl"
-VIDEO = "annotated.mp4"
 _QUEUE_MAX = 1000
 
 
@@ -52,7 +76,7 @@ def task_view(rec: Any, task_dir: Path | None = None) -> dict[str, Any]:
     out = {
         "id": rec.id,
         "state": rec.state,
-        "source": rec.source,
+        "source": redact_url(rec.source),
         "models": list(rec.models),
         "params": dict(rec.params or {}),
         "progress": 0.0 if progress is None else float(progress),
@@ -60,7 +84,7 @@ def task_view(rec: Any, task_dir: Path | None = None) -> dict[str, Any]:
         "frames_total": rec.frames_total,
         "fps": rec.fps,
         "eta_s": None if rec.eta_seconds is None else round(rec.eta_seconds, 2),
-        "error": rec.error,
+        "error": None if rec.error is None else redact_text(rec.error),
         "result": rec.result,
         "attempts": rec.attempts,
         "created_at": _iso(rec.created_at),
@@ -86,13 +110,20 @@ class TaskRunner:
         self._queue: queue.Queue[str | None] = queue.Queue(maxsize=_QUEUE_MAX)
         self._cancel: dict[str, threading.Event] = {}
         self._shutdown_ids: set[str] = set()
-        self._current: str | None = None
+        self._running: set[str] = set()
         self._pending = 0  # queued or running, counted from enqueue to the end of its run
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="aisp-tasks", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"aisp-tasks-{i}", daemon=True)
+            for i in range(ctx.settings.task_concurrency)
+        ]
+        for thread in self._threads:
+            thread.start()
+        retention = getattr(self.store, "retention", None)
+        if retention is not None and ctx.settings.task_retention_days > 0:
+            retention.add_job("tasks", self.sweep)
 
     def task_dir(self, task_id: str) -> Path:
         return self.root / task_id
@@ -103,7 +134,7 @@ class TaskRunner:
             raise OverloadedError(f"task queue full ({_QUEUE_MAX} queued); retry later", retry_after=5)
         rec = self.store.tasks.create(source=source, models=models, params=params)
         self._enqueue(rec.id)
-        log.info("task %s queued: %s with %s", rec.id, source, models)
+        log.info("task %s queued: %s with %s", rec.id, redact_url(source), models)
         return rec
 
     def _enqueue(self, task_id: str) -> None:
@@ -129,7 +160,7 @@ class TaskRunner:
             )
         with self._lock:
             ev = self._cancel.get(task_id)
-            running = self._current == task_id
+            running = task_id in self._running
         if ev is not None:
             ev.set()
         if not running:  # queued or interrupted: no thread to tell
@@ -142,6 +173,54 @@ class TaskRunner:
         log.info("task %s queued again (resumes at frame %s)", task_id, rec.frames_done)
         return rec
 
+    def delete(self, task_id: str, timeout: float | None = None) -> None:
+        """Cancel the task if it is queued or running, then remove its outputs and its record.
+
+        404 for an unknown task; 503 (retry) if a running task did not stop within ``timeout``
+        (default: the drain timeout)."""
+        rec = self.store.tasks.get(task_id)
+        with self._lock:
+            ev = self._cancel.get(task_id)
+            running = task_id in self._running
+        if ev is not None:
+            ev.set()
+        if running:
+            wait = self.ctx.settings.drain_timeout_seconds if timeout is None else timeout
+            with self._idle:
+                stopped = self._idle.wait_for(lambda: task_id not in self._running, wait)
+            if not stopped:
+                raise OverloadedError(f"task '{task_id}' is still stopping; retry the delete", retry_after=1)
+        elif rec.state == "queued":
+            self.store.tasks.cancel(task_id)
+        self._remove(task_id)
+        log.info("task %s deleted", task_id)
+
+    def _remove(self, task_id: str) -> None:
+        task_dir = self.task_dir(task_id)
+        if task_dir.parent == self.root and task_dir.exists():  # ids come from the store: no "..", no "/"
+            shutil.rmtree(task_dir, ignore_errors=True)
+        self.store.tasks.delete(task_id)
+        with self._lock:
+            self._cancel.pop(task_id, None)
+
+    def sweep(self, now: float | None = None) -> int:
+        """Delete finished tasks (completed, failed, cancelled) older than ``task_retention_days``:
+        their outputs and their records. The store's retention worker calls this periodically."""
+        days = self.ctx.settings.task_retention_days
+        if days <= 0:
+            return 0
+        cutoff = (time.time() if now is None else now) - days * 86400.0
+        removed = 0
+        for task_id in self.store.tasks.finished_before(cutoff):
+            try:
+                self._remove(task_id)
+                removed += 1
+            except AISPError as exc:  # retried or deleted meanwhile
+                log.debug("task retention skipped %s: %s", task_id, exc)
+        if removed:
+            log.info("task retention deleted %s finished task(s) older than %g days", removed, days)
+        return removed
+
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until no task is queued or running (tests, shutdown)."""
         with self._idle:
@@ -150,14 +229,19 @@ class TaskRunner:
     def shutdown(self, timeout: float = 5.0) -> None:
         self._stopping.set()
         with self._lock:
-            current = self._current
-            if current is not None:
+            for current in self._running:
                 self._shutdown_ids.add(current)
                 ev = self._cancel.get(current)
                 if ev is not None:
                     ev.set()
-        self._queue.put(None)
-        self._thread.join(timeout)
+        for _ in self._threads:
+            try:
+                self._queue.put_nowait(None)
+            except queue.Full:  # the threads see _stopping at their next task
+                break
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     # --- the runner thread -----------------------------------------------------------------
     def _loop(self) -> None:
@@ -171,7 +255,7 @@ class TaskRunner:
                 log.exception("task %s crashed the runner step", task_id)
             finally:
                 with self._idle:
-                    self._current = None
+                    self._running.discard(task_id)  # type: ignore[arg-type]
                     if task_id is not None:
                         self._pending -= 1
                     self._idle.notify_all()
@@ -182,7 +266,7 @@ class TaskRunner:
         if rec is None or rec.state != "queued":
             return
         with self._lock:
-            self._current = task_id
+            self._running.add(task_id)
             cancel = self._cancel.setdefault(task_id, threading.Event())
         if cancel.is_set():
             self.store.tasks.cancel(task_id)
@@ -191,7 +275,15 @@ class TaskRunner:
         out.mkdir(parents=True, exist_ok=True)
         params = dict(rec.params or {})
         every = int(params.get("every") or 1)
-        start, kept = _resume_point(out, every)  # source frame to start at, frames already saved
+        start, kept = resume_point(out, every)  # source frame to start at, frames already saved
+        if params.get("video", True) and kept:
+            in_video = frames_in(out / VIDEO)
+            if in_video < kept:  # the crash cut the video's last fragment: redo those frames too
+                cut_events(out, in_video)
+                start, kept = resume_point(out, every)
+            prepare_video(out, kept)
+        elif params.get("video", True):
+            prepare_video(out, 0)
         events_path = out / f"events.part-{start:09d}.jsonl"
         video_path = (
             (out / (VIDEO if start == 0 else f"annotated.part-{start:09d}.mp4"))
@@ -207,9 +299,14 @@ class TaskRunner:
                 task_id, kept + int(done), None if total is None else kept + int(total), fps
             )
 
+        stall = self.ctx.settings.task_stall_timeout_seconds
+        source = None
         try:
+            # a URL of finite media is read like a file; opened here so the engine knows which
+            source = api_source(self.ctx, rec.source, finite_ends=True, read_timeout=min(10.0, stall + 2.0))
+            source.open()
             summary = self.ctx.require_runtime().run_job(
-                rec.source,
+                source,
                 list(rec.models),
                 out_video=video_path,
                 events_path=events_path,
@@ -218,10 +315,13 @@ class TaskRunner:
                 on_progress=on_progress,
                 cancel=cancel,
                 start_frame=start,
+                stall_timeout=stall,
             )
         except Exception as exc:  # noqa: BLE001 - any failure ends the task, with its message
-            _fold_events(out)
-            _join_video(out)
+            if source is not None:
+                source.close()  # idempotent; the engine closes it too once it owns it
+            fold_events(out)
+            join_video(out)
             msg = exc.message if isinstance(exc, AISPError) else f"{type(exc).__name__}: {exc}"
             log.warning("task %s failed: %s", task_id, msg)
             self.store.tasks.fail(task_id, msg)
@@ -229,8 +329,8 @@ class TaskRunner:
         result = summary.to_dict()
         frames = summary.frames
         done = kept + frames
-        _fold_events(out)
-        skipped = _join_video(out)
+        fold_events(out)
+        skipped = join_video(out)
         if skipped:
             result["video_segments_skipped"] = skipped
         if cancel.is_set():
@@ -257,63 +357,3 @@ class TaskRunner:
         log.info(
             "task %s completed: %s frames in %.1f s", task_id, frames, summary.duration_s
         )
-
-
-def _fold_events(task_dir: Path) -> None:
-    """Append the complete lines of each ``events.part-*.jsonl`` to ``events.jsonl``, in order.
-
-    A line without its newline was cut by a crash (the sink writes whole lines) and is dropped.
-    """
-    parts = sorted(task_dir.glob("events.part-*.jsonl"))
-    if not parts:
-        return
-    with open(task_dir / EVENTS, "a", encoding="utf-8") as dst:
-        for part in parts:
-            with open(part, encoding="utf-8", errors="replace") as src:
-                for line in src:
-                    if line.endswith("\n") and line.strip():
-                        dst.write(line)
-            dst.flush()
-            part.unlink()
-
-
-def _resume_point(task_dir: Path, every: int = 1) -> tuple[int, int]:
-    """(next source frame to process, number of saved events), after folding the parts.
-
-    The next frame is the last saved index + ``every``: the engine keeps frames where
-    ``(index - start_frame) % every == 0``, so this stays on the first attempt's grid.
-    """
-    _fold_events(task_dir)
-    path = task_dir / EVENTS
-    if not path.exists():
-        return 0, 0
-    count, last = 0, -1
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            try:
-                last = int(json.loads(line)["index"])
-            except (ValueError, KeyError, TypeError):
-                continue
-            count += 1
-    return (last + every if count else 0), count
-
-
-def _join_video(task_dir: Path) -> list[str]:
-    """Append this attempt's video segment(s) to ``annotated.mp4``; returns skipped segment names."""
-    parts = sorted(task_dir.glob("annotated.part-*.mp4"))
-    if not parts:
-        return []
-
-    main = task_dir / VIDEO
-    segments = ([main] if main.exists() else []) + parts
-    try:
-        _joined, skipped = join_segments(segments, main)
-    except Exception:  # noqa: BLE001 - the events are the primary output; keep the parts for inspection
-        log.exception("could not join the video segments of %s", task_dir.name)
-        return [p.name for p in parts]
-    for seg in skipped:
-        log.warning("task %s: video segment %s is unreadable (the process died while writing it); "
-                    "the annotated video leaves its frames out", task_dir.name, seg.name)
-    for part in parts:
-        part.unlink(missing_ok=True)
-    return [seg.name for seg in skipped]

@@ -18,6 +18,7 @@ from aisp.pipeline.event_snapshots import SnapshotWriter
 from aisp.pipeline.frame_types import Frame, FrameResult
 from aisp.pipeline.hls import HlsSegmenter, HlsSession
 from aisp.pipeline.job import JobSummary, Pipeline, run_job
+from aisp.pipeline.policy_source import PolicySource
 from aisp.pipeline.push import PushOutput
 from aisp.pipeline.sinks import (
     CallbackSink,
@@ -54,6 +55,7 @@ __all__ = [
     "ImageSource",
     "UrlSource",
     "open_source",
+    "PolicySource",
     "Engine",
     "Loader",
     "Stream",

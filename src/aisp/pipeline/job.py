@@ -128,12 +128,15 @@ def run_job(
     clock: Clock = time.monotonic,
     live: bool | None = None,
     timeout: float | None = None,
+    stall_timeout: float | None = None,
 ) -> JobSummary:
     """Run ``models`` over every frame of a finite source; write the outputs; summarize.
 
     Raises SourceError(phase="open") for a source that cannot be opened and NotFoundError for
     an unknown model. A source that breaks mid-way is processed as far as it goes and the
     summary carries the error. ``cancel`` stops reading; what was processed is kept.
+    ``stall_timeout`` (seconds of ``clock``): a job that reads and processes no new frame for that
+    long fails with a "stalled" error (a server that stops sending, a source that keeps failing).
     Without ``settings``/``loader`` the job builds its own (see the module docstring).
     """
     source = source_spec if isinstance(source_spec, Source) else open_source(source_spec, live=live)
@@ -175,7 +178,17 @@ def run_job(
         # A cancel must stop reading at once (a task's cancel is expected to leave the frames
         # after it unread), so poll briskly when one can come; 200 wake-ups/s cost nothing.
         poll = 0.005 if cancel is not None else 0.1
+        mark, mark_at = (-1, -1), clock()
         while not stream.wait(poll):
+            if stall_timeout is not None and not cancelled:
+                now = clock()
+                seen = (stream.stats.input.total, stream.stats.processed.total)
+                if seen != mark:
+                    mark, mark_at = seen, now
+                elif now - mark_at >= stall_timeout:
+                    stream.abort(f"stalled: no new frame for {now - mark_at:.1f} s "
+                                 f"(task_stall_timeout_seconds={stall_timeout:g})")
+                    stall_timeout = None
             if cancel is not None and cancel.is_set() and not cancelled:
                 cancelled = True
                 engine.stop_stream(spec.id, timeout=0)

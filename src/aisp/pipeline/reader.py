@@ -7,6 +7,12 @@ A live source that fails, ends or stalls is reconnected with exponential backoff
 (:class:`~aisp.pipeline.watchdog.Backoff`); a file that fails mid-way keeps what was read and
 the stream ends ``failed`` with the reason. The queue is always closed on the way out.
 
+The reconnect budget is one per stream, not one per outage: a source that opens and then fails
+again spends it, whether or not the open succeeded, and it is given back only once frames have
+flowed for a healthy period (the longer of the longest backoff delay and the stall timeout).
+So a server that accepts the connection and then drops it, over and over, ends the stream
+``failed`` after ``reconnect_max_attempts`` instead of keeping it (or a task) alive forever.
+
 The reader knows nothing of the engine: it is handed the stream (whose methods change its
 state), the scheduler that holds the stream's queue, the engine's clock and a ``backoff()``
 factory built from the reconnect settings.
@@ -35,8 +41,11 @@ BackoffFactory = Callable[[], Backoff]
 def read_loop(stream: Stream, scheduler: Scheduler, clock: Clock, backoff: BackoffFactory) -> None:
     spec, source, queue = stream.spec, stream.source, stream.queue
     assert queue is not None
+    budget = backoff()  # one reconnect budget for the stream's life (see the module docstring)
+    healthy_after = max(budget.maximum, stream.watchdog.stall_timeout)
+    healthy_since: float | None = None
     try:
-        if source.live and not open_live(stream, backoff):
+        if source.live and not open_live(stream, budget):
             return
         stream.watchdog.arm()
         stream.set_state("running")
@@ -52,20 +61,28 @@ def read_loop(stream: Stream, scheduler: Scheduler, clock: Clock, backoff: Backo
                     stream.fail_at_end(describe(exc))
                     log.warning("stream %s: %s", stream.id, describe(exc))
                     break
-                if not reconnect(stream, describe(exc), backoff):
+                healthy_since = None
+                if not reconnect(stream, describe(exc), budget):
                     break
                 continue
             if stream.reconnect_requested:
-                if stream.stop_requested or not reconnect(stream, stream.last_error or "stalled", backoff):
+                healthy_since = None
+                if stream.stop_requested or not reconnect(stream, stream.last_error or "stalled", budget):
                     break
                 continue
             if item is None:
                 if not source.live or stream.stop_requested:
                     break
-                if not reconnect(stream, "the source ended (disconnected)", backoff):
+                healthy_since = None
+                if not reconnect(stream, "the source ended (disconnected)", budget):
                     break
                 continue
             now = clock()
+            if budget.attempts:
+                if healthy_since is None:
+                    healthy_since = now
+                elif now - healthy_since >= healthy_after:
+                    budget.reset()
             stream.watchdog.on_frame(now)
             stream.stats.record_input(now)
             i, index = index, index + 1
@@ -93,7 +110,7 @@ def read_loop(stream: Stream, scheduler: Scheduler, clock: Clock, backoff: Backo
         scheduler.close(queue)
 
 
-def open_live(stream: Stream, backoff: BackoffFactory) -> bool:
+def open_live(stream: Stream, backoff: BackoffFactory | Backoff) -> bool:
     """Open a live source, reconnecting with backoff when it cannot be opened; False if given up."""
     try:
         stream.source.open()
@@ -103,10 +120,14 @@ def open_live(stream: Stream, backoff: BackoffFactory) -> bool:
         return reconnect(stream, describe(exc), backoff)
 
 
-def reconnect(stream: Stream, reason: str, backoff: BackoffFactory) -> bool:
-    """Reconnect a live source with exponential backoff; False when stopped or given up."""
+def reconnect(stream: Stream, reason: str, backoff: BackoffFactory | Backoff) -> bool:
+    """Reconnect a live source with exponential backoff; False when stopped or given up.
+
+    ``backoff`` is the stream's budget (a :class:`Backoff`, spent across outages) or a factory
+    of a fresh one.
+    """
     stream.begin_reconnect(reason)
-    delays = backoff()
+    delays = backoff if isinstance(backoff, Backoff) else backoff()
     last = reason
     while not delays.exhausted:
         if stream.wait_stop(delays.next_delay()):

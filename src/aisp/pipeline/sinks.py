@@ -29,7 +29,10 @@ from typing import Any
 
 from aisp.pipeline.frame_types import FrameResult
 
-__all__ = ["Sink", "ListSink", "CallbackSink", "LatestResultSink", "MJPEGSink", "JsonlSink", "VideoSink"]
+__all__ = [
+    "Sink", "ListSink", "CallbackSink", "LatestResultSink", "MJPEGSink", "JsonlSink", "VideoSink",
+    "FRAGMENTED_MP4", "fit_into",
+]
 
 log = logging.getLogger("aisp.pipeline")
 
@@ -251,7 +254,12 @@ def _json_default(value: Any) -> Any:
 class VideoSink(Sink):
     """Annotated frames to an mp4: H.264 through PyAV when it is installed, else mp4v via OpenCV.
 
-    The writer opens on the first frame (its size is the video's size).
+    The writer opens on the first frame (its size is the video's size); a later frame of another
+    size (a folder of mixed images) is scaled into it, keeping its aspect ratio, with black bars.
+    With PyAV the file is a fragmented MP4 with a keyframe at least every second
+    (``movflags=frag_keyframe+empty_moov+default_base_moof``): each fragment is complete on disk
+    when the next keyframe starts, so a process killed mid-video leaves a file that plays up to
+    its last fragment (at most a second is lost).
     """
 
     needs_image = True
@@ -265,6 +273,8 @@ class VideoSink(Sink):
         self.fps = fps
         self.backend = backend
         self.frames = 0
+        self.resized = 0
+        self.size: tuple[int, int] | None = None  # (width, height) of the video
         self.codec: str | None = None
         self._container: Any = None
         self._stream: Any = None
@@ -277,11 +287,13 @@ class VideoSink(Sink):
             import av
 
             codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-            container = av.open(str(self.path), mode="w")
+            container = av.open(str(self.path), mode="w", options=dict(FRAGMENTED_MP4))
             rate = Fraction(self.fps).limit_denominator(1001)
+            gop = max(1, int(self.fps))  # a keyframe, so a fragment, at least every second
             options = {"preset": "ultrafast", "crf": "23"} if codec == "libx264" else {}
             stream = container.add_stream(codec, rate=rate, options=options)
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            stream.codec_context.gop_size = gop
             self._container, self._stream, self.codec = container, stream, codec
             return
         import cv2
@@ -298,6 +310,10 @@ class VideoSink(Sink):
         height, width = image.shape[:2]
         if self._container is None and self._writer is None:
             self._open_writer(width, height)
+            self.size = (width, height)
+        elif (width, height) != self.size:
+            image = fit_into(image, *self.size)  # type: ignore[misc]
+            self.resized += 1
         if self._container is not None:
             import av
 
@@ -323,3 +339,24 @@ class VideoSink(Sink):
 
     def __repr__(self) -> str:
         return f"VideoSink({str(self.path)!r}, fps={self.fps})"
+
+
+#: muxer options of a fragmented MP4 (see :class:`VideoSink`); each packet is flushed to the file
+#: as it is muxed, so a finished fragment is on disk, not in a buffer, when the process dies
+FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
+
+
+def fit_into(image: Any, width: int, height: int) -> Any:
+    """``image`` scaled to fit ``width`` x ``height`` with its aspect ratio kept, centred on black."""
+    import cv2
+    import numpy as np
+
+    h, w = image.shape[:2]
+    scale = min(width / w, height / h)
+    nw, nh = max(1, min(width, round(w * scale))), max(1, min(height, round(h * scale)))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    scaled = cv2.resize(image, (nw, nh), interpolation=interp)
+    canvas = np.zeros((height, width, 3), dtype=image.dtype)
+    top, left = (height - nh) // 2, (width - nw) // 2
+    canvas[top:top + nh, left:left + nw] = scaled
+    return canvas

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from aisp.errors import SourceError
+from aisp.netpolicy import redact_url
 from aisp.pipeline.decode import Decoder, OpenCVDecoder, make_decoder
 
 __all__ = [
@@ -202,9 +203,10 @@ class _DecoderSource(Source):
 class VideoFileSource(_DecoderSource):
     """A video file. Every frame, in order; a file that ends early is reported as an error."""
 
-    def __init__(self, path: str | os.PathLike[str], *, decoder: str = "auto") -> None:
+    def __init__(self, path: str | os.PathLike[str], *, decoder: str = "auto",
+                 options: dict[str, str] | None = None) -> None:
         path = Path(path)
-        super().__init__(str(path), make_decoder(str(path), prefer=decoder))
+        super().__init__(str(path), make_decoder(str(path), prefer=decoder, options=options))
         self.path = path
 
     def open(self) -> None:
@@ -285,11 +287,14 @@ class UrlSource(_DecoderSource):
     error the watchdog turns into a reconnect.
     """
 
-    def __init__(self, url: str, *, live: bool = True, read_timeout: float = 10.0, decoder: str = "auto"):
-        options: dict[str, str] = {}
+    def __init__(self, url: str, *, live: bool = True, read_timeout: float = 10.0, decoder: str = "auto",
+                 options: dict[str, str] | None = None):
+        opts: dict[str, str] = dict(options or {})
         if url.startswith(("rtsp://", "rtsps://")):
-            options["rtsp_transport"] = "tcp"
-        super().__init__(url, make_decoder(url, prefer=decoder, options=options, timeout=read_timeout))
+            opts.setdefault("rtsp_transport", "tcp")
+        # the name is what logs and errors show: never the camera's password
+        decoder_ = make_decoder(url, prefer=decoder, options=opts, timeout=read_timeout)
+        super().__init__(redact_url(url), decoder_)
         self.live = live
 
     def open(self) -> None:

@@ -4,6 +4,10 @@ deleted periodically.
 :class:`RetentionWorker` runs :meth:`RetentionWorker.run_once` every ``interval`` seconds on a
 background thread that waits on a :class:`threading.Event`, so :meth:`stop` ends it at once.
 The clock is injectable; tests call :meth:`run_once` with a fake one.
+
+Other areas add their own sweeps with :meth:`RetentionWorker.add_job` (the task runner removes
+finished tasks older than ``task_retention_days``); they run on the same thread, after the
+event and snapshot sweeps, each with the same ``now``, and one failing does not stop the others.
 """
 
 from __future__ import annotations
@@ -58,14 +62,25 @@ class RetentionWorker(BackgroundLoop):
         self.interval = interval
         self._clock = clock
         self._init_loop()
+        self._jobs: dict[str, Callable[[float], object]] = {}
         self.runs = 0
         self.errors = 0
+
+    def add_job(self, name: str, sweep: Callable[[float], object]) -> None:
+        """Run ``sweep(now)`` (wall-clock seconds) on every round from now on."""
+        self._jobs[name] = sweep
 
     def run_once(self) -> RetentionResult:
         now = self._clock()
         records = 0 if self._delete_records is None else self._delete_records(now - self.records_retention_s)
         result = RetentionResult(self._delete_events(now - self.event_retention_s),
                                  self._delete_snapshots(now - self.snapshot_retention_s), records)
+        for name, sweep in list(self._jobs.items()):
+            try:
+                sweep(now)
+            except Exception as exc:  # noqa: BLE001 - the next round tries again
+                self.errors += 1
+                log.warning("retention sweep %s failed: %s", name, exc)
         self.runs += 1
         if result.events_deleted or result.snapshots_deleted or result.records_deleted:
             log.info("retention deleted %s event window(s), %s discrete event(s) and %s snapshot(s)",

@@ -180,6 +180,15 @@ class TaskRepository:
         with self._db.session() as s:
             return int(s.scalar(stmt) or 0)
 
+    def finished_before(self, cutoff: float, *, limit: int = 1000) -> list[str]:
+        """Ids of tasks that finished (completed, failed, cancelled) before ``cutoff``, oldest first
+        (task retention; an interrupted task can still be resumed and is kept)."""
+        stmt = (select(TaskRow.id)
+                .where(TaskRow.state.in_(("completed", "failed", "cancelled")), TaskRow.finished_at < cutoff)
+                .order_by(TaskRow.finished_at).limit(limit))
+        with self._db.session() as s:
+            return list(s.scalars(stmt))
+
     # --- changes ---------------------------------------------------------------------------------
     def update(self, task_id: str, *, state: str | None = None, **fields: Any) -> TaskRecord:
         """Change a task; a ``state`` change must follow :data:`TRANSITIONS` (else ConflictError)."""

@@ -34,6 +34,7 @@ from aisp.api.context import AppContext
 from aisp.api.stream_manager import StreamManager
 from aisp.api.task_runner import task_view
 from aisp.cache import CacheReport, ModelStats
+from aisp.netpolicy import redact_text, redact_url
 
 __all__ = ["build_summary", "SharedSummary", "TASKS_SHOWN"]
 
@@ -117,11 +118,11 @@ def _streams(ctx: AppContext) -> tuple[list[dict[str, Any]], list[dict[str, Any]
     for spec, stream in StreamManager.of(ctx).entries():
         stats = stream.stats.snapshot()
         state = stream.state
-        error = str(stream.last_error) if stream.last_error else None
+        error = redact_text(str(stream.last_error)) if stream.last_error else None
         sid = stream.spec.id
         out.append({
             "id": sid,
-            "source": str(spec.get("source")),
+            "source": redact_url(str(spec.get("source"))),
             "models": list(spec.get("models") or []),
             "priority": spec.get("priority") or 0,
             "state": state,
@@ -154,7 +155,7 @@ def _tasks(ctx: AppContext) -> list[dict[str, Any]]:
         done = rec.state == "completed"  # partial outputs of a running task are not offered
         out.append({
             "id": rec.id,
-            "source": rec.source,
+            "source": redact_url(rec.source),
             "models": list(rec.models),
             "state": rec.state,
             "progress": rec.progress,
@@ -162,7 +163,7 @@ def _tasks(ctx: AppContext) -> list[dict[str, Any]]:
             "frames_total": rec.frames_total,
             "fps": rec.fps,
             "eta_s": view.get("eta_s"),
-            "error": rec.error,
+            "error": None if rec.error is None else redact_text(rec.error),
             "created_at": rec.created_at,
             "downloads": {k: (downloads.get(k) if done else None) for k in ("events", "video")},
         })

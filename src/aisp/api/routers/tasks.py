@@ -1,5 +1,8 @@
 """``/api/tasks``: batch jobs over a video file, folder or URL: submit, list, inspect (progress
-%, FPS, ETA, result summary), cancel, retry (resumes from the saved progress), downloads."""
+%, FPS, ETA, result summary), cancel, retry (resumes from the saved progress), downloads, delete.
+
+A task's source must pass the source policy (:mod:`aisp.api.sources`): 403 ``SOURCE_NOT_ALLOWED``
+before anything is queued."""
 
 from __future__ import annotations
 
@@ -9,11 +12,12 @@ from typing import Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Path, Query, Request, status
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from aisp.api import modelops
 from aisp.api.context import AppContext
 from aisp.api.schemas import TaskCreate, TaskListResponse, TaskOut, error_responses
+from aisp.api.sources import check_source
 from aisp.api.task_runner import EVENTS, VIDEO, task_view
 from aisp.errors import NotFoundError
 
@@ -37,11 +41,12 @@ def _view(ctx: AppContext, rec: Any) -> TaskOut:
     response_model=TaskOut,
     status_code=status.HTTP_201_CREATED,
     summary="Submit a batch job (queued, then run in the background).",
-    responses=error_responses(404),
+    responses=error_responses(403, 404),
 )
 async def create_task(request: Request, body: TaskCreate) -> TaskOut:
     ctx = _ctx(request)
     runner = ctx.require_tasks()
+    await anyio.to_thread.run_sync(check_source, ctx, body.source)  # resolves names: off the loop
     models = await anyio.to_thread.run_sync(modelops.check_models, body.models,
                                             ctx.settings.resolved_model_dir)
     params = {"max_fps": body.max_fps, "every": body.every, "video": body.video}
@@ -100,6 +105,19 @@ async def retry_task(request: Request, task_id: str = _ID) -> TaskOut:
     ctx = _ctx(request)
     runner = ctx.require_tasks()
     return _view(ctx, await anyio.to_thread.run_sync(runner.retry, task_id))
+
+
+@router.delete(
+    "/{task_id}",
+    status_code=204,
+    summary="Delete a task: cancel it if it runs, then remove its outputs and its record.",
+    responses=error_responses(404, 503),
+)
+async def delete_task(request: Request, task_id: str = _ID) -> Response:
+    ctx = _ctx(request)
+    runner = ctx.require_tasks()
+    await anyio.to_thread.run_sync(runner.delete, task_id)
+    return Response(status_code=204)
 
 
 def _output(ctx: AppContext, task_id: str, name: str) -> FsPath:
