@@ -386,6 +386,51 @@ class Settings(BaseSettings):
 
 
     # --- video out: HLS and push -------------------------------------------------------------
+    video_preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = Field(
+        "ultrafast", description="x264 preset of the annotated-video encoder (HLS, push, clips)."
+    )
+    video_crf: int = Field(26, ge=0, le=51, description="x264 constant rate factor (lower: better, bigger).")
+    video_threads: int = Field(1, ge=1, le=16, description="x264 threads per encoded stream.")
+    video_keyframe_seconds: float = Field(
+        1.0, ge=0.25, le=10.0, description="Keyframe interval; also the HLS segment length."
+    )
+    video_queue_frames: int = Field(
+        4, ge=1, le=120, description="Frames waiting for the encoder; beyond it frames are dropped."
+    )
+    hls_segments: int = Field(6, ge=2, le=60, description="HLS segments kept in memory per stream.")
+    hls_idle_timeout_seconds: float = Field(
+        30.0, gt=0, description="Stop encoding HLS after this long without a playlist or segment request."
+    )
+    push_queue_packets: int = Field(
+        90, ge=1, le=10_000, description="Encoded packets waiting for a push target; beyond it they drop."
+    )
+    push_timeout_seconds: float = Field(5.0, gt=0, description="Connect and write timeout of a push target.")
+    push_reconnect_initial_seconds: float = Field(0.5, gt=0, description="First push reconnect backoff.")
+    push_reconnect_max_seconds: float = Field(30.0, gt=0, description="Longest push reconnect backoff.")
+    clip_dir: Path | None = Field(
+        None, description="Where event clips are written; empty means `<data_dir>/clips`."
+    )
+    clip_max_seconds: float = Field(
+        300.0, gt=0, description="Longest clip; a longer run of events continues in a new clip."
+    )
+    clip_ring_max_mb: float = Field(
+        32.0, gt=0, description="Cap on the encoded pre-roll ring of one stream (memory)."
+    )
+    clip_retention_days: float = Field(7.0, gt=0, description="Clips older than this are deleted.")
+    clip_max_total_mb: float = Field(
+        2048.0, gt=0, description="Clips beyond this total size are deleted, oldest first."
+    )
+
+    @field_validator("clip_dir", mode="before")
+    @classmethod
+    def _clip_dir_empty(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip() in ("", "none", "None", "null"):
+            return None
+        return value
+
+    @property
+    def resolved_clip_dir(self) -> Path:
+        return (self.clip_dir or self.data_dir / "clips").resolve()
 
     @field_validator("mqtt_url", "mqtt_ca_file", mode="before")
     @classmethod

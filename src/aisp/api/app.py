@@ -26,11 +26,13 @@ from aisp.api.middleware import RequestMiddleware
 from aisp.api.routers import (
     auth,
     cache,
+    clips,
     dashboard,
     docs,
     events,
     frames,
     history,
+    hls,
     models,
     status,
     streams,
@@ -120,6 +122,8 @@ def create_app(
     app.include_router(frames.router, **protected)
     app.include_router(streams.router, **protected)
     app.include_router(streams.streaming_router, responses=COMMON_ERRORS)  # own auth (?ticket=)
+    app.include_router(hls.router, **protected)
+    app.include_router(clips.router, **protected)
     app.include_router(tasks.router, **protected)
     app.include_router(auth.router, **protected)
     app.include_router(history.router, **protected)

@@ -222,6 +222,9 @@ class Lifecycle:
         runtime = ctx.runtime
         if runtime is not None:  # streams (drained), models, store (buffered events written)
             steps.append(("runtime", lambda: runtime.close(timeout=left())))
+        video = getattr(ctx, "_video_outputs", None)
+        if video is not None:  # after the streams: their last clips are finished first
+            steps.append(("video", video.close))
         for name, fn in steps:
             t0 = time.perf_counter()
             try:

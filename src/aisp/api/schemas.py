@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from aisp.api.errors import invalid_request
 from aisp.api.modelops import parse_model_list
@@ -225,6 +225,31 @@ class FrameProcessResponse(BaseModel):
 
 
 # --- streams --------------------------------------------------------------------------------
+class StreamOutputSpec(BaseModel):
+    """Video out of a stream (docs/outputs.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    hls: StrictBool = Field(
+        False, description="Viewers may watch HLS (encoding starts on the first request)."
+    )
+    push: str | None = Field(
+        None, min_length=1, max_length=2048,
+        description="rtsp://, rtsps://, rtmp:// or rtmps:// URL to push to.",
+        examples=["rtsp://mediamtx:8554/cam1"],
+    )
+
+
+class StreamRecordSpec(BaseModel):
+    """Which events of the stream record a clip, and the margins (docs/outputs.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    types: list[str] | None = Field(None, max_length=16, description="Event types; default all but `stream`.")
+    labels: list[str] | None = Field(None, max_length=64, description="Only events with these labels.")
+    zones: list[str] | None = Field(None, max_length=64, description="Only events in these zones/lines.")
+    pre_seconds: float = Field(5.0, ge=0, le=60, description="Video kept before the event.")
+    post_seconds: float = Field(5.0, ge=0, le=300, description="Video kept after the last matching event.")
+
+
 _ZONE_NAME = r"^[A-Za-z0-9_.-]{1,64}$"
 
 
@@ -279,6 +304,8 @@ class StreamCreate(BaseModel):
                                "or lines are set).")
     zones: list[ZoneIn] | None = Field(None, max_length=32)
     lines: list[LineIn] | None = Field(None, max_length=32)
+    output: StreamOutputSpec | None = None
+    record: StreamRecordSpec | None = None
     start: bool = Field(True, description="Start it right away.")
 
 
@@ -290,6 +317,8 @@ class StreamOut(BaseModel):
     max_fps: float | None = None
     every: int = 1
     live: bool | None = None
+    output: dict[str, Any] | None = Field(None, description="Video out; the push URL's password is hidden.")
+    record: dict[str, Any] | None = None
     track: bool = False
     zones: list[dict[str, Any]] = Field(default_factory=list)
     lines: list[dict[str, Any]] = Field(default_factory=list)
@@ -300,6 +329,7 @@ class StreamOut(BaseModel):
         description="Frame statistics; with tracking also zones (count per zone and label), lines "
         "(in/out), events (by type) and tracks.",
     )
+    video: dict[str, Any] | None = Field(None, description="Encoder, HLS, push and clip statistics.")
 
 
 class StreamListResponse(BaseModel):

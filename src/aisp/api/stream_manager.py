@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from aisp.api import modelops
 from aisp.api.context import AppContext
 from aisp.api.sources import api_source, check_source
+from aisp.api.video_outputs import VideoOutputs, check_output, check_record, public_output
 from aisp.errors import ConflictError, NotFoundError, ValidationError
 from aisp.netpolicy import redact_text, redact_url
 
@@ -39,7 +40,10 @@ log = logging.getLogger("aisp.api")
 DEMO_STREAM = {"id": "demo", "source": "demo", "models": ["face_detection"], "live": True}
 #: a stream id: a plain name, never "." or ".." (the same rule as ``StreamCreate.id``)
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_SPEC_FIELDS = ("id", "source", "models", "priority", "max_fps", "every", "live", "track", "zones", "lines")
+_SPEC_FIELDS = ("id", "source", "models", "priority", "max_fps", "every", "live", "track", "zones", "lines",
+                "output", "record")
+#: What the pipeline's StreamSpec takes (output and record go to the video outputs).
+_ENGINE_FIELDS = ("id", "source", "models", "priority", "max_fps", "every", "live", "track", "zones", "lines")
 
 
 class StreamManager:
@@ -94,13 +98,19 @@ class StreamManager:
             "source": redact_url(str(spec.get("source"))),
             "priority": spec.get("priority") or 0,
             "every": spec.get("every") or 1,
+            "output": public_output(spec.get("output")),
             "track": bool(stream.spec.track),
             "zones": [z.to_dict() for z in stream.spec.zones],
             "lines": [ln.to_dict() for ln in stream.spec.lines],
             "state": stream.state,
             "last_error": None if stream.last_error is None else redact_text(stream.last_error),
             "stats": {**stream.stats.snapshot().to_dict(), **stream.analytics_stats()},
+            "video": self._video_stats(stream_id),
         }
+
+    def _video_stats(self, stream_id: str) -> dict[str, Any] | None:
+        video = VideoOutputs.of(self.ctx).find(stream_id)
+        return video.stats() if video is not None else None
 
     def describe_all(self) -> list[dict[str, Any]]:
         out = []
@@ -122,6 +132,9 @@ class StreamManager:
             )
         check_source(self.ctx, str(spec.get("source") or ""))  # 403 before any model is loaded
         spec["models"] = modelops.check_models(spec.get("models") or [], self.ctx.settings.resolved_model_dir)
+        for key, check in (("output", lambda v: check_output(self.ctx, v)), ("record", check_record)):
+            if key in spec:
+                spec[key] = check(spec[key])
         engine = self.ctx.require_engine()
         sid = spec["id"]
         limit = self.ctx.settings.max_streams
@@ -153,8 +166,16 @@ class StreamManager:
     def _add_to_engine(self, engine: Any, spec: dict[str, Any]) -> Any:
         from aisp.pipeline import StreamSpec
 
+        fields = {k: v for k, v in spec.items() if k in _ENGINE_FIELDS}
         source = api_source(self.ctx, spec["source"], live=spec.get("live"))
-        return engine.add_stream(StreamSpec(**{**spec, "source": source}), sinks=self._sinks(spec["id"]))
+        video = VideoOutputs.of(self.ctx)
+        sinks = self._sinks(spec["id"]) + [video.sink_for(spec["id"], spec)]
+        try:
+            return engine.add_stream(StreamSpec(**{**fields, "source": source}), sinks=sinks)
+        except BaseException:
+            if spec["id"] not in self._specs:  # a new stream that could not be added: no video out
+                video.remove(spec["id"])
+            raise
 
     def _sinks(self, stream_id: str) -> list[Any]:
         from aisp.pipeline.sinks import CallbackSink
@@ -214,11 +235,23 @@ class StreamManager:
         self.get(stream_id)
         with self._lock:
             engine.remove_stream(stream_id, timeout=self.ctx.settings.drain_timeout_seconds)
+            VideoOutputs.of(self.ctx).remove(stream_id)
             self._specs.pop(stream_id, None)
             if stream_id in self._persisted and self.ctx.store is not None:
                 self.ctx.store.streams.delete(stream_id)
                 self._persisted.discard(stream_id)
         log.info("stream %s deleted", stream_id)
+
+    def set_hls(self, stream_id: str, enabled: bool) -> dict[str, Any]:
+        """Allow (and start now) or stop HLS on a stream; persisted with its definition."""
+        self.get(stream_id)
+        with self._lock:
+            spec = self._specs[stream_id]
+            spec["output"] = {**(spec.get("output") or {"push": None}), "hls": enabled}
+            if stream_id in self._persisted and self.ctx.store is not None:
+                self.ctx.store.streams.save(spec)  # keeps the desired state
+        VideoOutputs.of(self.ctx).get(stream_id).set_hls(enabled)
+        return self.describe(stream_id)
 
     def set_zones(self, stream_id: str, zones: list[dict[str, Any]], lines: list[dict[str, Any]]
                   ) -> dict[str, Any]:
@@ -236,7 +269,8 @@ class StreamManager:
             spec["zones"], spec["lines"] = zones or None, lines or None
             if spec.get("track") is False and (zones or lines):
                 spec["track"] = None  # zones and lines need tracking
-            StreamSpec(**{**spec, "source": "check"})  # names unique across zones and lines, etc.
+            check = {k: v for k, v in spec.items() if k in _ENGINE_FIELDS}
+            StreamSpec(**{**check, "source": "check"})  # names unique across zones and lines, etc.
             self._specs[stream_id] = spec
             if stream_id in self._persisted and self.ctx.store is not None:
                 self.ctx.store.streams.save(spec)  # the desired state is kept

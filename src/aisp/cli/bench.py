@@ -19,7 +19,7 @@ from aisp.cli._common import settings_from_context
 if TYPE_CHECKING:
     from aisp.settings import Settings
 
-AREAS = ("cache", "models", "pipeline", "api", "store", "security", "delivery", "events")
+AREAS = ("cache", "models", "pipeline", "api", "store", "security", "delivery", "events", "outputs")
 
 app = typer.Typer(help="Benchmarks; each prints JSON to stdout.", no_args_is_help=True)
 
@@ -36,7 +36,7 @@ def _run_area(area: str, quick: bool, settings: Settings) -> dict:
         from aisp.bench.api_batching import run_batching
 
         return {**module.run(quick=quick, settings=settings), "onnx_batching": run_batching(quick)}
-    if area in ("pipeline", "events"):
+    if area in ("pipeline", "events", "outputs"):
         return module.run(quick=quick, settings=settings)
     return module.run(quick=quick)
 

@@ -8,13 +8,18 @@ handed its settings and a model loader; it never reaches for a process global.
 
 from __future__ import annotations
 
+from aisp.pipeline.clip_index import ClipLibrary, ClipRecord
+from aisp.pipeline.clips import ClipRecorder, ClipRule
+from aisp.pipeline.encode import EncodedPacket, EncodeSink, VideoOutput
 from aisp.pipeline.engine import Engine
 from aisp.pipeline.event_producer import StreamAnalytics
 from aisp.pipeline.event_sink import EventSink, SummaryWriter
 from aisp.pipeline.event_snapshots import SnapshotWriter
 from aisp.pipeline.frame_types import Frame, FrameResult
+from aisp.pipeline.hls import HlsSegmenter, HlsSession
 from aisp.pipeline.job import JobSummary, Pipeline, run_job
 from aisp.pipeline.policy_source import PolicySource
+from aisp.pipeline.push import PushOutput
 from aisp.pipeline.sinks import (
     CallbackSink,
     JsonlSink,
@@ -36,6 +41,7 @@ from aisp.pipeline.sources import (
 from aisp.pipeline.stats import LatencySummary, StreamMeter, StreamStats
 from aisp.pipeline.stream import Stream, StreamSpec
 from aisp.pipeline.tracking import ObjectTracker, TrackUpdate
+from aisp.pipeline.video_out import StreamVideo
 from aisp.pipeline.workers import Loader
 from aisp.pipeline.zones import Line, Zone, ZoneTracker
 
@@ -69,6 +75,17 @@ __all__ = [
     "VideoSink",
     "EventSink",
     "SummaryWriter",
+    "VideoOutput",
+    "EncodeSink",
+    "EncodedPacket",
+    "HlsSegmenter",
+    "HlsSession",
+    "PushOutput",
+    "ClipRule",
+    "ClipRecorder",
+    "ClipLibrary",
+    "ClipRecord",
+    "StreamVideo",
     "ObjectTracker",
     "TrackUpdate",
     "Zone",

@@ -57,6 +57,7 @@ _NO_CACHE = {"Cache-Control": "no-cache"}  # revalidate (ETag) so an upgrade is 
 #: The page may load and connect to this server only: no CDN, no inline script, no framing.
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' blob:; "  # HLS through Media Source Extensions plays from a blob: URL
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'"
 )
 _PAGE_HEADERS = {

@@ -2,6 +2,7 @@
 // start/stop/remove, and the form that adds a stream.
 
 import { api, ticketUrl } from "./api.js";
+import { hlsParts, stopHls, toggleHls } from "./hls-view.js";
 import { $, $$, el, fmt, setText, statePill, toast } from "./ui.js";
 
 const BLANK = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7";
@@ -29,7 +30,7 @@ export function render(list) {
   }
   for (const card of $$(".stream[data-stream-id]", box)) {
     if (!seen.has(card.dataset.streamId)) {
-      stopView(card);
+      stopView(card, { keepHls: false });
       card.remove();
     }
   }
@@ -61,11 +62,13 @@ function buildCard(id) {
     ph.textContent = "live view unavailable";
     ph.hidden = false;
   });
-  return el(
+  const hls = hlsParts(id);
+  const card = el(
     "article", { class: "stream", dataset: { streamId: id } },
     el("div", { class: "stream-head" },
-      el("span", { class: "name", text: id, title: id }), el("span", { class: "state pill pill-muted", text: "…" })),
-    el("div", { class: "view" }, img, el("span", { class: "placeholder", text: "stream not running" })),
+      el("span", { class: "name", text: id, title: id }), el("span", { class: "state pill pill-muted", text: "…" }),
+      hls.button),
+    el("div", { class: "view" }, img, hls.video, el("span", { class: "placeholder", text: "stream not running" })),
     el("div", { class: "stream-metrics" },
       metric("in-fps", "Input FPS"), metric("out-fps", "Processed FPS"),
       metric("drops", "Drops"), metric("p99", "Latency p99")),
@@ -76,6 +79,8 @@ function buildCard(id) {
         el("button", { class: "btn btn-small toggle", type: "button", dataset: { action: "stop" }, text: "Stop" }),
         el("button", { class: "btn btn-small btn-danger", type: "button", dataset: { action: "remove" }, text: "Remove" }))),
   );
+  hls.button.addEventListener("click", () => toggleHls(card, id, (c) => startView(c, id), stopView));
+  return card;
 }
 
 function update(card, s) {
@@ -99,14 +104,14 @@ function update(card, s) {
   toggle.dataset.action = running ? "stop" : "start";
   setText(toggle, running ? "Stop" : "Start");
   if (running) startView(card, s.id);
-  else stopView(card);
+  else stopView(card, { keepHls: false });
 }
 
 // The MJPEG <img> holds one long HTTP response; it is connected only while the stream runs.
 // Its URL carries a single-use ticket (never the key); each (re)connection mints a new one.
 async function startView(card, id) {
   const img = card.querySelector("img.mjpeg");
-  if (img.dataset.live === "1") return;
+  if (img.dataset.live === "1" || card._hls) return; // HLS plays instead (hls-view.js)
   img.dataset.live = "1";
   let url;
   try {
@@ -126,7 +131,8 @@ async function startView(card, id) {
   ph.textContent = "stream not running";
 }
 
-function stopView(card) {
+function stopView(card, { keepHls = true } = {}) {
+  if (!keepHls) stopHls(card);
   const img = card.querySelector("img.mjpeg");
   if (img.dataset.live !== "1") return;
   img.dataset.live = "";
@@ -147,7 +153,7 @@ async function onCardClick(ev) {
     const path = `/api/streams/${encodeURIComponent(id)}`;
     if (action === "remove") await api(path, { method: "DELETE" });
     else await api(`${path}/${action}`, { method: "POST" });
-    if (action === "stop" || action === "remove") stopView(card);
+    if (action === "stop" || action === "remove") stopView(card, { keepHls: false });
     toast(`${action} ${id}: done`, "ok");
   } catch (err) {
     toast(`${action} ${id}: ${err.message}`, "error");
