@@ -142,7 +142,8 @@ def test_live_feed_pushes_summaries(auth_on: tuple[Any, str, str], role: str) ->
 def test_live_feed_shows_a_loaded_model_and_a_stream(auth_off: Any) -> None:
     client = auth_off
     assert client.post("/api/models/fake/load").status_code == 200
-    r = client.post("/api/streams", json={"id": "s1", "source": "demo", "live": True, "models": ["fake"], "priority": 3})
+    spec = {"id": "s1", "source": "demo", "live": True, "models": ["fake"], "priority": 3}
+    r = client.post("/api/streams", json=spec)
     assert r.status_code in (200, 201), r.text
     with client.websocket_connect("/ws/live") as ws:
         msg = ws.receive_json()
