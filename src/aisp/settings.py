@@ -421,23 +421,9 @@ class Settings(BaseSettings):
         2048.0, gt=0, description="Clips beyond this total size are deleted, oldest first."
     )
 
-    @field_validator("clip_dir", mode="before")
-    @classmethod
-    def _clip_dir_empty(cls, value: Any) -> Any:
-        if isinstance(value, str) and value.strip() in ("", "none", "None", "null"):
-            return None
-        return value
-
     @property
     def resolved_clip_dir(self) -> Path:
         return (self.clip_dir or self.data_dir / "clips").resolve()
-
-    @field_validator("mqtt_url", "mqtt_ca_file", mode="before")
-    @classmethod
-    def _mqtt_empty_is_none(cls, value: Any) -> Any:
-        if isinstance(value, str) and value.strip() in ("", "none", "None", "null"):
-            return None
-        return value
 
     @field_validator("mqtt_url")
     @classmethod
@@ -475,13 +461,6 @@ class Settings(BaseSettings):
             raise ValueError("expected at most 128 printable characters without spaces")
         return value
 
-    @field_validator("allowed_hosts", "allowed_origins", mode="before")
-    @classmethod
-    def _split_gate_lists(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
-
     @field_validator("allowed_origins")
     @classmethod
     def _origins(cls, value: list[str]) -> list[str]:
@@ -493,33 +472,25 @@ class Settings(BaseSettings):
             out.append(text)
         return out
 
-    @field_validator("media_dirs", "source_schemes", "source_hosts", mode="before")
-    @classmethod
-    def _split_policy_lists(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
-
     @field_validator("source_schemes")
     @classmethod
     def _lower_schemes(cls, value: list[str]) -> list[str]:
         return [v.lower().rstrip(":/") for v in value]
 
-    @field_validator("prewarm", "onnx_providers", mode="before")
+    @field_validator(
+        "prewarm", "onnx_providers", "media_dirs", "source_schemes", "source_hosts", "allowed_hosts",
+        "allowed_origins", mode="before",
+    )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("event_snapshot_dir", mode="before")
-    @classmethod
-    def _empty_snapshot_dir(cls, value: Any) -> Any:
-        if isinstance(value, str) and value.strip() in ("", "none", "None", "null"):
-            return None
-        return value
-
-    @field_validator("cache_ttl_seconds", "database_url", "model_dir", mode="before")
+    @field_validator(
+        "cache_ttl_seconds", "database_url", "model_dir", "clip_dir", "mqtt_url", "mqtt_ca_file",
+        "event_snapshot_dir", mode="before",
+    )
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         if isinstance(value, str) and value.strip() in ("", "none", "None", "null"):
