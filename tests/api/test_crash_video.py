@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 
 from aisp.store import Store
-from tests.store.test_crash_recovery import Server, _free_port, _poll
+from tests.ports import free_port as _free_port
+from tests.store.test_crash_recovery import Server, _poll
 
 N = 1500
 FPS = 30

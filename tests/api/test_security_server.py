@@ -19,7 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.server_proc import ServerProc, free_port, running_server, serve_fixture
+from tests.api.server_proc import ServerProc, running_server, serve_fixture
+from tests.ports import free_port
 
 HEADER_TIMEOUT_S = 2.0
 KEEPALIVE_S = 1.0

@@ -29,8 +29,9 @@ import httpx
 import pytest
 
 from aisp.store import Store
-from tests.api.test_server import ServerProcess, free_port, spawn
+from tests.api.test_server import ServerProcess, spawn
 from tests.pipeline.helpers import write_video
+from tests.ports import free_port
 
 PASSWORD = "s3cretPW"
 DEADLINE = 90.0

@@ -11,7 +11,6 @@ import os
 import queue
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,14 +23,10 @@ import httpx
 import pytest
 
 from tests.api.conftest import encode, test_image
+from tests.ports import free_port
 
 KEY_FILE_RE = re.compile(r"written to (\S+initial-admin-key) ")
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -15,7 +15,8 @@ import pytest
 
 from tests.outputs.helpers import wait_until
 from tests.outputs.live_app import LiveApp, live_app
-from tests.outputs.receiver import free_port, require_ffmpeg
+from tests.outputs.receiver import require_ffmpeg
+from tests.ports import free_port
 
 httpx = pytest.importorskip("httpx")
 av = pytest.importorskip("av")

@@ -13,8 +13,9 @@ from aisp.pipeline import Engine, StreamSpec
 from aisp.pipeline.video_out import StreamVideo
 from aisp.settings import load_settings
 from tests.outputs.helpers import CounterSource, read_barcode, wait_until
-from tests.outputs.receiver import Receiver, free_port, require_ffmpeg
+from tests.outputs.receiver import Receiver, require_ffmpeg
 from tests.pipeline.helpers import FakeLoader
+from tests.ports import free_port
 
 av = pytest.importorskip("av")
 

@@ -5,7 +5,6 @@ when the server is back."""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import threading
 from pathlib import Path
@@ -15,16 +14,12 @@ import pytest
 from aisp.pipeline import CallbackSink, Engine, StreamSpec, UrlSource
 from aisp.settings import load_settings
 from tests.conftest import require_service
+from tests.ports import free_port
 
 TIMEOUT = 60
 SYSTEM_PYTHON = "/usr/bin/python3"
 RTSP_SERVER = Path(__file__).with_name("rtsp_server.py")
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def gst_rtsp_available() -> bool:

@@ -213,7 +213,8 @@ def test_rtsp_plays_under_its_whitelist(tmp_path: Path) -> None:
     import subprocess
 
     from tests.conftest import require_service
-    from tests.pipeline.test_network import RTSP_SERVER, SYSTEM_PYTHON, free_port, gst_rtsp_available, kill
+    from tests.pipeline.test_network import RTSP_SERVER, SYSTEM_PYTHON, gst_rtsp_available, kill
+    from tests.ports import free_port
 
     require_service(gst_rtsp_available(), "GStreamer RTSP server (python3-gi, gir1.2-gst-rtsp-server-1.0, "
                                           "gstreamer1.0-plugins-good) is not installed")

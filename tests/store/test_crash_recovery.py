@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,17 +20,13 @@ import httpx
 import pytest
 
 from aisp.store import Store
+from tests.ports import free_port as _free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 FRAMES = 300
 COST_MS = 20.0
 DEADLINE = 90.0
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _poll(fn, what: str, timeout: float = DEADLINE, interval: float = 0.05):
