@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from aisp.delivery import CountBoard, DeliveryLedger, MqttConfig, Topics, topic_level
@@ -27,6 +29,37 @@ def test_ledger_settles_each_key_once_and_balances():
     assert ledger.snapshot().failed == 1 and ledger.snapshot().pending == 0 and ledger.snapshot().balanced
     with pytest.raises(ValueError):
         ledger.settle("x", "lost")
+
+
+def test_count_replay_never_lands_after_a_newer_value():
+    """A reconnect replays the counts while a feed sets new ones: the last call per key is the newest
+    value (the bug: replay read car=3, a feed published car=2, then replay published the stale 3)."""
+    calls: list[tuple[str, int]] = []
+    replaying = threading.Event()
+    in_replay = threading.Event()
+    release = threading.Event()
+
+    def on_change(_stream: str, _zone: str | None, label: str, n: int) -> None:
+        calls.append((label, n))
+        if replaying.is_set() and label == "a":  # replay emits "a" first, then "car"
+            in_replay.set()
+            assert release.wait(10)
+
+    board = CountBoard(on_change)
+    board.set_counts("cam", {"a": 1, "car": 3})
+    replaying.set()
+    replay = threading.Thread(target=board.replay)
+    replay.start()
+    assert in_replay.wait(10)  # replay has read the values and is emitting
+    feed = threading.Thread(target=board.set_counts, args=("cam", {"a": 1, "car": 2}))
+    feed.start()
+    feed.join(0.2)
+    assert feed.is_alive()  # the feed waits for the replay instead of overtaking it
+    release.set()
+    replay.join(10)
+    feed.join(10)
+    assert [n for label, n in calls if label == "car"] == [3, 3, 2]
+    assert board.get("cam", "car") == 2
 
 
 @pytest.mark.parametrize(

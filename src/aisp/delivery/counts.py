@@ -11,8 +11,11 @@ Two ways in, both through :class:`CountBoard`:
   ``aisp.api.count_feed``; a zone counter may feed a zone's) sets them; a label missing from the
   new mapping goes to zero. A fed value replaces what events made.
 
-Every change calls ``on_change(stream, zone, label, count)`` (outside the board's lock), once per
-value that changed: the MQTT publisher publishes it retained.
+Every change calls ``on_change(stream, zone, label, count)`` once per value that changed: the MQTT
+publisher publishes it retained. Changes and their calls are serialised (one emit lock, separate
+from the lock that guards the numbers), and :meth:`CountBoard.replay` takes the same lock, so the
+order of the calls for a key is the order of its values: a replay after a reconnect can never land
+after, and so overwrite, a newer value.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class CountBoard:
         self._on_change = on_change
         self._tracks = tracks
         self._lock = threading.Lock()
+        self._emit_lock = threading.RLock()  # change + on_change calls, in order
         self._counts: dict[_Key, int] = {}
 
     def apply(self, event: Event) -> None:
@@ -64,13 +68,14 @@ class CountBoard:
         if event.type in ("enter", "exit") and zone is None:
             return
         key = (event.stream_id, zone, event.label)
-        with self._lock:
-            first = key not in self._counts
-            old = self._counts.get(key, 0)
-            new = max(0, old + delta)
-            self._counts[key] = new
-        if new != old or first:
-            self._emit([(key, new)])
+        with self._emit_lock:
+            with self._lock:
+                first = key not in self._counts
+                old = self._counts.get(key, 0)
+                new = max(0, old + delta)
+                self._counts[key] = new
+            if new != old or first:
+                self._emit([(key, new)])
 
     def set_counts(self, stream: str, counts: Mapping[str, int], *, zone: str | None = None) -> None:
         """Replace the counts of ``stream`` (or of one zone of it) with ``counts``."""
@@ -84,18 +89,25 @@ class CountBoard:
 
     def _replace(self, stream: str, zone: str | None, counts: Mapping[str, int], *, every_zone: bool) -> None:
         changed: list[tuple[_Key, int]] = []
-        with self._lock:
-            for key in list(self._counts):
-                if key[0] == stream and (key[1] == zone or every_zone) and key[2] not in counts:
-                    if self._counts[key] != 0:
-                        changed.append((key, 0))
-                    self._counts[key] = 0
-            for label, n in counts.items():
-                key = (stream, zone, label)
-                if self._counts.get(key) != n:
-                    changed.append((key, n))
-                self._counts[key] = n
-        self._emit(changed)
+        with self._emit_lock:
+            with self._lock:
+                for key in list(self._counts):
+                    if key[0] == stream and (key[1] == zone or every_zone) and key[2] not in counts:
+                        if self._counts[key] != 0:
+                            changed.append((key, 0))
+                        self._counts[key] = 0
+                for label, n in counts.items():
+                    key = (stream, zone, label)
+                    if self._counts.get(key) != n:
+                        changed.append((key, n))
+                    self._counts[key] = n
+            self._emit(changed)
+
+    def replay(self) -> None:
+        """Call ``on_change`` once for every current value (after a reconnect), in order with any
+        change made at the same time."""
+        with self._emit_lock:
+            self._emit([((s, z, label), n) for s, z, label, n in self.items()])
 
     def forget(self, stream: str) -> None:
         """Drop a deleted stream's counts (no message: its retained topics keep their last value)."""

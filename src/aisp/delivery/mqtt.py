@@ -337,8 +337,7 @@ class MqttPublisher:
         # the broker may have lost its retained state: discovery and counts again
         with self._lock:
             self._discovered.clear()
-        for stream, zone, label, count in self.counts.items():
-            self._publish_count(stream, zone, label, count)
+        self.counts.replay()  # in order with live changes: never a stale value after a new one
         with self._lock:
             snapshots = list(self._latest_snapshot.items())
         for stream, data in snapshots:
