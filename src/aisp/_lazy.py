@@ -31,6 +31,7 @@ EXTRAS: dict[str, str] = {
     "psycopg": "postgres",
     "norfair": "track",
     "paho": "mqtt",
+    "ray": "ray",
 }
 
 

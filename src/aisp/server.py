@@ -51,6 +51,10 @@ def build_server(settings: Settings) -> Any:
     from aisp.api.boot import BootApp
 
     check_bind(settings)
+    if settings.ray_address:
+        from aisp.cluster.connection import check_store
+
+        check_store(settings)  # SQLite across machines: refused before the server starts (exit 2)
     holder: dict[str, Any] = {}
 
     def failed(_exc: BaseException) -> None:
@@ -60,6 +64,10 @@ def build_server(settings: Settings) -> Any:
             server.should_exit = True
 
     def factory() -> Any:
+        if settings.ray_address:  # streams, tasks and frames on Ray (docs/cluster.md)
+            from aisp.cluster import create_cluster_app
+
+            return create_cluster_app(settings)
         from aisp.api import create_app
 
         return create_app(settings)

@@ -417,6 +417,16 @@ class Settings(BaseSettings):
         32.0, gt=0, description="Cap on the encoded pre-roll ring of one stream (memory)."
     )
     clip_retention_days: float = Field(7.0, gt=0, description="Clips older than this are deleted.")
+    ray_address: str = Field(
+        "",
+        description="Ray cluster to run on: empty = no Ray (one machine), `local` = start a local Ray, "
+        "`auto`, `host:port` or `ray://host:port` = join that cluster. See docs/cluster.md.",
+    )
+    ray_stream_slots: int = Field(
+        0, ge=0, le=1024,
+        description="`stream_slot` resources a local Ray (`AISP_RAY_ADDRESS=local`) declares; 0 = from the "
+        "CPU plan. On `ray start` nodes declare them with `--resources`.",
+    )
     clip_max_total_mb: float = Field(
         2048.0, gt=0, description="Clips beyond this total size are deleted, oldest first."
     )
@@ -424,6 +434,20 @@ class Settings(BaseSettings):
     @property
     def resolved_clip_dir(self) -> Path:
         return (self.clip_dir or self.data_dir / "clips").resolve()
+
+    @field_validator("ray_address")
+    @classmethod
+    def _ray_address(cls, value: str) -> str:
+        value = (value or "").strip()
+        if value in ("", "local", "auto"):
+            return value
+        rest = value[len("ray://"):] if value.startswith("ray://") else value
+        host, sep, port = rest.rpartition(":")
+        if "://" in rest or not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(
+                f"ray_address must be empty, 'local', 'auto', 'host:port' or 'ray://host:port', got {value!r}"
+            )
+        return value
 
     @field_validator("mqtt_url")
     @classmethod

@@ -2,7 +2,7 @@
 
 Every ``import`` counts: at module top, inside a function, and under ``TYPE_CHECKING``.
 
-    cli, server, bench  ->  api  ->  runtime  ->  pipeline  ->  models  ->  cache  ->  core
+    cli, server, bench, cluster  ->  api  ->  runtime  ->  pipeline  ->  models  ->  cache  ->  core
                                         |                                              ^
                                         +-> store ---------------------------------------+
                           api  ->  delivery (MQTT, webhooks)  ->  store, core
@@ -46,6 +46,7 @@ LAYERS: dict[str, int] = {
     "server": 6,
     "bench": 6,
     "client": 6,
+    "cluster": 6,
     "__main__": 6,
 }
 #: areas that may import only some of the layers below them

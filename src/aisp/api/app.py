@@ -40,9 +40,11 @@ from aisp.api.routers import (
     webhooks,
 )
 from aisp.api.schemas import COMMON_ERRORS
+from aisp.errors import ConfigError
 from aisp.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from aisp.api.cluster_port import ClusterPort
     from aisp.runtime import StoreFactory
 
 __all__ = ["create_app"]
@@ -76,12 +78,21 @@ def create_app(
     settings: Settings | None = None,
     *,
     store_factory: StoreFactory | None = None,
+    cluster: ClusterPort | None = None,
 ) -> FastAPI:
     """Build the app from ``settings`` (default: the environment's). Its services come from one
     :func:`aisp.runtime.build`, run on the start-up thread. ``store_factory(url)`` replaces
-    :class:`aisp.store.Store` (tests)."""
+    :class:`aisp.store.Store` (tests). ``cluster`` runs streams, tasks and frames on Ray (see
+    :mod:`aisp.api.cluster_port`); it is required when ``settings.ray_address`` is set."""
     settings = settings if settings is not None else load_settings()
+    if settings.ray_address and cluster is None:
+        raise ConfigError(
+            "AISP_RAY_ADDRESS is set but no cluster was given: build the app with "
+            "aisp.cluster.create_cluster_app(settings) (aisp serve does)",
+            field="ray_address", value=settings.ray_address, expected="a cluster service",
+        )
     ctx = AppContext(settings)
+    ctx.cluster = cluster
     ctx.auth = Authenticator(ctx)
     lifecycle = Lifecycle(ctx, store_factory=store_factory)
 

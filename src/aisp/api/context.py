@@ -120,6 +120,8 @@ class AppContext:
     event_fanout: EventFanout = field(default_factory=EventFanout)
     #: MQTT and webhooks (aisp.delivery.DeliveryService), once started
     delivery: Any = None
+    #: the Ray cluster (an ``aisp.api.cluster_port.ClusterPort``) when AISP_RAY_ADDRESS is set
+    cluster: Any = None
     started_at: float = 0.0
     started_wall: float = field(default_factory=time.time)
     #: component -> "pending" | "running" | "done" | "failed" | "skipped"
@@ -156,7 +158,8 @@ class AppContext:
                 self.errors.pop(name, None)
 
     def pending(self) -> list[str]:
-        return [n for n in READY_GATES if self.components.get(n) not in ("done", "skipped")]
+        gates = (*READY_GATES, "cluster") if self.cluster is not None else READY_GATES
+        return [n for n in gates if self.components.get(n) not in ("done", "skipped")]
 
     def is_ready(self) -> bool:
         return not self.pending()

@@ -74,6 +74,7 @@ class Lifecycle:
                 self._prewarm_thread.start()
             for name, fn in (
                 ("store", self._open_store),
+                *((("cluster", self._open_cluster),) if self.ctx.cluster is not None else ()),
                 ("engine", self._start_engine),
                 ("delivery", self._start_delivery),
                 ("streams", self._restore_streams),
@@ -136,6 +137,12 @@ class Lifecycle:
         self.ctx.runtime = runtime = self.ctx.require_runtime().with_store(store)
         runtime.events.subscribe("store", store.event_writer.submit)  # discrete events, batched
         self.ctx.store = store
+        return "done"
+
+    def _open_cluster(self) -> str:
+        """Ray (AISP_RAY_ADDRESS): connect, refuse SQLite across nodes, start the cluster's parts.
+        A cluster that cannot be reached fails this step; /ready says why."""
+        self.ctx.cluster.open(self.ctx)
         return "done"
 
     def _start_engine(self) -> str:
@@ -219,6 +226,8 @@ class Lifecycle:
         steps.append(("inference", lambda: ctx.inference.shutdown()))
         if ctx.delivery is not None:
             steps.append(("delivery", lambda: ctx.delivery.close(timeout=min(5.0, left() / 3))))
+        if ctx.cluster is not None:  # before the store: the cluster's parts may still write to it
+            steps.append(("cluster", ctx.cluster.close))
         runtime = ctx.runtime
         if runtime is not None:  # streams (drained), models, store (buffered events written)
             steps.append(("runtime", lambda: runtime.close(timeout=left())))

@@ -1,0 +1,164 @@
+"""Joining (or starting) a Ray cluster, from ``AISP_RAY_ADDRESS``, and what the driver sees of it.
+
+``AISP_RAY_ADDRESS``:
+
+- empty: no Ray. Nothing under :mod:`aisp.cluster` is imported and Ray is never imported.
+- ``local``: start a one-node Ray in this process (``ray.init``) with ``stream_slot`` resources.
+- ``auto``, ``host:port`` or ``ray://host:port``: join that cluster (``ray start --head`` ...).
+
+Everything AISP places on the cluster lives in the ``aisp`` namespace. A cluster of more than one
+node needs one database that every node reaches: :func:`check_store` refuses SQLite there, with an
+error that names ``AISP_DATABASE_URL``.
+
+Each node builds its own services from the driver's :class:`~aisp.settings.Settings` (see
+:func:`worker_settings`), never from process globals of the driver.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aisp._lazy import require
+from aisp.errors import ConfigError
+from aisp.settings import Settings
+
+__all__ = [
+    "NAMESPACE",
+    "STREAM_SLOT",
+    "NodeInfo",
+    "RayConnection",
+    "check_store",
+    "joins_cluster",
+    "local_stream_slots",
+    "worker_settings",
+]
+
+log = logging.getLogger("aisp.cluster")
+
+#: the Ray namespace of every named actor and deployment of AISP
+NAMESPACE = "aisp"
+#: the custom resource one stream actor takes: a node declares how many streams it runs
+STREAM_SLOT = "stream_slot"
+#: streams per core a local Ray declares by default (a 2-core machine runs ~6 camera streams)
+_STREAMS_PER_CORE = 3
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """One Ray node as ``GET /api/cluster`` shows it (streams and tasks are added there)."""
+
+    node_id: str
+    address: str
+    alive: bool
+    resources: dict[str, float] = field(default_factory=dict)
+    is_head: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"node_id": self.node_id, "address": self.address, "alive": self.alive,
+                "resources": dict(self.resources), "is_head": self.is_head}
+
+
+def joins_cluster(settings: Settings) -> bool:
+    """True when the address joins a cluster that may have other machines (not ``local``)."""
+    return settings.ray_address not in ("", "local")
+
+
+def _is_sqlite(settings: Settings) -> bool:
+    return settings.resolved_database_url.startswith("sqlite")
+
+
+def check_store(settings: Settings, *, alive_nodes: int | None = None) -> None:
+    """Refuse SQLite in multi-node mode: when joining a cluster, or when more than one node is alive.
+
+    Every node writes events and task progress to the one database; a SQLite file on the driver's
+    disk is not reachable from the others.
+    """
+    if not settings.ray_address or not _is_sqlite(settings):
+        return
+    if joins_cluster(settings) or (alive_nodes or 0) > 1:
+        why = (f"{alive_nodes} nodes are alive" if (alive_nodes or 0) > 1
+               else f"AISP_RAY_ADDRESS={settings.ray_address!r} joins a cluster")
+        raise ConfigError(
+            f"multi-node mode needs a shared database ({why}), and SQLite is a file on one machine: "
+            "set AISP_DATABASE_URL to a PostgreSQL URL every node can reach "
+            "(postgresql+psycopg://user:pass@host/db), or use AISP_RAY_ADDRESS=local on one machine.",
+            field="database_url",
+            value="sqlite",
+            expected="a PostgreSQL URL when AISP_RAY_ADDRESS joins a cluster",
+        )
+
+
+def local_stream_slots(settings: Settings, cpus: int) -> int:
+    return settings.ray_stream_slots or max(1, cpus) * _STREAMS_PER_CORE
+
+
+def worker_settings(settings: Settings, **overrides: Any) -> Settings:
+    """The settings a node builds its services from: the driver's, without Ray (a node never joins
+    a cluster itself), plus ``overrides``. Ray pickles the returned object to the node."""
+    return settings.model_copy(update={"ray_address": "", **overrides})
+
+
+class RayConnection:
+    """This process's connection to the cluster (``ray.init``); :meth:`close` disconnects.
+
+    Only one exists per process (Ray's driver is process-global). When Ray is already initialised
+    (a test that started a ``ray.cluster_utils.Cluster`` and connected), that connection is reused
+    and :meth:`close` leaves it open.
+    """
+
+    def __init__(self, settings: Settings, *, owned: bool, connect_s: float) -> None:
+        self.settings = settings
+        self.owned = owned
+        self.connect_s = connect_s
+
+    @classmethod
+    def connect(cls, settings: Settings) -> RayConnection:
+        if not settings.ray_address:
+            raise ConfigError("AISP_RAY_ADDRESS is empty: there is no cluster to connect to",
+                              field="ray_address", value="", expected="local, auto, host:port or ray://host:port")
+        ray = require("ray")
+        started = time.perf_counter()
+        if ray.is_initialized():
+            conn = cls(settings, owned=False, connect_s=0.0)
+        else:
+            kwargs: dict[str, Any] = {"namespace": NAMESPACE, "log_to_driver": False,
+                                      "configure_logging": False}
+            if settings.ray_address == "local":
+                cpus = os.cpu_count() or 1
+                kwargs.update(num_cpus=cpus, include_dashboard=False,
+                              resources={STREAM_SLOT: local_stream_slots(settings, cpus)})
+            else:
+                kwargs["address"] = settings.ray_address
+            ray.init(**kwargs)
+            conn = cls(settings, owned=True, connect_s=time.perf_counter() - started)
+        check_store(settings, alive_nodes=sum(1 for n in conn.nodes() if n.alive))
+        log.info("ray: connected to %s in %.1f s (%d nodes alive)",
+                 settings.ray_address, conn.connect_s, sum(1 for n in conn.nodes() if n.alive))
+        return conn
+
+    def nodes(self) -> list[NodeInfo]:
+        """Every node Ray knows (dead ones too, with ``alive`` false), head first."""
+        ray = require("ray")
+        out = []
+        for n in ray.nodes():
+            resources = {k: float(v) for k, v in (n.get("Resources") or {}).items()
+                         if not k.startswith("node:")}
+            out.append(NodeInfo(
+                node_id=n["NodeID"],
+                address=str(n.get("NodeManagerAddress", "")),
+                alive=bool(n.get("Alive")),
+                resources=resources,
+                is_head=any(k == "node:__internal_head__" for k in (n.get("Resources") or {})),
+            ))
+        return sorted(out, key=lambda n: (not n.is_head, not n.alive, n.node_id))
+
+    def close(self) -> None:
+        if self.owned:
+            ray = require("ray")
+            if ray.is_initialized():
+                ray.shutdown()
+            self.owned = False
