@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,3 +62,48 @@ def _isolate_process_defaults() -> Iterator[None]:
         from aisp.runtime import reset_default_runtime
 
         reset_default_runtime()
+
+
+# --- PostgreSQL: one throwaway server per session (tests/store/pg.py), a fresh schema per test
+
+@pytest.fixture(scope="session")
+def pg_base_url() -> Iterator[str | None]:
+    url = os.environ.get("AISP_TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    from tests.store.pg import start_postgres, stop_postgres
+
+    env = start_postgres()
+    try:
+        yield env["AISP_TEST_POSTGRES_URL"] if env else None
+    finally:
+        if env:
+            stop_postgres(env)
+
+
+def _schema_url(base: str, schema: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def pg_url(pg_base_url: str | None) -> Iterator[str]:
+    """A PostgreSQL URL whose connections see only a fresh, empty schema."""
+    require_service(pg_base_url is not None, "PostgreSQL not available (AISP_TEST_POSTGRES_URL unset, "
+                                             ".ci/start-postgres.sh failed)")
+    assert pg_base_url is not None
+    from sqlalchemy import create_engine, text
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(pg_base_url)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        yield _schema_url(pg_base_url, schema)
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    finally:
+        admin.dispose()
