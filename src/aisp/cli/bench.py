@@ -19,7 +19,8 @@ from aisp.cli._common import settings_from_context
 if TYPE_CHECKING:
     from aisp.settings import Settings
 
-AREAS = ("cache", "models", "pipeline", "api", "store", "security", "delivery", "events", "outputs")
+AREAS = ("cache", "models", "pipeline", "api", "store", "security", "delivery", "events", "outputs",
+         "cluster")
 
 app = typer.Typer(help="Benchmarks; each prints JSON to stdout.", no_args_is_help=True)
 
