@@ -12,16 +12,16 @@ from aisp.store.tables import Base
 
 
 def test_open_migrates_to_head_and_is_idempotent(db_url, settings):
-    assert head_revision() == "0003"
+    assert head_revision() == "0004"
     db = Database(db_url)
     try:
         assert current_revision(db) is None
-        assert upgrade(db) == (None, "0003")
-        assert upgrade(db) == ("0003", "0003")
+        assert upgrade(db) == (None, "0004")
+        assert upgrade(db) == ("0004", "0004")
     finally:
         db.dispose()
     with Store(db_url, settings=settings) as store:
-        assert store.revision() == "0003"
+        assert store.revision() == "0004"
         assert store.status()["reachable"] is True
 
 
