@@ -207,6 +207,7 @@ class CheckpointSink(Sink):
     def __init__(self, ledger: StreamLedger, windows: Any = None) -> None:
         self._ledger = ledger
         self._windows = windows  # the stream's EventSink (flushed when a checkpoint is due)
+        self.closed_at: float | None = None
 
     def write(self, result: FrameResult) -> None:
         due = self._ledger.due()
@@ -215,6 +216,8 @@ class CheckpointSink(Sink):
 
     def close(self) -> None:
         """The stream ended (the event sink before this one emitted its last window): seal it all."""
+        if self.closed_at is None:
+            self.closed_at = time.monotonic()
         self._ledger.seal()
 
     def __repr__(self) -> str:

@@ -80,6 +80,18 @@ class _RemoteLatest:
         self._base = 0  # added to the actor's seq: the seq handed out before its last restart
         self._top = 0  # the highest seq handed out
 
+    @property
+    def incarnation(self) -> str | None:
+        """The actor incarnation the last answer came from (a new one after each restart)."""
+        with self._lock:
+            return self._incarnation
+
+    @property
+    def top(self) -> int:
+        """The highest sequence number handed out so far."""
+        with self._lock:
+            return self._top
+
     def wait_next(self, after_seq: int = 0, timeout: float | None = None) -> tuple[int, Any] | None:
         import ray
         from ray.exceptions import GetTimeoutError, RayError

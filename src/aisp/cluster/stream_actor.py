@@ -149,9 +149,12 @@ class StreamActor:
         start = 0 if source.live else position
         windows = EventSink(self.ledger, stream_id=self.stream_id,
                             window_seconds=self.settings.event_window_seconds)
-        sinks = [windows, CheckpointSink(self.ledger, windows)]
+        self._checkpoint = CheckpointSink(self.ledger, windows)
+        sinks = [windows, self._checkpoint]
         spec_obj = StreamSpec(**{**fields, "source": source, "start_frame": start})
-        return self.runtime.engine.add_stream(spec_obj, sinks=sinks, start=True)
+        stream = self.runtime.engine.add_stream(spec_obj, sinks=sinks)  # loads the models
+        self._started_at = time.monotonic()
+        return self.runtime.engine.start_stream(stream.id)
 
     # --- what the API reads -----------------------------------------------------------------
     def info(self) -> dict[str, Any]:
@@ -194,6 +197,17 @@ class StreamActor:
 
     def ping(self) -> str:
         return self.node_id
+
+    def wait_done(self, timeout: float) -> dict[str, Any]:
+        """Wait (at most ``timeout`` s) for a finite stream to end: ``state``, ``frames`` emitted and
+        ``seconds`` from its start to its last frame (the benchmarks' figure)."""
+        stream = self.stream
+        if stream is None:
+            return {"state": "failed", "frames": 0, "seconds": 0.0}
+        stream.wait(timeout)
+        ended = self._checkpoint.closed_at or time.monotonic()
+        return {"state": stream.state, "frames": stream.stats.snapshot().frames_out,
+                "seconds": ended - self._started_at}
 
     # --- changes ------------------------------------------------------------------------------
     def set_zones(self, zones: list[dict[str, Any]], lines: list[dict[str, Any]], spec: dict[str, Any]
