@@ -178,6 +178,20 @@ def test_streams_spread_over_nodes_and_move_when_a_node_dies(ray_cluster, pg_url
             ray_cluster.add_node(**NODE_ARGS)  # three nodes again for the next test
             ray_cluster.wait_for_nodes()
 
+        # video outputs are not available on the cluster: a clear 400, nothing placed
+        r = client.post("/api/streams", json={"id": "out-1", "source": "demo:live", "models": ["fake"],
+                                              "output": {"hls": True}})
+        assert r.status_code == 400 and r.json()["error"]["details"]["field"] == "output", r.text
+        assert "out-1" not in {e["name"][7:] for e in ray.util.list_named_actors(all_namespaces=True)}
+
+        # zones reach the actor: the stream restarts there with tracking on
+        door = {"name": "door", "polygon": [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9]], "relative": True}
+        body = {"zones": [door], "lines": []}
+        r = client.put(f"/api/streams/{ids[2]}/zones", json=body)
+        assert r.status_code == 200 and r.json()["track"] is True and r.json()["zones"][0]["name"] == "door"
+        info = client.cluster.streams.info(ids[2])
+        assert info["spec"]["track"] is True and info["spec"]["zones"][0]["name"] == "door"
+
         # the API's stop and delete remove the actors; the definitions follow the user
         r = client.post(f"/api/streams/{ids[0]}/stop")
         assert r.status_code == 200 and r.json()["state"] == "stopped" and r.json()["node_id"] is None, r.text

@@ -13,7 +13,7 @@ On a cluster (``ctx.cluster.streams`` set, see :class:`~aisp.api.cluster_port.Cl
 the persisted streams run as actors on the cluster's nodes instead of the local engine: the
 manager saves the definition and desired state in the store as usual, then asks the cluster to
 apply it, and reads the stream through the cluster's view (same surface as a local stream, plus
-``node_id``). Video outputs (push, HLS, recording) are not available there (422/409). The demo
+``node_id``). Video outputs (push, HLS, recording) are not available there (400/409). The demo
 stream, never persisted, stays on this machine.
 
 A stream's source passes the source policy when it is defined (403 ``SOURCE_NOT_ALLOWED``) and
@@ -131,8 +131,11 @@ class StreamManager:
 
     def _describe_remote(self, stream_id: str, spec: dict[str, Any]) -> dict[str, Any]:
         """A stream on the cluster: its definition from here, its state from its actor."""
+        from aisp.pipeline.zones import parse_lines, parse_zones
+
         info = self._cluster().info(stream_id)
-        zones, lines = spec.get("zones") or [], spec.get("lines") or []
+        zones = [z.to_dict() for z in parse_zones(spec.get("zones") or [])]
+        lines = [ln.to_dict() for ln in parse_lines(spec.get("lines") or [])]
         error = info.get("last_error")
         return {
             **{k: spec.get(k) for k in _SPEC_FIELDS},
