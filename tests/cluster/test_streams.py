@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +24,8 @@ from tests.api.test_streams_tasks import make_video
 from tests.cluster.conftest import NODE_ARGS, ray
 
 MOVE_BUDGET_S = 5.0
+
+log = logging.getLogger("tests.cluster")
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, step: float = 0.05) -> Any:
@@ -173,10 +176,15 @@ def test_streams_spread_over_nodes_and_move_when_a_node_dies(ray_cluster, pg_url
             assert new_node in {n["NodeID"] for n in ray.nodes() if n["Alive"]}
             assert viewer.messages[-1]["seq"] > seq_before
             assert took < MOVE_BUDGET_S, f"the stream ran again {took:.1f} s after its node was removed"
+            log.info("stream %s: first result on its new node %.2f s after its node was removed", moved, took)
         finally:
             viewer.stop()
             ray_cluster.add_node(**NODE_ARGS)  # three nodes again for the next test
             ray_cluster.wait_for_nodes()
+
+        supervisor = client.cluster.streams.supervisor
+        wait_for(lambda: supervisor.passes >= 2, 10, "two supervisor passes")
+        log.info("supervisor: %d passes, the last took %.1f ms", supervisor.passes, supervisor.last_pass_ms)
 
         # video outputs are not available on the cluster: a clear 400, nothing placed
         r = client.post("/api/streams", json={"id": "out-1", "source": "demo:live", "models": ["fake"],
