@@ -50,7 +50,8 @@ def kill_stream_actors() -> None:
 
 
 @contextmanager
-def cluster_api(ray_cluster: Any, pg_url: str, data_dir: Path, **overrides: Any) -> Iterator[Any]:
+def cluster_api(ray_cluster: Any, pg_url: str, data_dir: Path, *, keep_streams: bool = False,
+                **overrides: Any) -> Iterator[Any]:
     from aisp.api import create_app
     from aisp.cluster import ClusterService
     from aisp.settings import load_settings, set_settings
@@ -59,7 +60,7 @@ def cluster_api(ray_cluster: Any, pg_url: str, data_dir: Path, **overrides: Any)
                              ray_address=ray_cluster.address, media_dirs=[str(data_dir.parent)],
                              drain_timeout_seconds=5.0, snapshot_interval_seconds=3600.0, **overrides)
     set_settings(settings)
-    cluster = ClusterService(settings, keep_streams=False, interval=1.0, checkpoint_interval=0.25)
+    cluster = ClusterService(settings, keep_streams=keep_streams, interval=1.0, checkpoint_interval=0.25)
     app = create_app(settings, cluster=cluster)
     try:
         with local_client(app, raise_server_exceptions=False) as client:
@@ -73,7 +74,8 @@ def cluster_api(ray_cluster: Any, pg_url: str, data_dir: Path, **overrides: Any)
             yield client
     finally:
         set_settings(None)
-        kill_stream_actors()  # what a failed test left running
+        if not keep_streams:
+            kill_stream_actors()  # what a failed test left running
 
 
 def node_of(client: Any, sid: str) -> str | None:
@@ -256,3 +258,23 @@ def test_a_file_stream_resumes_on_another_node_without_doubling_or_skipping(ray_
             assert sum(w.detections for w in windows) == local.detections
     finally:
         ray.kill(holder)
+
+
+def test_stream_actors_outlive_the_api_and_a_new_api_finds_them(ray_cluster, pg_url, tmp_path):
+    try:
+        with cluster_api(ray_cluster, pg_url, tmp_path / "data", keep_streams=True) as client:
+            r = client.post("/api/streams", json={"id": "keep-1", "source": "demo:live", "models": ["fake"],
+                                                  "max_fps": 5})
+            assert r.status_code == 201, r.text
+            first = client.cluster.streams.info("keep-1")
+        # the API is gone; the detached actor runs on
+        handle = ray.get_actor("stream:keep-1", namespace="aisp")
+        assert ray.get(handle.info.remote(), timeout=10)["incarnation"] == first["incarnation"]
+        with cluster_api(ray_cluster, pg_url, tmp_path / "data") as client:
+            body = client.get("/api/streams/keep-1").json()
+            assert body["node_id"] == first["node_id"]
+            again = client.cluster.streams.info("keep-1")
+            assert again["incarnation"] == first["incarnation"]  # found, not recreated
+            wait_for(lambda: client.get("/api/streams/keep-1").json()["state"] == "running", 30, "running")
+    finally:
+        kill_stream_actors()

@@ -66,12 +66,15 @@ class StreamLedger:
     """Pending events and summaries of one stream, sealed into batches on the sink thread at a
     checkpoint, and committed by a thread of its own (see the module docstring).
 
-    ``position``/``frames`` start where the stored checkpoint left off (a resumed stream).
+    ``position``/``frames`` start where the stored checkpoint left off (a resumed stream). ``step``
+    is the stream's ``every``: after frame F the next frame it emits is F + step, so that a resumed
+    stream keeps the frames a single run would have picked.
     """
 
     def __init__(self, commit: Commit, *, position: int = 0, frames: int = 0, interval: float = 0.5,
-                 retry_max: float = 5.0) -> None:
+                 retry_max: float = 5.0, step: int = 1) -> None:
         self._commit = commit
+        self._step = max(1, int(step))
         self._interval = interval
         self._retry_max = retry_max
         self._cond = threading.Condition(threading.RLock())  # frame_done's seal submits under it
@@ -124,7 +127,8 @@ class StreamLedger:
                 ids = {id(e) for e in ready}
                 self._events = [e for e in self._events if id(e) not in ids]
             summaries, self._summaries = self._summaries, []
-            self._sealed.append(Batch(None if done is None else done + 1, self._frames, ready, summaries))
+            self._sealed.append(Batch(None if done is None else done + self._step, self._frames, ready,
+                                      summaries))
             self._sealed_at = time.monotonic()
             self._cond.notify_all()
 

@@ -123,7 +123,7 @@ class StreamActor:
             store.stream_positions.clear(self.stream_id)
         self.spec = spec
         self.ledger = StreamLedger(self._commit, position=position, frames=frames,
-                                   interval=checkpoint_interval)
+                                   interval=checkpoint_interval, step=int(spec.get("every") or 1))
         bus.ledger = self.ledger
         try:
             self.stream = self._add(spec, position)
