@@ -105,9 +105,12 @@ class _RemoteLatest:
             return None
         try:
             got = ray.get(getattr(handle, self._method).remote(local, wait, incarnation), timeout=wait + 2.0)
-        except (GetTimeoutError, RayError) as exc:  # the actor is moving to another node
-            log.debug("stream %s: %s waiting: %s", self._owner.stream_id, self._method, type(exc).__name__)
+        except GetTimeoutError:  # the actor is moving to another node: the wait was the timeout
+            return None
+        except RayError as exc:  # it died for good, or the call failed: look again, without spinning
+            log.debug("stream %s: %s failed: %s", self._owner.stream_id, self._method, type(exc).__name__)
             self._owner.forget_handle(exc)
+            time.sleep(min(wait, 0.2))
             return None
         new_incarnation, seq, value = got
         with self._lock:
