@@ -179,6 +179,10 @@ def test_streams_spread_over_nodes_and_move_when_a_node_dies(ray_cluster, pg_url
             assert viewer.messages[-1]["seq"] > seq_before
             assert took < MOVE_BUDGET_S, f"the stream ran again {took:.1f} s after its node was removed"
             log.info("stream %s: first result on its new node %.2f s after its node was removed", moved, took)
+            # the MJPEG view (the object the route reads) gives the new node's JPEGs, on demand
+            seq, jpeg = wait_for(lambda: client.cluster.streams.view(moved).mjpeg.wait_next(0, 1.0), 10,
+                                 "a JPEG of the moved stream")
+            assert jpeg[:2] == b"\xff\xd8" and seq > 0
         finally:
             viewer.stop()
             ray_cluster.add_node(**NODE_ARGS)  # three nodes again for the next test
