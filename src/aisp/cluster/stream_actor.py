@@ -34,6 +34,7 @@ from typing import Any
 from aisp.cluster.checkpoint import CheckpointSink, LedgerBus, StreamLedger
 from aisp.cluster.connection import NAMESPACE, STREAM_SLOT
 from aisp.errors import NotFoundError
+from aisp.netpolicy import redact_text, redact_url
 from aisp.settings import Settings
 
 __all__ = ["ACTOR_PREFIX", "StreamActor", "actor_name", "stream_actor_options", "stream_settings"]
@@ -128,7 +129,7 @@ class StreamActor:
         try:
             self.stream = self._add(spec, position)
         except Exception as exc:  # the actor stays up and says why (a dead actor would be recreated)
-            self.last_error = getattr(exc, "message", None) or str(exc)
+            self.last_error = redact_text(getattr(exc, "message", None) or str(exc))
             log.error("stream %s: cannot start on node %s: %s", self.stream_id, self.node_id[:8],
                       self.last_error)
         log.info("stream %s on node %s (%s, from frame %d) in %.2f s", self.stream_id, self.node_id[:8],
@@ -164,11 +165,15 @@ class StreamActor:
                 "restored": self.restored, "position": self.ledger.position,
                 "frames_committed": self.ledger.committed_frames}
         if stream is None:
+            spec = {**self.spec, "source": redact_url(str(self.spec.get("source")))}
             return {**base, "state": "failed", "last_error": self.last_error, "stats": {}, "analytics": {},
-                    "spec": self.spec, "seq": 0}
-        return {**base, "state": stream.state, "last_error": stream.last_error,
+                    "spec": spec, "seq": 0}
+        spec = stream.spec.to_dict()
+        spec["source"] = redact_url(str(spec.get("source")))  # no camera password leaves the actor
+        error = stream.last_error
+        return {**base, "state": stream.state, "last_error": None if error is None else redact_text(error),
                 "stats": stream.stats.snapshot().to_dict(), "analytics": stream.analytics_stats(),
-                "spec": stream.spec.to_dict(), "seq": stream.latest.seq}
+                "spec": spec, "seq": stream.latest.seq}
 
     def wait_result(self, after_seq: int, timeout: float, incarnation: str | None = None
                     ) -> tuple[str, int, dict[str, Any] | None]:
