@@ -427,6 +427,11 @@ class Settings(BaseSettings):
         description="`stream_slot` resources a local Ray (`AISP_RAY_ADDRESS=local`) declares; 0 = from the "
         "CPU plan. On `ray start` nodes declare them with `--resources`.",
     )
+    fake_model_cost_ms: float = Field(
+        0.0, ge=0, le=10_000,
+        description="Time the `fake` test model spends per frame (sleeping, like native inference): a known, "
+        "CPU-free cost for tests and benchmarks of the pipeline and the cluster.",
+    )
     clip_max_total_mb: float = Field(
         2048.0, gt=0, description="Clips beyond this total size are deleted, oldest first."
     )

@@ -8,7 +8,8 @@ every route works on this machine alone.
 
 Each part is None until the service has it:
 
-- ``streams``: streams run as Ray actors (the stream manager places them there);
+- ``streams``: streams run as Ray actors (the stream manager places them there;
+  :class:`ClusterStreamsPort`);
 - ``tasks``: batch tasks split over the nodes;
 - ``frames``: ``POST /api/frames/process`` served by a Ray Serve deployment.
 """
@@ -20,7 +21,38 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from aisp.api.context import AppContext
 
-__all__ = ["ClusterPort"]
+__all__ = ["ClusterPort", "ClusterStreamsPort"]
+
+
+class ClusterStreamsPort(Protocol):
+    """``ClusterPort.streams``: streams run as actors on the cluster's nodes.
+
+    The store holds each stream's definition and desired state, as on one machine; the stream
+    manager saves it there, then calls :meth:`apply` to make the cluster match. What the routers
+    read of a stream (``state``, ``last_error``, ``done``, ``stats.snapshot()``,
+    ``analytics_stats()``, ``spec``, ``latest``/``mjpeg`` with ``wait_next(seq, timeout)``,
+    ``node_id``) comes from :meth:`view`.
+    """
+
+    def apply(self, stream_id: str, *, fresh: bool = False) -> None:
+        """Match the stored definition now: an actor if it should run (``fresh``: started again from
+        frame 0), none if it is stopped or deleted. Returns once the actor answers."""
+
+    def view(self, stream_id: str) -> Any:
+        """The stream as the routers read it (one object per stream; follows the actor's moves)."""
+
+    def info(self, stream_id: str) -> dict[str, Any]:
+        """``state``, ``last_error``, ``stats``, ``analytics``, ``spec`` and ``node_id`` in one call."""
+
+    def set_zones(self, stream_id: str, zones: list[dict[str, Any]], lines: list[dict[str, Any]],
+                  spec: dict[str, Any]) -> None:
+        """Apply new zones and lines to the running stream (the store already has them)."""
+
+    def reconcile(self) -> dict[str, list[str]]:
+        """One pass of the supervisor over every stream: ``{"created": [...], "removed": [...]}``."""
+
+    def close(self) -> None:
+        """Stop the supervisor (and the actors, unless they are kept: the default)."""
 
 
 class ClusterPort(Protocol):

@@ -330,6 +330,8 @@ class StreamOut(BaseModel):
         "(in/out), events (by type) and tracks.",
     )
     video: dict[str, Any] | None = Field(None, description="Encoder, HLS, push and clip statistics.")
+    node_id: str | None = Field(None, description="The cluster node that runs the stream (None on one "
+                                "machine, or while it is stopped).")
 
 
 class StreamListResponse(BaseModel):

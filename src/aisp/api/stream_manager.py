@@ -9,6 +9,13 @@ desired state (``running``/``stopped``), and recreates it on restart. The demo s
 
 A stream that reached a terminal state (stopped, failed) is rebuilt from its spec on ``start``.
 
+On a cluster (``ctx.cluster.streams`` set, see :class:`~aisp.api.cluster_port.ClusterStreamsPort`)
+the persisted streams run as actors on the cluster's nodes instead of the local engine: the
+manager saves the definition and desired state in the store as usual, then asks the cluster to
+apply it, and reads the stream through the cluster's view (same surface as a local stream, plus
+``node_id``). Video outputs (push, HLS, recording) are not available there (400/409). The demo
+stream, never persisted, stays on this machine.
+
 A stream's source passes the source policy when it is defined (403 ``SOURCE_NOT_ALLOWED``) and
 is opened through :func:`aisp.api.sources.api_source`, which checks it again on every
 reconnect. At most ``max_streams`` streams are defined (running or stopped; 409 beyond), restored
@@ -52,6 +59,7 @@ class StreamManager:
         self._lock = threading.RLock()
         self._specs: dict[str, dict[str, Any]] = {}  # streams this manager knows, by id
         self._persisted: set[str] = set()
+        self._remote: set[str] = set()  # streams running as actors on the cluster
 
     @classmethod
     def of(cls, ctx: AppContext) -> StreamManager:
@@ -64,12 +72,19 @@ class StreamManager:
                     ctx._stream_manager = mgr  # type: ignore[attr-defined]
         return mgr
 
+    def _cluster(self) -> Any:
+        """The cluster's streams part (``ClusterStreamsPort``), or None on one machine."""
+        cluster = self.ctx.cluster
+        return None if cluster is None else getattr(cluster, "streams", None)
+
     # --- queries ---------------------------------------------------------------------------
     def ids(self) -> list[str]:
         with self._lock:
             return list(self._specs)
 
     def get(self, stream_id: str) -> Any:
+        if stream_id in self._remote:
+            return self._cluster().view(stream_id)
         engine = self.ctx.require_engine()
         stream = engine.get_stream(stream_id) if stream_id in self._specs else None
         if stream is None:
@@ -83,6 +98,9 @@ class StreamManager:
             specs = [dict(spec) for spec in self._specs.values()]
         out = []
         for spec in specs:
+            if spec["id"] in self._remote:
+                out.append((spec, self._cluster().view(spec["id"])))
+                continue
             try:
                 out.append((spec, engine.get_stream(spec["id"])))
             except NotFoundError:  # removed meanwhile
@@ -92,6 +110,8 @@ class StreamManager:
     def describe(self, stream_id: str) -> dict[str, Any]:
         with self._lock:
             spec = dict(self._specs.get(stream_id) or {})
+        if stream_id in self._remote:
+            return self._describe_remote(stream_id, spec)
         stream = self.get(stream_id)
         return {
             **{k: spec.get(k) for k in _SPEC_FIELDS},
@@ -106,6 +126,31 @@ class StreamManager:
             "last_error": None if stream.last_error is None else redact_text(stream.last_error),
             "stats": {**stream.stats.snapshot().to_dict(), **stream.analytics_stats()},
             "video": self._video_stats(stream_id),
+            "node_id": None,
+        }
+
+    def _describe_remote(self, stream_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+        """A stream on the cluster: its definition from here, its state from its actor."""
+        from aisp.pipeline.zones import parse_lines, parse_zones
+
+        info = self._cluster().info(stream_id)
+        zones = [z.to_dict() for z in parse_zones(spec.get("zones") or [])]
+        lines = [ln.to_dict() for ln in parse_lines(spec.get("lines") or [])]
+        error = info.get("last_error")
+        return {
+            **{k: spec.get(k) for k in _SPEC_FIELDS},
+            "source": redact_url(str(spec.get("source"))),
+            "priority": spec.get("priority") or 0,
+            "every": spec.get("every") or 1,
+            "output": None,
+            "track": bool(spec.get("track")) or bool(zones or lines),
+            "zones": list(zones),
+            "lines": list(lines),
+            "state": info.get("state") or "stopped",
+            "last_error": None if error is None else redact_text(str(error)),
+            "stats": {**(info.get("stats") or {}), **(info.get("analytics") or {})},
+            "video": None,
+            "node_id": info.get("node_id"),
         }
 
     def _video_stats(self, stream_id: str) -> dict[str, Any] | None:
@@ -132,7 +177,11 @@ class StreamManager:
             )
         check_source(self.ctx, str(spec.get("source") or ""))  # 403 before any model is loaded
         spec["models"] = modelops.check_models(spec.get("models") or [], self.ctx.settings.resolved_model_dir)
+        remote = persist and self._cluster() is not None  # the demo (not persisted) runs here
         for key, check in (("output", lambda v: check_output(self.ctx, v)), ("record", check_record)):
+            if key in spec and remote:
+                raise ValidationError(f"{key}: video outputs are not available for streams on a cluster "
+                                      "(AISP_RAY_ADDRESS is set); leave it out", field=key)
             if key in spec:
                 spec[key] = check(spec[key])
         engine = self.ctx.require_engine()
@@ -150,12 +199,17 @@ class StreamManager:
                     "AISP_MAX_STREAMS); delete one first",
                     details={"limit": limit, "setting": "AISP_MAX_STREAMS"},
                 )
-            self._add_to_engine(engine, spec)
+            if remote:
+                self._remote.add(sid)
+            else:
+                self._add_to_engine(engine, spec)
             self._specs[sid] = spec
             if persist and self.ctx.store is not None:
                 self.ctx.store.streams.save(spec, desired_state="running" if start else "stopped")
                 self._persisted.add(sid)
-        if start:
+        if start and remote:
+            self._cluster().apply(sid, fresh=True)
+        elif start:
             self._start(engine, sid)
         log.info(
             "stream %s created (source=%s, models=%s, start=%s)", sid, redact_url(spec["source"]),
@@ -214,6 +268,13 @@ class StreamManager:
         engine.start_stream(sid)
 
     def start(self, stream_id: str) -> dict[str, Any]:
+        if stream_id in self._remote:
+            stream = self.get(stream_id)
+            with self._lock:
+                self._save_state(stream_id, "running")
+                fresh = stream.state not in ("running", "starting", "reconnecting")
+            self._cluster().apply(stream_id, fresh=fresh)
+            return self.describe(stream_id)
         engine = self.ctx.require_engine()
         stream = self.get(stream_id)
         with self._lock:
@@ -223,6 +284,11 @@ class StreamManager:
         return self.describe(stream_id)
 
     def stop(self, stream_id: str) -> dict[str, Any]:
+        if stream_id in self._remote:
+            with self._lock:
+                self._save_state(stream_id, "stopped")
+            self._cluster().apply(stream_id)
+            return self.describe(stream_id)
         engine = self.ctx.require_engine()
         self.get(stream_id)
         with self._lock:
@@ -231,6 +297,16 @@ class StreamManager:
         return self.describe(stream_id)
 
     def delete(self, stream_id: str) -> None:
+        if stream_id in self._remote:
+            with self._lock:
+                self._specs.pop(stream_id, None)
+                self._remote.discard(stream_id)
+                if stream_id in self._persisted and self.ctx.store is not None:
+                    self.ctx.store.streams.delete(stream_id)
+                    self._persisted.discard(stream_id)
+            self._cluster().apply(stream_id)  # no definition: the actor goes, its position too
+            log.info("stream %s deleted", stream_id)
+            return
         engine = self.ctx.require_engine()
         self.get(stream_id)
         with self._lock:
@@ -245,6 +321,9 @@ class StreamManager:
     def set_hls(self, stream_id: str, enabled: bool) -> dict[str, Any]:
         """Allow (and start now) or stop HLS on a stream; persisted with its definition."""
         self.get(stream_id)
+        if stream_id in self._remote:
+            raise ConflictError(f"stream '{stream_id}' runs on a cluster node: HLS is not available there",
+                                details={"stream_id": stream_id})
         with self._lock:
             spec = self._specs[stream_id]
             spec["output"] = {**(spec.get("output") or {"push": None}), "hls": enabled}
@@ -274,7 +353,9 @@ class StreamManager:
             self._specs[stream_id] = spec
             if stream_id in self._persisted and self.ctx.store is not None:
                 self.ctx.store.streams.save(spec)  # the desired state is kept
-            if stream.analytics is not None:
+            if stream_id in self._remote:
+                self._cluster().set_zones(stream_id, zones, lines, spec)
+            elif stream.analytics is not None:
                 stream.spec.zones, stream.spec.lines = parsed_zones, parsed_lines
                 stream.analytics.set_zones(ZoneTracker(parsed_zones, parsed_lines))
             else:
@@ -296,6 +377,8 @@ class StreamManager:
         store = self.ctx.store
         if store is None:
             return 0
+        if self._cluster() is not None:
+            return self._restore_remote()
         count = 0
         for rec in store.streams.list():
             try:
@@ -309,6 +392,23 @@ class StreamManager:
         if count:
             log.info("restored %s stream(s) from the store", count)
         return count
+
+    def _restore_remote(self) -> int:
+        """On a cluster the actors may well be running (they outlive the API): know the definitions,
+        and let the supervisor create the actors that are missing."""
+        assert self.ctx.store is not None
+        records = self.ctx.store.streams.list()
+        with self._lock:
+            for rec in records:
+                spec = {k: rec.spec.get(k) for k in _SPEC_FIELDS if rec.spec.get(k) is not None}
+                spec["id"] = rec.id
+                self._specs[rec.id] = spec
+                self._remote.add(rec.id)
+                self._persisted.add(rec.id)
+        self._cluster().reconcile()
+        if records:
+            log.info("restored %s stream(s) on the cluster", len(records))
+        return len(records)
 
     def ensure_demo(self) -> None:
         if DEMO_STREAM["id"] in self._specs:

@@ -155,6 +155,8 @@ class StreamInfo:
     live: bool | None = None
     last_error: str | None = None
     stats: dict[str, Any] = field(default_factory=dict)
+    #: the cluster node that runs the stream (None on one machine)
+    node_id: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod

@@ -129,7 +129,9 @@ class RayConnection:
                                       "configure_logging": False}
             if settings.ray_address == "local":
                 cpus = os.cpu_count() or 1
-                kwargs.update(num_cpus=cpus, include_dashboard=False,
+                # address="local": a new Ray, never one found running on this machine (ray.init()
+                # without an address joins a cluster another process started)
+                kwargs.update(address="local", num_cpus=cpus, include_dashboard=False,
                               resources={STREAM_SLOT: local_stream_slots(settings, cpus)})
             else:
                 kwargs["address"] = settings.ray_address

@@ -1,8 +1,10 @@
 """``ClusterService``: the API's :class:`~aisp.api.cluster_port.ClusterPort` on Ray.
 
 ``open`` connects (:class:`~aisp.cluster.connection.RayConnection`), refuses SQLite across nodes,
-then starts the parts: stream actors and their supervisor (``streams``), batch tasks split over the
-nodes (``tasks``), and the frames deployment on Ray Serve (``frames``).
+then starts the parts: stream actors and their supervisor (``streams``,
+:class:`~aisp.cluster.streams.ClusterStreams`; needs the store, which holds the streams' desired
+state), batch tasks split over the nodes (``tasks``), and the frames deployment on Ray Serve
+(``frames``).
 """
 
 from __future__ import annotations
@@ -22,8 +24,15 @@ log = logging.getLogger("aisp.cluster")
 
 
 class ClusterService:
-    def __init__(self, settings: Settings) -> None:
+    """``keep_streams`` (default True): stream actors outlive this API process (they are detached;
+    a restarted API finds them). False: :meth:`close` stops and kills them (tests, one-off runs).
+    ``stream_options`` go to :class:`~aisp.cluster.streams.ClusterStreams` (supervisor interval,
+    checkpoint interval)."""
+
+    def __init__(self, settings: Settings, *, keep_streams: bool = True, **stream_options: Any) -> None:
         self.settings = settings
+        self.keep_streams = keep_streams
+        self.stream_options = stream_options
         self.connection: RayConnection | None = None
         self.streams: Any = None
         self.tasks: Any = None
@@ -31,6 +40,14 @@ class ClusterService:
 
     def open(self, ctx: AppContext) -> None:
         self.connection = RayConnection.connect(self.settings)
+        if ctx.store is None:
+            log.warning("cluster: no store, so streams run on this machine (the cluster's streams are "
+                        "defined in the database)")
+        else:
+            from aisp.cluster.streams import ClusterStreams
+
+            self.streams = ClusterStreams(self.settings, ctx.store, keep_on_close=self.keep_streams,
+                                          **self.stream_options).start()
 
     def close(self) -> None:
         for name in ("frames", "tasks", "streams"):
@@ -47,4 +64,9 @@ class ClusterService:
     def describe(self) -> dict[str, Any]:
         if self.connection is None:
             return {"nodes": []}
-        return {"nodes": [{**n.to_dict(), "streams": [], "tasks": []} for n in self.connection.nodes()]}
+        by_node: dict[str, list[str]] = {}
+        if self.streams is not None:
+            for sid, node in sorted(self.streams.placements().items()):
+                by_node.setdefault(node, []).append(sid)
+        return {"nodes": [{**n.to_dict(), "streams": by_node.get(n.node_id, []), "tasks": []}
+                          for n in self.connection.nodes()]}

@@ -66,7 +66,7 @@ def _motion(config: ModelConfig) -> Model:
 
 
 def _fake(config: ModelConfig) -> Model:
-    return FakeModel("fake")
+    return FakeModel("fake", cost_ms=config.fake_cost_ms)
 
 
 def register_builtins() -> None:

@@ -45,6 +45,7 @@ class ModelConfig:
             (``session.intra_op.allow_spinning``); None leaves ONNX Runtime's default (on).
         onnx_session_per_worker: each pipeline worker (instance ``w<i>``) and each API thread gets
             its own ONNX session; False: one session shared by every caller.
+        fake_cost_ms: what the ``fake`` test model spends per frame (``AISP_FAKE_MODEL_COST_MS``).
     """
 
     min_detection_confidence: float = 0.5
@@ -55,6 +56,7 @@ class ModelConfig:
     ort_inter_op_threads: int = 0
     ort_spinning: bool | None = None
     onnx_session_per_worker: bool = False
+    fake_cost_ms: float = 0.0
 
     def __post_init__(self) -> None:
         conf = self.min_detection_confidence
@@ -94,6 +96,7 @@ class ModelConfig:
             ort_inter_op_threads=plan.ort_inter_op_threads,
             ort_spinning=plan.ort_spinning,
             onnx_session_per_worker=plan.ort_session_per_worker,
+            fake_cost_ms=settings.fake_model_cost_ms,
         )
 
 

@@ -175,19 +175,22 @@ def build(
     store: bool = True,
     store_factory: StoreFactory | None = None,
     clock: Callable[[], float] = time.monotonic,
+    events: EventBus | None = None,
 ) -> Runtime:
     """Build every service from ``settings`` (default: ``load_settings()``, the environment).
 
     ``store=False`` builds no store (``runtime.store`` is None); ``store_factory(url)`` replaces
-    :class:`aisp.store.Store`. The store is built, not opened: ``runtime.store.open()`` connects and
-    migrates, so the caller decides when (the server does it on its start-up thread).
+    :class:`aisp.store.Store`; ``events`` replaces the runtime's :class:`EventBus` (a stream actor
+    on a cluster hands in one that also records each event for its checkpoint). The store is built,
+    not opened: ``runtime.store.open()`` connects and migrates, so the caller decides when (the
+    server does it on its start-up thread).
     """
     settings = settings if settings is not None else load_settings()
     plan = plan_from_settings(settings)
     apply_opencv_threads(plan.opencv_threads)
     cache = ModelCache.from_settings(settings)
     models = ModelRegistry(cache, ModelConfig.from_settings(settings, plan))
-    bus = EventBus()
+    bus = events if events is not None else EventBus()
     snapshots = make_snapshot_writer(settings, bus)
     engine = Engine(settings, models.load_instance, clock, events=bus, snapshots=snapshots, plan=plan)
     the_store = make_store(settings, store_factory) if store else None

@@ -19,6 +19,7 @@ from aisp.store.migrate import current_revision, head_revision, upgrade
 from aisp.store.retention import RetentionResult, RetentionWorker
 from aisp.store.snapshots import METRICS, SnapshotPoint, SnapshotRepository, Snapshotter
 from aisp.store.store import Store
+from aisp.store.stream_positions import StreamPosition, StreamPositionRepository
 from aisp.store.stream_repo import StreamRecord, StreamRepository
 from aisp.store.task_repo import TASK_STATES, TaskRecord, TaskRepository
 from aisp.store.webhook_repo import DELIVERY_STATES, DeliveryRecord, WebhookRecord, WebhookRepository
@@ -38,6 +39,8 @@ __all__ = [
     "TASK_STATES",
     "StreamRecord",
     "StreamRepository",
+    "StreamPosition",
+    "StreamPositionRepository",
     "EventSummary",
     "EventRepository",
     "EventWriter",

@@ -1,7 +1,8 @@
 """Discrete events (table ``events``): what :class:`aisp.events.Event` producers published.
 
 Writes go through an :class:`~aisp.store.events.EventWriter` (batched, on its own thread, never
-on the frame path; the store subscribes it to the runtime's event bus). Reads:
+on the frame path; the store subscribes it to the runtime's event bus); they skip an id already
+stored (:func:`insert_events`), so a retried batch is written once. Reads:
 
 - :meth:`EventRecordRepository.query` filters by stream, label, type and a time range, newest
   first, and pages with an opaque cursor (the ``(time, id)`` of the last row returned), so a page
@@ -18,14 +19,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select
+from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy.orm import Session
 
 from aisp.errors import ValidationError
 from aisp.events import Event
 from aisp.store.db import Database
 from aisp.store.tables import EventRow
 
-__all__ = ["EventPage", "EventRecordRepository", "coerce_event", "decode_cursor", "encode_cursor"]
+__all__ = ["EventPage", "EventRecordRepository", "coerce_event", "decode_cursor", "encode_cursor",
+           "insert_events"]
 
 _COLUMNS = ("id", "type", "stream_id", "time", "frame_index", "label", "track_id", "confidence", "box",
             "zone", "direction", "seconds", "state", "snapshot", "message")
@@ -50,6 +53,20 @@ def _row(event: Event) -> dict[str, Any]:
         "zone": event.zone, "direction": event.direction, "seconds": event.seconds, "state": event.state,
         "snapshot": event.snapshot, "message": event.message,
     }
+
+
+def insert_events(session: Session, dialect: str, events: Sequence[Event]) -> int:
+    """Insert ``events`` in ``session``'s transaction, skipping ids already stored: a batch retried
+    after a lost acknowledgement (the commit went through, the answer did not) inserts nothing twice."""
+    if not events:
+        return 0
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    stmt = dialect_insert(EventRow).on_conflict_do_nothing(index_elements=["id"])
+    session.execute(stmt, [_row(e) for e in events])
+    return len(events)
 
 
 def _event(row: EventRow) -> Event:
@@ -90,8 +107,7 @@ class EventRecordRepository:
         if not events:
             return 0
         with self._db.session() as s:
-            s.execute(insert(EventRow), [_row(e) for e in events])
-        return len(events)
+            return insert_events(s, self._db.dialect, events)
 
     def get(self, event_id: str) -> Event | None:
         with self._db.session() as s:

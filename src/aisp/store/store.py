@@ -33,6 +33,7 @@ from aisp.store.keys import KeyRepository
 from aisp.store.migrate import current_revision, head_revision, upgrade
 from aisp.store.retention import RetentionWorker
 from aisp.store.snapshots import SnapshotRepository, Snapshotter
+from aisp.store.stream_positions import StreamPositionRepository
 from aisp.store.stream_repo import StreamRepository
 from aisp.store.task_repo import TaskRepository
 from aisp.store.webhook_repo import WebhookRepository
@@ -64,6 +65,7 @@ class Store:
         self._keys: KeyRepository | None = None
         self._tasks: TaskRepository | None = None
         self._streams: StreamRepository | None = None
+        self._positions: StreamPositionRepository | None = None
         self._event_log: EventRepository | None = None
         self._snapshots: SnapshotRepository | None = None
         self._webhooks: WebhookRepository | None = None
@@ -101,6 +103,7 @@ class Store:
         self._keys = KeyRepository(db, clock=self._clock)
         self._tasks = TaskRepository(db, clock=self._clock)
         self._streams = StreamRepository(db, clock=self._clock)
+        self._positions = StreamPositionRepository(db, clock=self._clock)
         self._event_log = EventRepository(db)
         self._snapshots = SnapshotRepository(db, clock=self._clock)
         self._webhooks = WebhookRepository(db, clock=self._clock)
@@ -177,6 +180,11 @@ class Store:
     @property
     def streams(self) -> StreamRepository:
         return self._need(self._streams)
+
+    @property
+    def stream_positions(self) -> StreamPositionRepository:
+        """Where streams on a cluster resume (committed with their events; ``docs/cluster.md``)."""
+        return self._need(self._positions)
 
     @property
     def events(self) -> EventWriter:

@@ -17,8 +17,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
-    "Base", "ApiKeyRow", "TaskRow", "StreamRow", "EventWindowRow", "EventRow", "SnapshotRow", "WebhookRow",
-    "WebhookDeliveryRow",
+    "Base", "ApiKeyRow", "TaskRow", "StreamRow", "StreamPositionRow", "EventWindowRow", "EventRow",
+    "SnapshotRow", "WebhookRow", "WebhookDeliveryRow",
 ]
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
@@ -70,6 +70,19 @@ class StreamRow(Base):
     spec: Mapped[dict[str, Any]] = mapped_column(JSONType)
     desired_state: Mapped[str] = mapped_column(String(16), default="running")
     created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class StreamPositionRow(Base):
+    """Where a stream resumes (migration 0004): the next frame index of its source, committed in one
+    transaction with the discrete events of the frames before it (see ``stream_positions.py``)."""
+
+    __tablename__ = "stream_positions"
+
+    stream_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger)
+    #: frames emitted so far over every run (a moved stream goes on counting)
+    frames: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[float] = mapped_column(Float)
 
 
