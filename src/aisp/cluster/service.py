@@ -8,6 +8,7 @@ nodes (``tasks``), and the frames deployment on Ray Serve (``frames``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aisp.cluster.connection import RayConnection
@@ -22,8 +23,12 @@ log = logging.getLogger("aisp.cluster")
 
 
 class ClusterService:
-    def __init__(self, settings: Settings) -> None:
+    """``task_setup``: called on each node's task worker before it builds its runtime (register the
+    custom models the tasks use there: a ``register_model`` in the driver does not reach the nodes)."""
+
+    def __init__(self, settings: Settings, *, task_setup: Callable[[], Any] | None = None) -> None:
         self.settings = settings
+        self.task_setup = task_setup
         self.connection: RayConnection | None = None
         self.streams: Any = None
         self.tasks: Any = None
@@ -31,6 +36,10 @@ class ClusterService:
 
     def open(self, ctx: AppContext) -> None:
         self.connection = RayConnection.connect(self.settings)
+        from aisp.cluster.tasks import ClusterTasks
+
+        self.tasks = ClusterTasks(self.settings, setup=self.task_setup)
+        self.tasks.start()  # a worker per node builds its runtime now, not at the first task
 
     def close(self) -> None:
         for name in ("frames", "tasks", "streams"):
@@ -47,4 +56,6 @@ class ClusterService:
     def describe(self) -> dict[str, Any]:
         if self.connection is None:
             return {"nodes": []}
-        return {"nodes": [{**n.to_dict(), "streams": [], "tasks": []} for n in self.connection.nodes()]}
+        tasks = self.tasks.by_node() if self.tasks is not None else {}
+        return {"nodes": [{**n.to_dict(), "streams": [], "tasks": tasks.get(n.node_id, [])}
+                          for n in self.connection.nodes()]}
