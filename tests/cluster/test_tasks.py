@@ -77,8 +77,8 @@ def reference(media: Path, settings: Any, tmp_path_factory: pytest.TempPathFacto
     try:
         with build(settings, store=False) as runtime:
             for model in ("fake", SLOW):
-                summary = runtime.run_job(str(media / "clip.mp4"), [model], events_path=out / f"{model}.jsonl",
-                                          out_video=out / f"{model}.mp4")
+                summary = runtime.run_job(str(media / "clip.mp4"), [model],
+                                          events_path=out / f"{model}.jsonl", out_video=out / f"{model}.mp4")
                 assert summary.error is None and summary.frames == FRAMES
                 refs[model] = _events(out / f"{model}.jsonl")
     finally:
@@ -140,7 +140,7 @@ def test_keyframes_are_read_from_packets_and_ranges_start_at_them(media: Path) -
     ranges = plan_ranges(index, 3)
     assert len(ranges) == 9 and ranges[0].start == 0 and ranges[-1].end is None
     assert all(r.start in index.keyframes for r in ranges)
-    assert all(a.end == b.start for a, b in zip(ranges, ranges[1:]))  # no gap, no overlap
+    assert all(a.end == b.start for a, b in zip(ranges, ranges[1:], strict=False))  # no gap, no overlap
     # every=4 from a resume point off the keyframes: each range's first frame stays on the grid
     grid = plan_ranges(index, 3, start=6, every=4)
     assert grid[0].start == 6 and all((r.first - 6) % 4 == 0 and r.first >= r.start for r in grid)
@@ -197,9 +197,10 @@ def test_a_node_removed_mid_task_loses_and_doubles_nothing(ray_cluster: Any, tas
     _finish(tmp_path)
     assert summary.error is None and summary.frames == FRAMES, summary
     assert summary.cluster["redone"] >= 1, summary.cluster
-    assert victim.node_id not in summary.cluster["nodes"] or summary.cluster["nodes"][victim.node_id] >= 1
+    ranges = summary.cluster["ranges"]
+    assert sum(summary.cluster["nodes"].values()) == ranges  # each range accepted once, wherever it ran
     assert _events(tmp_path / "events.jsonl") == reference[SLOW]
-    assert progress[-1] == FRAMES and progress == sorted(progress) and len(progress) == 1 + summary.cluster["ranges"]
+    assert progress[-1] == FRAMES and progress == sorted(progress) and len(progress) == 1 + ranges
     assert _video_counters(tmp_path / "annotated.mp4") == list(range(FRAMES))
 
 
@@ -276,7 +277,8 @@ def test_api_task_runs_split_with_the_same_json_progress_and_downloads(
             assert ctx.tasks.wait_idle(60)
             body = client.get(f"/api/tasks/{task_id}").json()
             assert body["state"] == "completed", body
-            assert body["progress"] == 100.0 and body["frames_done"] == FRAMES and body["frames_total"] == FRAMES
+            assert body["progress"] == 100.0
+            assert body["frames_done"] == FRAMES and body["frames_total"] == FRAMES
             assert body["result"]["frames"] == FRAMES and body["result"]["cluster"]["ranges"] == 9
             assert body["downloads"] == {"events": f"/api/tasks/{task_id}/events",
                                          "video": f"/api/tasks/{task_id}/video"}

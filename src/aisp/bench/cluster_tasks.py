@@ -147,7 +147,8 @@ def scaling(nodes: list[int] | None = None, *, frames: int = 300, gop: int = 15,
             t0 = time.perf_counter()
             tasks.warm([model])
             warm_s = round(time.perf_counter() - t0, 2)
-            runs = [_run_once(tasks, video, model, tmp / f"out-{n}-{i}", f"bench-{n}-{i}") for i in range(repeats)]
+            runs = [_run_once(tasks, video, model, tmp / f"out-{n}-{i}", f"bench-{n}-{i}")
+                    for i in range(repeats)]
             best = max(runs, key=lambda r: r["fps"])
             result["runs"][n] = {**best, "warm_s": warm_s, "all_fps": [r["fps"] for r in runs]}
             log.info("bench cluster: %d node(s): %.1f task FPS", n, best["fps"])

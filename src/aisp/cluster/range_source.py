@@ -30,8 +30,8 @@ class RangeSource(Source):
         self.inner.decode_threads = self.decode_threads  # the engine sets the plan's on this object
         self.inner.open()
         self.fps = self.inner.fps
-        total = self.inner.total_frames
-        self.total_frames = self.end if total is None else (total if self.end is None else min(total, self.end))
+        total, end = self.inner.total_frames, self.end
+        self.total_frames = end if total is None else (total if end is None else min(total, end))
         self.frames_read = self.inner.frames_read
 
     def seek(self, index: int) -> int:

@@ -244,7 +244,8 @@ class ClusterTasks:
         except ray.exceptions.RayError as exc:  # the worker or its node died: redo elsewhere
             self.pool.drop(worker)
             if run.attempts[r.index] >= MAX_ATTEMPTS:
-                run.error = f"frames {r.start}..{r.end} were lost {MAX_ATTEMPTS} times (nodes or workers died)"
+                run.error = (f"frames {r.start}..{r.end} were lost {MAX_ATTEMPTS} times "
+                             "(nodes or workers died)")
                 return None
             log.warning("task %s: range %d (frames %s..%s) lost on node %s (%s); redone elsewhere",
                         run.task_id, r.index, r.start, r.end, worker.node_id[:12], type(exc).__name__)
