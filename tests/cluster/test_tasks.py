@@ -167,6 +167,29 @@ def test_split_over_three_nodes_matches_a_single_machine_run(tasks: Any, referen
     assert not list(tmp_path.glob("*.part-*")) and not (tmp_path / ".ranges").exists()
 
 
+@pytest.mark.parametrize(("models", "options", "ranges"), [
+    (["fake"], {"every": 3}, 9),  # split; each range keeps the first run's every-3 grid
+    (["motion"], {}, 1),  # stateful (each result depends on every earlier frame): one range
+    (["fake"], {"max_fps": 12.0}, 1),  # which frames max_fps keeps depends on those kept before
+])
+def test_what_is_split_and_what_runs_whole_matches_a_single_machine_run(
+        tasks: Any, settings: Any, media: Path, tmp_path: Path, models: list[str], options: dict[str, Any],
+        ranges: int) -> None:
+    from aisp.runtime import build
+
+    ref = tmp_path / "ref.jsonl"
+    # one worker thread, as on a 1-CPU node: a stateful model on two workers sees frames in the
+    # order the workers reach its lock, which varies from run to run on one machine too
+    with build(settings.model_copy(update={"workers": 1}), store=False) as runtime:
+        runtime.run_job(str(media / "clip.mp4"), models, events_path=ref, **options)
+    out = tmp_path / "task"
+    summary = tasks.run_task("variant", str(media / "clip.mp4"), models, task_dir=out, video=False, **options)
+    _finish(out)
+    assert summary.error is None and summary.cluster["ranges"] == ranges
+    assert _events(out / "events.jsonl") == _events(ref) and summary.frames == len(_events(ref))
+    assert not (out / "annotated.mp4").exists()
+
+
 def test_a_node_removed_mid_task_loses_and_doubles_nothing(ray_cluster: Any, tasks: Any,
                                                            reference: dict[str, Any], media: Path,
                                                            tmp_path: Path) -> None:

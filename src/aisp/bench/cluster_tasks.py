@@ -9,6 +9,12 @@ a node ~1 s) and every worker is warmed (runtime built, models loaded) before it
 Counts above the machine's cores are skipped: a simulated node without a core of its own measures
 contention, not scaling (on 16 cores, ``nodes=[1, 2, 4, 8]`` gives the curve).
 
+``pin=True`` (the default) gives each simulated node a core of its own, as a real 1-CPU node has:
+node ``i`` carries the resource ``aisp_bench_core_<i>`` and its task worker pins every thread of
+its process to that core (:func:`pin_to_node_core`, the worker's setup). Without it, one
+"1-CPU" node's decoder, encoder and model threads spread over every core of the machine and the
+2-vs-1 ratio measures nothing (measured: 0.98x on 2 cores).
+
 The workload: the demo source (a face over a photo), 640x480, H.264 with a keyframe every
 ``gop`` frames, through ``face_detection`` (MediaPipe); ``fake`` when MediaPipe is missing.
 Figures on a machine other programs share (other Ray clusters) are noisy: the dict says so.
@@ -27,7 +33,7 @@ from typing import Any
 from aisp.cpu_budget import detect_cores
 from aisp.settings import load_settings
 
-__all__ = ["GOAL_RATIO", "make_task_video", "scaling"]
+__all__ = ["GOAL_RATIO", "make_task_video", "pin_to_node_core", "scaling"]
 
 log = logging.getLogger("aisp.bench")
 
@@ -74,6 +80,34 @@ def make_task_video(path: Path, frames: int, *, gop: int = 15, size: tuple[int, 
     return path
 
 
+CORE_RESOURCE = "aisp_bench_core_"
+
+
+def pin_to_node_core() -> None:
+    """Pin this process (every thread it has; new ones inherit) to the core its node names in
+    its ``aisp_bench_core_<n>`` resource: the task worker's setup in the benchmark."""
+    import ray
+
+    me = ray.get_runtime_context().get_node_id()
+    for node in ray.nodes():
+        if node["NodeID"] != me:
+            continue
+        for name in node.get("Resources") or {}:
+            if name.startswith(CORE_RESOURCE):
+                core = {int(name[len(CORE_RESOURCE):])}
+                for tid in os.listdir("/proc/self/task"):
+                    try:
+                        os.sched_setaffinity(int(tid), core)
+                    except OSError:  # the thread ended meanwhile
+                        continue
+                log.info("bench: task worker pinned to core %s", core)
+                return
+
+
+def _node_args(i: int, cores: int, pin: bool) -> dict[str, Any]:
+    return {**NODE_ARGS, "resources": {f"{CORE_RESOURCE}{i % cores}": 1}} if pin else dict(NODE_ARGS)
+
+
 def _model() -> str:
     from aisp.models.specs import module_available
 
@@ -104,7 +138,7 @@ def _run_once(tasks: Any, video: Path, model: str, out: Path, task_id: str) -> d
 
 
 def scaling(nodes: list[int] | None = None, *, frames: int = 300, gop: int = 15, model: str | None = None,
-            repeats: int = 1) -> dict[str, Any]:
+            repeats: int = 1, pin: bool = True) -> dict[str, Any]:
     """Task FPS on 1, 2, ... simulated nodes (``num_cpus=1`` each); see the module docstring."""
     import ray
     from ray.cluster_utils import Cluster
@@ -122,7 +156,7 @@ def scaling(nodes: list[int] | None = None, *, frames: int = 300, gop: int = 15,
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     tmp = Path(tempfile.mkdtemp(prefix="aisp-bench-cluster-"))
     result: dict[str, Any] = {"model": model, "frames": frames, "gop": gop, "cores": cores,
-                              "node_cpus": 1, "goal_ratio_2_vs_1": GOAL_RATIO, "runs": {},
+                              "node_cpus": 1, "pinned": pin, "goal_ratio_2_vs_1": GOAL_RATIO, "runs": {},
                               "skipped_nodes": skipped,
                               "note": "simulated nodes share this machine's cores with anything else running "
                                       "(other Ray clusters): figures are noisy"}
@@ -134,14 +168,15 @@ def scaling(nodes: list[int] | None = None, *, frames: int = 300, gop: int = 15,
         result["video_s"] = round(time.perf_counter() - t0, 2)
         settings = load_settings(environ={}, data_dir=tmp / "data", media_dirs=[str(tmp)], workers=1)
         t0 = time.perf_counter()
-        cluster = Cluster(initialize_head=True, head_node_args={**NODE_ARGS, "include_dashboard": False})
+        cluster = Cluster(initialize_head=True, head_node_args={**_node_args(0, cores, pin),
+                                                                "include_dashboard": False})
         ray.init(address=cluster.address, namespace=NAMESPACE, log_to_driver=False)
         result["cluster_start_s"] = round(time.perf_counter() - t0, 2)
-        tasks = ClusterTasks(settings, max_slots=1)
+        tasks = ClusterTasks(settings, max_slots=1, setup=pin_to_node_core if pin else None)
         alive = 1
         for n in counts:
             while alive < n:
-                cluster.add_node(**NODE_ARGS)
+                cluster.add_node(**_node_args(alive, cores, pin))
                 alive += 1
             _wait_nodes(ray, n)
             t0 = time.perf_counter()
