@@ -31,6 +31,11 @@ agree and no frame is written twice.
 tasks older than ``task_retention_days`` are removed the same way by the store's retention sweep.
 
 On shutdown the running tasks are stopped and marked ``interrupted`` (so a retry resumes them).
+
+On a cluster (``AISP_RAY_ADDRESS``; ``ctx.cluster.tasks``, an
+:class:`~aisp.api.cluster_port.ClusterTasksPort`), a video file's frames are split into ranges over
+the nodes instead of running on this machine; the queue, the store updates, cancel, retry and the
+outputs stay here and look the same (docs/cluster.md, "Batch tasks").
 """
 
 from __future__ import annotations

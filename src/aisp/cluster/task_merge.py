@@ -57,6 +57,19 @@ class RangeMerger:
             return sum(r.frames for r in self._accepted.values())
 
     @property
+    def promoted(self) -> int:
+        """How many ranges, from the first, are in the task's outputs."""
+        with self._lock:
+            return self._promoted
+
+    @property
+    def saved_frames(self) -> int:
+        """Frames of the promoted prefix: what the task's outputs hold once folded (an attempt
+        that stops early keeps these; accepted ranges past a gap are redone)."""
+        with self._lock:
+            return sum(self._accepted[i].frames for i in range(self._promoted))
+
+    @property
     def done(self) -> bool:
         with self._lock:
             return self._promoted == self.count

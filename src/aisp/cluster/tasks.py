@@ -78,7 +78,8 @@ class _Run:
     inflight: dict[Any, tuple[FrameRange, Worker]] = field(default_factory=dict)
     attempts: collections.Counter[int] = field(default_factory=collections.Counter)
     by_node: collections.Counter[str] = field(default_factory=collections.Counter)
-    results: list[dict[str, Any]] = field(default_factory=list)
+    #: range index -> its summary, for the accepted ranges
+    results: dict[int, dict[str, Any]] = field(default_factory=dict)
     redone: int = 0
     error: str | None = None
 
@@ -168,7 +169,7 @@ class ClusterTasks:
                 for ref in ready:
                     result = self._collect(run, ref)
                     if result is not None and merger.accept(result):
-                        run.results.append(result.summary)
+                        run.results[result.index] = result.summary
                         run.by_node[result.node_id] += 1
                         if self.on_range is not None:
                             self.on_range(result)
@@ -178,6 +179,7 @@ class ClusterTasks:
         finally:
             self._stop(run, merger)
             merger.close()
+            self._forget(run)
         return self._summary(run, merger, total, time.monotonic() - t0, cancel.is_set())
 
     def warm(self, models: list[str]) -> None:
@@ -278,7 +280,7 @@ class ClusterTasks:
                 result = self._collect(run, ref)
                 run.error = error  # the first error is the task's
                 if result is not None and merger.accept(result):
-                    run.results.append(result.summary)
+                    run.results[result.index] = result.summary
                     run.by_node[result.node_id] += 1
         for r, worker in run.inflight.values():
             self._release(worker)
@@ -286,10 +288,18 @@ class ClusterTasks:
                 self._running.pop((run.run_id, r.index), None)
         run.inflight.clear()
 
+    def _forget(self, run: _Run) -> None:
+        """Drop the attempt's cancel flag on every worker (fire and forget)."""
+        for worker in self.pool.workers():
+            try:
+                worker.actor.forget.options(concurrency_group="control").remote(run.run_id)
+            except Exception:  # noqa: BLE001 - a dead worker holds nothing
+                log.debug("forget of task %s on node %s failed", run.task_id, worker.node_id[:12])
+
     def _summary(self, run: _Run, merger: RangeMerger, total: int, duration: float,
                  cancelled: bool) -> ClusterJobSummary:
-        frames = merger.frames
-        parts = run.results
+        frames = merger.saved_frames  # all of them when every range is done; else the prefix kept
+        parts = [run.results[i] for i in range(merger.promoted)]
         weight = max(1, sum(int(p.get("frames", 0)) for p in parts))
 
         def mean(key: str) -> float:
