@@ -31,6 +31,10 @@ log = logging.getLogger("aisp.cluster")
 
 #: how often :meth:`WorkerPool.sync` asks Ray for the nodes, at most
 SYNC_INTERVAL_S = 0.5
+#: a node whose worker was lost gets no new worker for this long, unless Ray reports it dead
+#: first: Ray may still list a node that just died as alive (its health checks take seconds),
+#: and a worker started there would hold ranges until Ray gives up on it
+LOST_COOLDOWN_S = 30.0
 
 
 @dataclass
@@ -58,6 +62,7 @@ class WorkerPool:
         self._synced_at = 0.0
         self._remote: dict[int, Any] = {}
         self.closed = False
+        self._lost: dict[str, float] = {}  # node id -> when its worker was lost
 
     def _actor_class(self, slots: int) -> Any:
         """``ray.remote(TaskWorker)`` with threads for ``slots`` ranges (one class per slot count)."""
@@ -87,8 +92,9 @@ class WorkerPool:
             for node_id in [n for n in self._workers if n not in alive]:
                 log.warning("task worker of node %s is gone (node dead)", node_id[:12])
                 self._workers.pop(node_id)
+            self._lost = {n: t for n, t in self._lost.items() if n in alive and now - t < LOST_COOLDOWN_S}
             for node_id, slots in alive.items():
-                if node_id not in self._workers:
+                if node_id not in self._workers and node_id not in self._lost:
                     actor = self._actor_class(slots).options(**worker_options(node_id)).remote(
                         self.settings, slots, self.setup)
                     self._workers[node_id] = Worker(node_id, slots, actor)
@@ -96,11 +102,12 @@ class WorkerPool:
             return list(self._workers.values())
 
     def drop(self, worker: Worker) -> None:
-        """Forget a worker whose calls failed (its node died, or its actor did)."""
+        """Forget a worker whose calls failed (its node died, or its actor did); its node gets a
+        new worker after :data:`LOST_COOLDOWN_S` if it is still alive then."""
         with self._lock:
             if self._workers.get(worker.node_id) is worker:
                 self._workers.pop(worker.node_id)
-                self._synced_at = 0.0  # a replacement starts at the next sync if the node lives
+                self._lost[worker.node_id] = time.monotonic()
 
     def workers(self) -> list[Worker]:
         with self._lock:
