@@ -148,7 +148,7 @@ class ClusterTasks:
             raise SourceError(OPEN_FAILED, details={"phase": "open"}) from None
         whole = max_fps is not None or self._stateful(list(models))
         ranges = (single_range(start) if start < index.frames else []) if whole else plan_ranges(
-            index, self.pool.slots(), start=start, every=every, per_worker=self.per_worker)
+            index, max(1, self.pool.slots()), start=start, every=every, per_worker=self.per_worker)
         total = _expected(index.frames, start, every, max_fps, index.fps)
         run = _Run(task_id, uuid.uuid4().hex[:12], ranges, collections.deque(ranges))
         merger = RangeMerger(task_dir, start, len(ranges), [r.start for r in ranges])
@@ -203,8 +203,9 @@ class ClusterTasks:
         raise SourceError("no task worker is alive on the cluster", details={"phase": "open"})
 
     def _acquire(self) -> Worker | None:
+        current = self.pool.sync()  # may ask Ray for the nodes: not under the lock
         with self._lock:
-            workers = [w for w in self.pool.sync() if w.free > 0]
+            workers = [w for w in current if w.free > 0]
             if not workers:
                 return None
             worker = max(workers, key=lambda w: w.free)
