@@ -16,12 +16,16 @@ Each part is None until the service has it:
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from aisp.api.context import AppContext
+    from aisp.pipeline.job import JobSummary
 
-__all__ = ["ClusterPort", "ClusterStreamsPort"]
+__all__ = ["ClusterPort", "ClusterStreamsPort", "ClusterTasksPort"]
 
 
 class ClusterStreamsPort(Protocol):
@@ -53,6 +57,31 @@ class ClusterStreamsPort(Protocol):
 
     def close(self) -> None:
         """Stop the supervisor (and the actors, unless they are kept: the default)."""
+
+class ClusterTasksPort(Protocol):
+    """Batch tasks split over the nodes (``ClusterPort.tasks``); the task runner's side.
+
+    The runner keeps its queue, its store updates, its cancel and retry, and the folding and
+    joining of the outputs; only the running of a task's frames goes to the cluster.
+    """
+
+    def accepts(self, source: str) -> bool:
+        """True when the cluster splits this source (a video file the source policy allows)."""
+
+    def run_task(self, task_id: str, source: str, models: list[str], *, task_dir: Path, start: int = 0,
+                 every: int = 1, max_fps: float | None = None, video: bool = True,
+                 cancel: threading.Event | None = None,
+                 on_progress: Callable[[int, int | None, float], None] | None = None,
+                 stall_timeout: float | None = None) -> JobSummary:
+        """Process frames ``start..`` over the nodes; write this attempt's events part and video
+        segments into ``task_dir`` in frame order, as a local attempt does. ``on_progress`` gets
+        the frames of the finished ranges. Raises ``SourceError`` when the source cannot be read."""
+
+    def by_node(self) -> dict[str, list[str]]:
+        """node id -> ids of the tasks running ranges there."""
+
+    def close(self) -> None:
+        """Stop the workers."""
 
 
 class ClusterPort(Protocol):

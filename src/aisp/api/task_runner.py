@@ -31,6 +31,11 @@ agree and no frame is written twice.
 tasks older than ``task_retention_days`` are removed the same way by the store's retention sweep.
 
 On shutdown the running tasks are stopped and marked ``interrupted`` (so a retry resumes them).
+
+On a cluster (``AISP_RAY_ADDRESS``; ``ctx.cluster.tasks``, an
+:class:`~aisp.api.cluster_port.ClusterTasksPort`), a video file's frames are split into ranges over
+the nodes instead of running on this machine; the queue, the store updates, cancel, retry and the
+outputs stay here and look the same (docs/cluster.md, "Batch tasks").
 """
 
 from __future__ import annotations
@@ -290,8 +295,10 @@ class TaskRunner:
             if params.get("video", True)
             else None
         )
+        split = self._split_runner(rec.source)
         self.store.tasks.start(task_id)
-        log.info("task %s running from source frame %s (%s frames saved before)", task_id, start, kept)
+        log.info("task %s running from source frame %s (%s frames saved before)%s", task_id, start, kept,
+                 " split over the cluster" if split is not None else "")
 
         def on_progress(done: int, total: int | None, fps: float | None) -> None:
             # run_job counts this attempt's frames; the task counts all of them
@@ -300,12 +307,42 @@ class TaskRunner:
             )
 
         stall = self.ctx.settings.task_stall_timeout_seconds
+        try:
+            if split is not None:  # frame ranges on the nodes, merged here in frame order
+                summary = split.run_task(
+                    task_id, rec.source, list(rec.models), task_dir=out, start=start, every=every,
+                    max_fps=params.get("max_fps"), video=bool(params.get("video", True)), cancel=cancel,
+                    on_progress=on_progress, stall_timeout=stall,
+                )
+            else:
+                summary = self._run_here(rec, start, every, events_path, video_path, on_progress, cancel)
+        except Exception as exc:  # noqa: BLE001 - any failure ends the task, with its message
+            fold_events(out)
+            join_video(out)
+            msg = exc.message if isinstance(exc, AISPError) else f"{type(exc).__name__}: {exc}"
+            log.warning("task %s failed: %s", task_id, msg)
+            self.store.tasks.fail(task_id, msg)
+            return
+        self._finish(task_id, out, summary, kept, cancel)
+
+    def _split_runner(self, source: str) -> Any:
+        """The cluster's task runner (:class:`~aisp.api.cluster_port.ClusterTasksPort`) when the
+        app runs on a cluster and splits this source over its nodes; else None (run here)."""
+        cluster = self.ctx.cluster
+        tasks = getattr(cluster, "tasks", None) if cluster is not None else None
+        return tasks if tasks is not None and tasks.accepts(source) else None
+
+    def _run_here(self, rec: Any, start: int, every: int, events_path: Path, video_path: Path | None,
+                  on_progress: Any, cancel: threading.Event) -> Any:
+        """One attempt of the task on this machine's runtime."""
+        params = dict(rec.params or {})
+        stall = self.ctx.settings.task_stall_timeout_seconds
         source = None
         try:
             # a URL of finite media is read like a file; opened here so the engine knows which
             source = api_source(self.ctx, rec.source, finite_ends=True, read_timeout=min(10.0, stall + 2.0))
             source.open()
-            summary = self.ctx.require_runtime().run_job(
+            return self.ctx.require_runtime().run_job(
                 source,
                 list(rec.models),
                 out_video=video_path,
@@ -317,15 +354,13 @@ class TaskRunner:
                 start_frame=start,
                 stall_timeout=stall,
             )
-        except Exception as exc:  # noqa: BLE001 - any failure ends the task, with its message
+        except BaseException:
             if source is not None:
                 source.close()  # idempotent; the engine closes it too once it owns it
-            fold_events(out)
-            join_video(out)
-            msg = exc.message if isinstance(exc, AISPError) else f"{type(exc).__name__}: {exc}"
-            log.warning("task %s failed: %s", task_id, msg)
-            self.store.tasks.fail(task_id, msg)
-            return
+            raise
+
+    def _finish(self, task_id: str, out: Path, summary: Any, kept: int, cancel: threading.Event) -> None:
+        """Fold and join the attempt's outputs; record how the task ended."""
         result = summary.to_dict()
         frames = summary.frames
         done = kept + frames

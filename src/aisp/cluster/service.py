@@ -10,6 +10,7 @@ state), batch tasks split over the nodes (``tasks``), and the frames deployment 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aisp.cluster.connection import RayConnection
@@ -27,12 +28,16 @@ class ClusterService:
     """``keep_streams`` (default True): stream actors outlive this API process (they are detached;
     a restarted API finds them). False: :meth:`close` stops and kills them (tests, one-off runs).
     ``stream_options`` go to :class:`~aisp.cluster.streams.ClusterStreams` (supervisor interval,
-    checkpoint interval)."""
+    checkpoint interval). ``task_setup``: called on each node's task worker before it builds its
+    runtime (register the custom models the tasks use there: a ``register_model`` in the driver
+    does not reach the nodes)."""
 
-    def __init__(self, settings: Settings, *, keep_streams: bool = True, **stream_options: Any) -> None:
+    def __init__(self, settings: Settings, *, keep_streams: bool = True,
+                 task_setup: Callable[[], Any] | None = None, **stream_options: Any) -> None:
         self.settings = settings
         self.keep_streams = keep_streams
         self.stream_options = stream_options
+        self.task_setup = task_setup
         self.connection: RayConnection | None = None
         self.streams: Any = None
         self.tasks: Any = None
@@ -48,6 +53,10 @@ class ClusterService:
 
             self.streams = ClusterStreams(self.settings, ctx.store, keep_on_close=self.keep_streams,
                                           **self.stream_options).start()
+        from aisp.cluster.tasks import ClusterTasks
+
+        self.tasks = ClusterTasks(self.settings, setup=self.task_setup)
+        self.tasks.start()  # a worker per node builds its runtime now, not at the first task
 
     def close(self) -> None:
         for name in ("frames", "tasks", "streams"):
@@ -68,5 +77,7 @@ class ClusterService:
         if self.streams is not None:
             for sid, node in sorted(self.streams.placements().items()):
                 by_node.setdefault(node, []).append(sid)
-        return {"nodes": [{**n.to_dict(), "streams": by_node.get(n.node_id, []), "tasks": []}
+        tasks = self.tasks.by_node() if self.tasks is not None else {}
+        return {"nodes": [{**n.to_dict(), "streams": by_node.get(n.node_id, []),
+                           "tasks": tasks.get(n.node_id, [])}
                           for n in self.connection.nodes()]}

@@ -159,6 +159,14 @@ class PolicySource(Source):
                               details={"phase": "open"})
         return keep
 
+    def seek(self, index: int) -> int:
+        """The inner source's seek: a video file jumps to the keyframe before ``index`` instead of
+        decoding every frame before it (a resumed task, a cluster task's frame range)."""
+        inner = self._inner
+        if inner is None:
+            raise SourceError(f"{self.name}: source is not open", source=self.name, details={"phase": "read"})
+        return inner.seek(index)
+
     def read(self) -> SourceFrame | None:
         inner = self._inner
         if inner is None:
