@@ -10,7 +10,11 @@ Each part is None until the service has it:
 
 - ``streams``: streams run as Ray actors (the stream manager places them there);
 - ``tasks``: batch tasks split over the nodes;
-- ``frames``: ``POST /api/frames/process`` served by a Ray Serve deployment.
+- ``frames``: ``POST /api/frames/process`` served by a Ray Serve deployment (a
+  :class:`FramesPort`). The API keeps auth, the gate, the upload limit, the model-name check and
+  the image's header check (format, pixel count, truncation), then hands the encoded bytes to
+  :meth:`FramesPort.process`; decoding and inference happen on a replica. None: this process
+  answers (``AISP_RAY_FRAMES=local``, or the deployment is not up yet).
 """
 
 from __future__ import annotations
@@ -18,9 +22,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from aisp.api.context import AppContext
+    from collections.abc import Sequence
 
-__all__ = ["ClusterPort"]
+    from aisp.api.context import AppContext
+    from aisp.api.frame_processing import FrameAnswer
+
+__all__ = ["ClusterPort", "FramesPort"]
+
+
+class FramesPort(Protocol):
+    async def process(self, data: bytes, names: Sequence[str], *, annotate: bool,
+                      reduced_decode: bool | None) -> FrameAnswer:
+        """The answer of ``POST /api/frames/process`` for these checked names and image bytes, from
+        a replica. Raises :class:`aisp.errors.AISPError` (the replica's own error, same status and
+        body as on one machine; 503 ``OVERLOADED`` when no replica can take it)."""
+        ...
 
 
 class ClusterPort(Protocol):
