@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -84,10 +85,12 @@ def remote_error(error: dict[str, Any]) -> AISPError:
 
 def replica_settings(settings: Settings) -> Settings:
     """The settings a replica is built from (pickled into the deployment, which Serve keeps in its
-    controller): nothing secret, since a replica opens no store and delivers no event."""
+    controller): nothing secret, since a replica opens no store and delivers no event. Paths are
+    made absolute as the driver sees them (a replica's working directory is Ray's)."""
     from aisp.cluster.connection import worker_settings
 
-    return worker_settings(settings, database_url=None, mqtt_url=None)
+    return worker_settings(settings, database_url=None, mqtt_url=None, data_dir=settings.data_dir.resolve(),
+                           model_dir=settings.resolved_model_dir)
 
 
 def _serve_running() -> bool:
@@ -135,7 +138,8 @@ class ServeFrames:
             health_check_period_s=10,
             graceful_shutdown_timeout_s=5,
         )
-        serve.run(deployment.bind(replica_settings(settings)), name=APP_NAME, route_prefix=None)
+        app = deployment.bind(replica_settings(settings), cwd=os.getcwd())
+        serve.run(app, name=APP_NAME, route_prefix=None)
         handle = serve.get_deployment_handle(DEPLOYMENT, app_name=APP_NAME)
         frames = cls(handle, replicas=replicas, owns_serve=owns, metrics=metrics)
         frames.deploy_s = time.perf_counter() - t0

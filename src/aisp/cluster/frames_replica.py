@@ -74,7 +74,7 @@ def _inference_ms(body: bytes, media_type: str) -> dict[str, float]:
 class FramesReplica:
     """The deployment's class (wrapped by ``serve.deployment`` in :mod:`aisp.cluster.frames`)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, cwd: str | None = None) -> None:
         import ray
 
         from aisp.api.context import AppContext
@@ -83,6 +83,10 @@ class FramesReplica:
         from aisp.runtime import build
 
         t0 = time.perf_counter()
+        if cwd and os.path.isdir(cwd):
+            # ``onnx:<relative path>`` names resolve against the working directory, as in the API
+            # process that checked them; this worker process is the replica's alone
+            os.chdir(cwd)
         self.node_id = ray.get_runtime_context().get_node_id()
         self.pid = os.getpid()
         cores = node_cpus(self.node_id)
