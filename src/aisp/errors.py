@@ -19,6 +19,7 @@ and carries its context as attributes and in ``details``::
     │   ├── InvalidModelError         422 INVALID_MODEL       (a model file the caller named is unusable)
     │   └── MissingDependencyError    501 MISSING_DEPENDENCY  (.module, .extra)
     ├── StoreError                    503 STORE_ERROR
+    ├── ClusterError                  503 CLUSTER_ERROR       (.address: the Ray cluster is unreachable)
     └── OverloadedError               503 OVERLOADED          (.retry_after)
 
 The HTTP API renders any of them with :meth:`AISPError.to_body` into the one error
@@ -51,6 +52,7 @@ __all__ = [
     "InvalidModelError",
     "MissingDependencyError",
     "StoreError",
+    "ClusterError",
     "OverloadedError",
     "error_body",
 ]
@@ -312,6 +314,20 @@ class MissingDependencyError(ModelLoadError, ImportError):
 class StoreError(AISPError):
     status_code = 503
     name = "STORE_ERROR"
+
+
+class ClusterError(AISPError):
+    """The Ray cluster of ``AISP_RAY_ADDRESS`` cannot be reached or used."""
+
+    status_code = 503
+    name = "CLUSTER_ERROR"
+
+    def __init__(self, message: str, *, address: str | None = None, details: dict[str, Any] | None = None):
+        merged = dict(details or {})
+        if address is not None:
+            merged.setdefault("address", address)
+        super().__init__(message, details=merged)
+        self.address = address
 
 
 class OverloadedError(AISPError):

@@ -432,6 +432,18 @@ class Settings(BaseSettings):
         description="Time the `fake` test model spends per frame (sleeping, like native inference): a known, "
         "CPU-free cost for tests and benchmarks of the pipeline and the cluster.",
     )
+    ray_frames: Literal["auto", "serve", "local"] = Field(
+        "auto",
+        description="Who answers `POST /api/frames/process` with a cluster: `serve` = a Ray Serve "
+        "deployment with a replica per node, `local` = this API process, `auto` = `serve` when more "
+        "than one node is alive at start, else `local` (on one node the hop only costs). "
+        "See docs/cluster.md.",
+    )
+    ray_frames_replicas: int = Field(
+        0, ge=0, le=1024,
+        description="Replicas of the frames deployment (at most one per node); 0 = one per alive node "
+        "at start.",
+    )
     clip_max_total_mb: float = Field(
         2048.0, gt=0, description="Clips beyond this total size are deleted, oldest first."
     )

@@ -118,3 +118,14 @@ def test_metrics(api: Harness) -> None:
     assert "aisp_http_request_duration_seconds_bucket" in text
     assert "aisp_ready 1.0" in text
     assert "aisp_cache_loads_total" in text and "aisp_cache_hit_rate" in text  # the cache's collector
+
+
+def test_cluster_route_is_404_without_a_cluster(api: Harness) -> None:
+    """One machine: GET /api/cluster is a clear 404 naming the setting; the dashboard's summary
+    has no cluster (the page hides the section) and /metrics no per-node series."""
+    from aisp.api.routers.dashboard_summary import build_summary
+
+    err = assert_error(api.client.get("/api/cluster", headers=api.h(api.viewer)), 404, "NOT_FOUND")
+    assert "AISP_RAY_ADDRESS" in err["message"] and err["details"]["setting"] == "ray_address"
+    assert build_summary(api.ctx)["cluster"] is None
+    assert "aisp_cluster_" not in api.client.get("/metrics").text

@@ -84,6 +84,7 @@ def test_page_loads_live_with_no_console_errors(admin: Session, server: Server) 
         f"Number(document.querySelector('#hit-rate-chart').dataset.points) >= {start + 3}"
     )
     assert _points(page) >= start + 3
+    assert page.locator("#cluster").is_hidden()  # one machine: no Cluster section
     # The History section drew the store's snapshots (taken every second in this server).
     page.locator("#history-refresh").click()
     _until(

@@ -39,6 +39,7 @@ from aisp.api.routers import (
     tasks,
     webhooks,
 )
+from aisp.api.routers import cluster as cluster_routes
 from aisp.api.schemas import COMMON_ERRORS
 from aisp.errors import ConfigError
 from aisp.settings import Settings, load_settings
@@ -72,6 +73,8 @@ _TAGS = [
      "snapshots, live WebSocket."},
     {"name": "auth", "description": "Who am I, and API key management (admin)."},
     {"name": "webhooks", "description": "Events out: webhooks (admin) and MQTT/webhook delivery accounting."},
+    {"name": "cluster", "description": "The Ray cluster (AISP_RAY_ADDRESS): nodes, and which streams and "
+     "tasks run on each. 404 on a single-machine server."},
 ]
 
 def create_app(
@@ -142,6 +145,7 @@ def create_app(
     app.include_router(events.ws_router, responses=COMMON_ERRORS)  # own auth (WebSocket)
     app.include_router(webhooks.router, **protected)
     app.include_router(webhooks.delivery_router, **protected)
+    app.include_router(cluster_routes.router, **protected)
     # the dashboard page is open and asks for the key in JS; its data comes from the API
     app.include_router(dashboard.router)
     return app

@@ -11,7 +11,11 @@ Each part is None until the service has it:
 - ``streams``: streams run as Ray actors (the stream manager places them there;
   :class:`ClusterStreamsPort`);
 - ``tasks``: batch tasks split over the nodes;
-- ``frames``: ``POST /api/frames/process`` served by a Ray Serve deployment.
+- ``frames``: ``POST /api/frames/process`` served by a Ray Serve deployment (a
+  :class:`FramesPort`). The API keeps auth, the gate, the upload limit, the model-name check and
+  the image's header check (format, pixel count, truncation), then hands the encoded bytes to
+  :meth:`FramesPort.process`; decoding and inference happen on a replica. None: this process
+  answers (``AISP_RAY_FRAMES=local``, or the deployment is not up yet).
 """
 
 from __future__ import annotations
@@ -22,10 +26,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from aisp.api.context import AppContext
+    from aisp.api.frame_processing import FrameAnswer
     from aisp.pipeline.job import JobSummary
 
-__all__ = ["ClusterPort", "ClusterStreamsPort", "ClusterTasksPort"]
+
+__all__ = ["ClusterPort", "ClusterStreamsPort", "ClusterTasksPort", "FramesPort"]
+
 
 
 class ClusterStreamsPort(Protocol):
@@ -82,6 +91,15 @@ class ClusterTasksPort(Protocol):
 
     def close(self) -> None:
         """Stop the workers."""
+
+
+class FramesPort(Protocol):
+    async def process(self, data: bytes, names: Sequence[str], *, annotate: bool,
+                      reduced_decode: bool | None) -> FrameAnswer:
+        """The answer of ``POST /api/frames/process`` for these checked names and image bytes, from
+        a replica. Raises :class:`aisp.errors.AISPError` (the replica's own error, same status and
+        body as on one machine; 503 ``OVERLOADED`` when no replica can take it)."""
+        ...
 
 
 class ClusterPort(Protocol):

@@ -243,9 +243,16 @@ async def process_image(
     free for I/O. ``names`` must have been checked (:func:`aisp.api.modelops.check_models`);
     ``reduced_decode`` None means the setting ``frames_reduced_decode``. Raises
     :class:`aisp.errors.AISPError`s (503 ``OVERLOADED`` while the app's models are not built yet).
-    ONNX models go through the app's dynamic batcher when it is on (:mod:`aisp.api.batcher`)."""
+    ONNX models go through the app's dynamic batcher when it is on (:mod:`aisp.api.batcher`).
+    With a cluster whose ``frames`` part is up, the checked bytes go to a Ray Serve replica instead,
+    which runs this same function on its own context (:mod:`aisp.cluster.frames`)."""
     settings = ctx.settings
     info = check_image(data, max_pixels=settings.max_pixels)
+    remote = ctx.cluster.frames if ctx.cluster is not None else None
+    if remote is not None:  # a Ray Serve replica decodes and infers (aisp.api.cluster_port.FramesPort)
+        answer: FrameAnswer = await remote.process(data, names, annotate=annotate,
+                                                   reduced_decode=reduced_decode)
+        return answer
     reduced = settings.frames_reduced_decode if reduced_decode is None else reduced_decode
     models = ctx.models  # once per request
     pool = ctx.inference

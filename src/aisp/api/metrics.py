@@ -18,6 +18,12 @@ line, ``aisp.pipeline.zones.MAX_LABEL_KEYS``, the rest as ``other``); and delive
 target (``mqtt``, ``webhook:<id>``): ``aisp_delivery_events_total{target,outcome}`` (delivered,
 dropped, failed), ``aisp_delivery_accepted_total``, ``aisp_delivery_retries_total``,
 ``aisp_delivery_pending``, ``aisp_delivery_latency_ms{quantile}``, ``aisp_mqtt_connected``.
+
+With a Ray cluster (``AISP_RAY_ADDRESS``), per node, labelled ``node`` (Ray's node id, as in
+``GET /api/cluster``): ``aisp_cluster_node_alive``, ``aisp_cluster_node_resource{node,resource}``
+(only ``CLUSTER_RESOURCES``), ``aisp_cluster_node_streams`` and ``aisp_cluster_node_tasks``, and
+``aisp_cluster_nodes{state}``. The label set is bounded: at most ``MAX_CLUSTER_NODES`` nodes (the
+alive ones first; Ray keeps listing dead nodes, which would otherwise grow without end).
 """
 
 from __future__ import annotations
@@ -48,7 +54,12 @@ class LiveSource(Protocol):
     @property
     def pixel_budget(self) -> Any: ...  # aisp.api.pixel_budget.PixelBudget | None
 
-__all__ = ["ApiMetrics", "CONTENT_TYPE_LATEST", "LiveSource"]
+__all__ = ["ApiMetrics", "CLUSTER_RESOURCES", "CONTENT_TYPE_LATEST", "LiveSource", "MAX_CLUSTER_NODES"]
+
+#: the node resources exported (custom resources beyond these would be unbounded label values)
+CLUSTER_RESOURCES = ("CPU", "GPU", "memory", "object_store_memory", "stream_slot")
+#: nodes given their own label values; the rest are only counted in ``aisp_cluster_nodes``
+MAX_CLUSTER_NODES = 64
 
 log = logging.getLogger("aisp.api")
 
@@ -113,6 +124,7 @@ class _LiveCollector:
             yield from self._cache(ctx)
             yield from self._delivery(ctx)
             yield from self._budget(ctx)
+            yield from self._cluster(ctx)
         except Exception:  # a scrape must never fail the whole endpoint
             log.exception("metrics collection failed")
 
@@ -245,6 +257,34 @@ class _LiveCollector:
             counter = CounterMetricFamily(name, doc)
             counter.add_metric([], float(value))
             yield counter
+
+    @staticmethod
+    def _cluster(ctx: LiveSource) -> Iterator[Metric]:
+        """Per-node figures of the Ray cluster (``ctx.cluster.describe()``), once it is connected."""
+        port = getattr(ctx, "cluster", None)
+        if port is None or getattr(ctx, "components", {}).get("cluster") != "done":
+            return
+        nodes = sorted(port.describe().get("nodes") or [], key=lambda n: not n.get("alive"))
+        count = GaugeMetricFamily("aisp_cluster_nodes", "Ray nodes by state.", labels=["state"])
+        alive_n = sum(1 for n in nodes if n.get("alive"))
+        count.add_metric(["alive"], alive_n)
+        count.add_metric(["dead"], len(nodes) - alive_n)
+        alive = GaugeMetricFamily("aisp_cluster_node_alive", "1 while the node is alive.", labels=["node"])
+        resource = GaugeMetricFamily("aisp_cluster_node_resource", "Ray resources of the node.",
+                                     labels=["node", "resource"])
+        streams = GaugeMetricFamily("aisp_cluster_node_streams", "Streams running on the node.",
+                                    labels=["node"])
+        tasks = GaugeMetricFamily("aisp_cluster_node_tasks", "Tasks with work on the node.", labels=["node"])
+        for n in nodes[:MAX_CLUSTER_NODES]:
+            node = str(n.get("node_id"))
+            alive.add_metric([node], 1.0 if n.get("alive") else 0.0)
+            res = n.get("resources") or {}
+            for name in CLUSTER_RESOURCES:
+                if name in res:
+                    resource.add_metric([node, name], float(res[name]))
+            streams.add_metric([node], float(len(n.get("streams") or [])))
+            tasks.add_metric([node], float(len(n.get("tasks") or [])))
+        yield from (count, alive, resource, streams, tasks)
 
     @staticmethod
     def _cache(ctx: LiveSource) -> Iterator[Metric]:

@@ -420,3 +420,26 @@ class KeyCreated(KeyOut):
 
 class KeyListResponse(BaseModel):
     keys: list[KeyOut]
+
+
+# --- cluster --------------------------------------------------------------------------------
+class ClusterNodeOut(_Open):
+    node_id: str = Field(description="Ray's node id (hex).")
+    address: str = Field(description="The node's IP address as Ray knows it.")
+    alive: bool = Field(description="False for a node that left or died (Ray keeps listing it).")
+    resources: dict[str, float] = Field(
+        default_factory=dict, description="Ray resources of the node: CPU, memory, stream_slot, ...")
+    is_head: bool = False
+    streams: list[str] = Field(default_factory=list, description="Ids of the streams running on this node.")
+    tasks: list[str] = Field(default_factory=list, description="Ids of the tasks with work on this node.")
+
+
+class ClusterFramesOut(_Open):
+    path: Literal["serve", "local"] = Field(
+        description="Who answers POST /api/frames/process: Ray Serve replicas, or the API process.")
+    replicas: int = Field(0, description="Replicas of the frames deployment (0 on the local path).")
+
+
+class ClusterResponse(BaseModel):
+    nodes: list[ClusterNodeOut] = Field(description="Every node Ray knows, the head first, then alive ones.")
+    frames: ClusterFramesOut | None = None

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from aisp._lazy import require
-from aisp.errors import ConfigError
+from aisp.errors import ClusterError, ConfigError
 from aisp.settings import Settings
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "check_store",
     "joins_cluster",
     "local_stream_slots",
+    "probe_address",
     "worker_settings",
 ]
 
@@ -45,6 +47,9 @@ NAMESPACE = "aisp"
 STREAM_SLOT = "stream_slot"
 #: streams per core a local Ray declares by default (a 2-core machine runs ~6 camera streams)
 _STREAMS_PER_CORE = 3
+#: how long the cluster's address may take to accept a TCP connection before ``ray.init``: Ray's
+#: own connect retries an unreachable GCS for minutes, which would hold the "cluster" start-up step
+PROBE_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,49 @@ def check_store(settings: Settings, *, alive_nodes: int | None = None) -> None:
         )
 
 
+def _bootstrap_address(address: str) -> str | None:
+    """``host:port`` of a cluster address; ``auto`` as Ray resolves it (``RAY_ADDRESS``, then the
+    cluster last started on this machine), None when Ray cannot tell (``ray.init`` then says why)."""
+    if address == "auto":
+        try:
+            from ray._private.services import canonicalize_bootstrap_address
+
+            return canonicalize_bootstrap_address(address)
+        except Exception:  # noqa: BLE001 - a private helper: without it, no probe
+            return None
+    return address[len("ray://"):] if address.startswith("ray://") else address
+
+
+def probe_address(address: str, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """Raise :class:`~aisp.errors.ClusterError` when the cluster's port does not accept a TCP
+    connection within ``timeout`` (Ray itself would retry for minutes). A loopback host is tried
+    on this machine's address too, as Ray does (``ray start --head`` binds to the node's IP)."""
+    target = _bootstrap_address(address)
+    if not target:
+        return
+    host, _, port = target.rpartition(":")
+    hosts = [host.strip("[]")]
+    if hosts[0] in ("localhost", "127.0.0.1", "::1"):
+        try:
+            from ray.util import get_node_ip_address
+
+            hosts.append(get_node_ip_address())
+        except Exception:  # noqa: BLE001 - no other address to try
+            pass
+    errors = []
+    for h in hosts:
+        try:
+            with socket.create_connection((h, int(port)), timeout=timeout):
+                return
+        except OSError as exc:
+            errors.append(f"{h}:{port}: {exc.strerror or type(exc).__name__}")
+    raise ClusterError(
+        f"cannot reach the Ray cluster at AISP_RAY_ADDRESS={address!r} ({'; '.join(errors)}, "
+        f"within {timeout:g} s): start it with `ray start --head`, or fix AISP_RAY_ADDRESS",
+        address=address,
+    )
+
+
 def local_stream_slots(settings: Settings, cpus: int) -> int:
     return settings.ray_stream_slots or max(1, cpus) * _STREAMS_PER_CORE
 
@@ -135,6 +183,7 @@ class RayConnection:
                               resources={STREAM_SLOT: local_stream_slots(settings, cpus)})
             else:
                 kwargs["address"] = settings.ray_address
+                probe_address(settings.ray_address)
             ray.init(**kwargs)
             conn = cls(settings, owned=True, connect_s=time.perf_counter() - started)
         check_store(settings, alive_nodes=sum(1 for n in conn.nodes() if n.alive))

@@ -4,7 +4,7 @@
 then starts the parts: stream actors and their supervisor (``streams``,
 :class:`~aisp.cluster.streams.ClusterStreams`; needs the store, which holds the streams' desired
 state), batch tasks split over the nodes (``tasks``), and the frames deployment on Ray Serve
-(``frames``).
+(``frames``, :mod:`aisp.cluster.frames`).
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ class ClusterService:
         self.streams: Any = None
         self.tasks: Any = None
         self.frames: Any = None
+        #: who answers POST /api/frames/process: "serve" (a replica per node) or "local"
+        self.frames_path = "local"
 
     def open(self, ctx: AppContext) -> None:
         self.connection = RayConnection.connect(self.settings)
@@ -57,6 +59,19 @@ class ClusterService:
 
         self.tasks = ClusterTasks(self.settings, setup=self.task_setup)
         self.tasks.start()  # a worker per node builds its runtime now, not at the first task
+        self._open_frames(ctx)
+
+    def _open_frames(self, ctx: AppContext) -> None:
+        from aisp.cluster.frames import ServeFrames, frames_path
+
+        assert self.connection is not None
+        alive = sum(1 for n in self.connection.nodes() if n.alive)
+        self.frames_path = frames_path(self.settings, alive)
+        if self.frames_path == "serve":
+            self.frames = ServeFrames.deploy(self.settings, alive_nodes=alive, metrics=ctx.metrics)
+        else:
+            log.info("frames: answered by this process (AISP_RAY_FRAMES=%s, %d node(s) alive)",
+                     self.settings.ray_frames, alive)
 
     def close(self) -> None:
         for name in ("frames", "tasks", "streams"):
@@ -66,13 +81,16 @@ class ClusterService:
                     part.close()
                 except Exception:  # noqa: BLE001 - keep closing the rest
                     log.exception("cluster: closing %s failed", name)
+                setattr(self, name, None)
         if self.connection is not None:
             self.connection.close()
             self.connection = None
 
     def describe(self) -> dict[str, Any]:
+        frames = {"path": self.frames_path,
+                  "replicas": self.frames.replicas if self.frames is not None else 0}
         if self.connection is None:
-            return {"nodes": []}
+            return {"nodes": [], "frames": frames}
         by_node: dict[str, list[str]] = {}
         if self.streams is not None:
             for sid, node in sorted(self.streams.placements().items()):
@@ -80,4 +98,5 @@ class ClusterService:
         tasks = self.tasks.by_node() if self.tasks is not None else {}
         return {"nodes": [{**n.to_dict(), "streams": by_node.get(n.node_id, []),
                            "tasks": tasks.get(n.node_id, [])}
-                          for n in self.connection.nodes()]}
+                          for n in self.connection.nodes()],
+                "frames": frames}

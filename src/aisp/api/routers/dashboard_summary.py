@@ -18,7 +18,10 @@ Shape (every field always present)::
      "streams": [{id, source, models, priority, state, last_error, input_fps, processed_fps,
                   dropped, latency_p99_ms, frames_out}],
      "tasks": [{id, source, models, state, progress, frames_done, frames_total, fps, eta_s,
-                error, created_at, downloads: {events, video}}]}
+                error, created_at, downloads: {events, video}}],
+     "cluster": null without Ray (the page hides its Cluster section), else
+                {state, nodes: [{node_id, address, alive, is_head, resources, streams, tasks}],
+                 frames: {path, replicas} | null}  (GET /api/cluster's body plus the step's state)}
 """
 
 from __future__ import annotations
@@ -170,6 +173,17 @@ def _tasks(ctx: AppContext) -> list[dict[str, Any]]:
     return out
 
 
+def _cluster(ctx: AppContext) -> dict[str, Any] | None:
+    """The cluster part: None on one machine; the nodes once the "cluster" step is done."""
+    port = ctx.cluster
+    if port is None:
+        return None
+    state = ctx.components.get("cluster", "pending")
+    if state != "done":
+        return {"state": state, "nodes": [], "frames": None}
+    return {"state": state, **port.describe()}
+
+
 def build_summary(ctx: AppContext) -> dict[str, Any]:
     alerts: list[dict[str, Any]] = []
     for name, error in dict(ctx.errors).items():
@@ -187,6 +201,12 @@ def build_summary(ctx: AppContext) -> dict[str, Any]:
         log.debug("task list failed", exc_info=True)
         tasks = []
         alerts.append({"level": "warning", "source": "store", "message": f"task list unavailable: {exc}"})
+    try:
+        cluster = _cluster(ctx)
+    except Exception as exc:  # noqa: BLE001 - Ray may be briefly away; say so, keep going
+        log.debug("cluster description failed", exc_info=True)
+        cluster = {"state": "failed", "nodes": [], "frames": None}
+        alerts.append({"level": "warning", "source": "cluster", "message": f"node list unavailable: {exc}"})
     return {
         "type": "summary",
         "time": time.time(),
@@ -195,6 +215,7 @@ def build_summary(ctx: AppContext) -> dict[str, Any]:
         "cache": cache_part,
         "streams": streams,
         "tasks": tasks,
+        "cluster": cluster,
     }
 
 

@@ -7,6 +7,7 @@ import { $, $$, el, fmt, setText, statePill, toast } from "./ui.js";
 import * as streams from "./streams.js";
 import * as tasks from "./tasks.js";
 import * as history from "./history.js";
+import * as cluster from "./cluster.js";
 
 const body = document.body;
 const app = {
@@ -148,6 +149,7 @@ function onSummary(msg) {
   renderCache(msg.cache || {}, true, msg.time);
   streams.render(msg.streams || []);
   tasks.render(msg.tasks || []);
+  cluster.render(msg.cluster ?? null);
 }
 
 // --- system -----------------------------------------------------------------------------
