@@ -104,7 +104,14 @@ class _RemoteLatest:
             time.sleep(min(wait, 0.2))  # no actor (stopping or not placed yet): let the caller poll
             return None
         try:
-            got = ray.get(getattr(handle, self._method).remote(local, wait, incarnation), timeout=wait + 2.0)
+            ref = getattr(handle, self._method).remote(local, wait, incarnation)
+        except Exception as exc:  # noqa: BLE001 - Ray raises a bare Exception for an actor it no longer knows
+            log.debug("stream %s: cannot call %s: %s", self._owner.stream_id, self._method, exc)
+            self._owner.forget_handle()
+            time.sleep(min(wait, 0.2))
+            return None
+        try:
+            got = ray.get(ref, timeout=wait + 2.0)
         except GetTimeoutError:  # the actor is moving to another node: the wait was the timeout
             return None
         except RayError as exc:  # it died for good, or the call failed: look again, without spinning
@@ -177,8 +184,8 @@ class RemoteStream:
 
         try:
             info = ray.get(handle.info.remote(), timeout=self._call_timeout)
-        except (GetTimeoutError, RayError) as exc:
-            self.forget_handle(exc)
+        except Exception as exc:  # noqa: BLE001 - Ray's errors, the timeout, or a bare Exception (an actor Ray forgot)
+            self.forget_handle(exc if isinstance(exc, (GetTimeoutError, RayError)) else None)
             with self._lock:
                 stale = dict(self._info)
             return {**stale, "state": "reconnecting", "last_error": "the stream's node was lost; restarting"}

@@ -95,7 +95,6 @@ class ClusterStreams:
         """Stop (commit its checkpoint) and kill the stream's actor; True if there was one. Returns
         once the name is free, so that a new actor of the same stream can be created right after."""
         import ray
-        from ray.exceptions import GetTimeoutError, RayError
 
         handle = self._handle(stream_id)
         if handle is None:
@@ -103,7 +102,8 @@ class ClusterStreams:
         if drain:
             try:
                 ray.get(handle.stop.remote(), timeout=self.settings.drain_timeout_seconds + 5.0)
-            except (GetTimeoutError, RayError) as exc:
+            except Exception as exc:  # noqa: BLE001 - Ray's errors, the timeout, and Ray's bare
+                # Exception when it no longer knows the actor (its node just died)
                 log.warning("stream %s: stopping its actor failed (%s); killing it", stream_id, exc)
         ray.kill(handle, no_restart=True)
         deadline = time.monotonic() + 10.0
@@ -117,11 +117,10 @@ class ClusterStreams:
 
     def _wait_ready(self, handle: Any, stream_id: str) -> None:
         import ray
-        from ray.exceptions import GetTimeoutError, RayError
 
         try:
             ray.get(handle.ping.remote(), timeout=self.start_timeout)
-        except (GetTimeoutError, RayError) as exc:
+        except Exception as exc:  # noqa: BLE001 - see _kill
             log.warning("stream %s: its actor did not answer in %.0f s: %s", stream_id, self.start_timeout,
                         exc)
 
@@ -192,8 +191,12 @@ class ClusterStreams:
         refs = {}
         for sid in self.actor_ids():
             handle = self._handle(sid)
-            if handle is not None:
+            if handle is None:
+                continue
+            try:
                 refs[handle.ping.remote()] = sid
+            except Exception:  # noqa: BLE001 - an actor Ray no longer knows (its node just died): not placed
+                continue
         if not refs:
             return {}
         ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=timeout)
