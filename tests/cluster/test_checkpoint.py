@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -23,9 +24,10 @@ class Commits:
 
 
 def ev(frame: int | None, kind: str = "appeared") -> Event:
+    now = time.time()  # the store's retention deletes old events: these are new
     if frame is None:
-        return Event("stream", "s1", 0.0, state="running")
-    return Event(kind, "s1", 0.0, frame_index=frame, track_id=1, label="x")
+        return Event("stream", "s1", now, state="running")
+    return Event(kind, "s1", now, frame_index=frame, track_id=1, label="x")
 
 
 @pytest.fixture
@@ -105,11 +107,12 @@ def test_the_store_commits_atomically_and_never_twice(tmp_path):
     from aisp.store import Store
 
     settings = load_settings(environ={}, data_dir=tmp_path)
-    with Store(settings=settings) as store:
+    with Store(settings=settings).open(background=False) as store:
         repo = store.stream_positions
         events = [ev(0), ev(1, "gone")]
-        summary = {"stream_id": "s1", "window_start": 10.0, "window_end": 11.0, "frames": 2, "detections": 2,
-                   "labels": {"x": 2}}
+        start = float(int(time.time()))
+        summary = {"stream_id": "s1", "window_start": start, "window_end": start + 1.0, "frames": 2,
+                   "detections": 2, "labels": {"x": 2}}
         repo.commit("s1", 2, 2, events, [summary])
         repo.commit("s1", 2, 2, events)  # a retry after a lost acknowledgement: no event twice
         assert store.event_records.count(stream_id="s1") == 2
