@@ -87,3 +87,47 @@ def test_merger_accepts_each_range_once_and_writes_in_frame_order(tmp_path: Path
         "annotated.part-000000000.mp4", "annotated.part-000000010.mp4", "annotated.part-000000020.mp4"]
     merger.close()
     assert not (tmp_path / STAGING).exists()
+
+
+def _bframe_video(path: Path, n: int, gop: int) -> Path:
+    """MPEG-4 with B-frames (decode order differs from presentation order) and a counter per frame."""
+    av = pytest.importorskip("av")
+    from aisp.bench.onnx_workload import stamp_counter
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        stream.codec_context.gop_size = gop
+        stream.codec_context.max_b_frames = 2
+        for i in range(n):
+            img = np.full((240, 320, 3), (i * 3) % 200, np.uint8)
+            stamp_counter(img, i)
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("gop", [7, 12])
+def test_ranges_read_back_to_back_give_every_frame_once_with_b_frames(tmp_path: Path, gop: int) -> None:
+    from aisp.bench.onnx_workload import read_counter
+    from aisp.cluster.task_plan import scan_video
+    from aisp.pipeline.decode import safe_options
+    from aisp.pipeline.sources import VideoFileSource
+
+    path = _bframe_video(tmp_path / "b.avi", 60, gop)
+    index = scan_video(str(path))
+    assert index.frames == 60 and index.keyframes[0] == 0 and len(index.keyframes) > 3
+    seen: list[int] = []
+    for r in plan_ranges(index, 3):
+        source = RangeSource(VideoFileSource(path, decoder="pyav", options=safe_options(str(path))), r.end)
+        source.open()
+        try:
+            assert source.seek(r.first) == r.first
+            seen += [read_counter(item.image) for item in source]
+        finally:
+            source.close()
+    assert seen == list(range(60))

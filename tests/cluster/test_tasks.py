@@ -190,43 +190,6 @@ def test_what_is_split_and_what_runs_whole_matches_a_single_machine_run(
     assert not (out / "annotated.mp4").exists()
 
 
-def test_a_node_removed_mid_task_loses_and_doubles_nothing(ray_cluster: Any, tasks: Any,
-                                                           reference: dict[str, Any], media: Path,
-                                                           tmp_path: Path) -> None:
-    some_done = threading.Event()
-    tasks.on_range = lambda result: some_done.set()
-    head = ray_cluster.head_node.node_id
-    progress: list[int] = []
-    try:
-        thread, box = _run_in_thread(lambda: tasks.run_task(
-            "lossy", str(media / "clip.mp4"), [SLOW], task_dir=tmp_path,
-            on_progress=lambda done, total, fps: progress.append(done)))
-        assert some_done.wait(60), box
-        victim = None
-        deadline = time.monotonic() + 30
-        while victim is None and time.monotonic() < deadline:  # a non-head node that runs a range now
-            running = {node for node, ids in tasks.by_node().items() if "lossy" in ids}
-            victim = next((n for n in ray_cluster.worker_nodes if n.node_id in running and n.node_id != head),
-                          None)
-        assert victim is not None, "no non-head node was running a range"
-        ray_cluster.remove_node(victim, allow_graceful=False)  # a crash: no goodbye to the GCS
-        thread.join(120)
-        assert not thread.is_alive() and "error" not in box, box
-    finally:
-        tasks.on_range = None
-        ray_cluster.add_node(**NODE_ARGS)  # the next test sees three nodes again
-        ray_cluster.wait_for_nodes()
-    summary = box["summary"]
-    _finish(tmp_path)
-    assert summary.error is None and summary.frames == FRAMES, summary
-    assert summary.cluster["redone"] >= 1, summary.cluster
-    ranges = summary.cluster["ranges"]
-    assert sum(summary.cluster["nodes"].values()) == ranges  # each range accepted once, wherever it ran
-    assert _events(tmp_path / "events.jsonl") == reference[SLOW]
-    assert progress[-1] == FRAMES and progress == sorted(progress) and len(progress) == 1 + ranges
-    assert _video_counters(tmp_path / "annotated.mp4") == list(range(FRAMES))
-
-
 def test_cancel_keeps_a_prefix_and_the_retry_completes_it(tasks: Any, reference: dict[str, Any],
                                                           media: Path, tmp_path: Path) -> None:
     from aisp.api.task_outputs import prepare_video, resume_point
@@ -322,3 +285,43 @@ def test_api_task_runs_split_with_the_same_json_progress_and_downloads(
         from aisp.models import unregister_model
 
         unregister_model(SLOW)
+
+
+# --- last: a node is removed (the cluster ends after this module) --------------------------
+def test_a_node_removed_mid_task_loses_and_doubles_nothing(ray_cluster: Any, tasks: Any,
+                                                           reference: dict[str, Any], media: Path,
+                                                           tmp_path: Path) -> None:
+    some_done = threading.Event()
+    tasks.on_range = lambda result: some_done.set()
+    head = ray_cluster.head_node.node_id
+    progress: list[int] = []
+    try:
+        thread, box = _run_in_thread(lambda: tasks.run_task(
+            "lossy", str(media / "clip.mp4"), [SLOW], task_dir=tmp_path,
+            on_progress=lambda done, total, fps: progress.append(done)))
+        assert some_done.wait(60), box
+        victim = None
+        deadline = time.monotonic() + 30
+        while victim is None and time.monotonic() < deadline:  # a non-head node that runs a range now
+            running = {node for node, ids in tasks.by_node().items() if "lossy" in ids}
+            victim = next((n for n in ray_cluster.worker_nodes if n.node_id in running and n.node_id != head),
+                          None)
+        assert victim is not None, "no non-head node was running a range"
+        ray_cluster.remove_node(victim, allow_graceful=False)  # a crash: no goodbye to the GCS
+        thread.join(120)
+        assert not thread.is_alive() and "error" not in box, box
+    finally:
+        tasks.on_range = None
+        # a replacement (not waiting for Ray to mark the victim dead, ~10 s of health checks: this
+        # test is the module's last, the cluster ends after it)
+        replacement = ray_cluster.add_node(**NODE_ARGS)
+    assert replacement.node_id in {w.node_id for w in tasks.pool.sync(force=True)}  # it gets a worker
+    summary = box["summary"]
+    _finish(tmp_path)
+    assert summary.error is None and summary.frames == FRAMES, summary
+    assert summary.cluster["redone"] >= 1, summary.cluster
+    ranges = summary.cluster["ranges"]
+    assert sum(summary.cluster["nodes"].values()) == ranges  # each range accepted once, wherever it ran
+    assert _events(tmp_path / "events.jsonl") == reference[SLOW]
+    assert progress[-1] == FRAMES and progress == sorted(progress) and len(progress) == 1 + ranges
+    assert _video_counters(tmp_path / "annotated.mp4") == list(range(FRAMES))

@@ -114,6 +114,10 @@ class TaskWorker:
         self.cores = max(1, int(cores))
         self.settings = worker_settings(settings, cpu_cores=self.cores, workers=self.cores)
         self.runtime = build(self.settings, store=False)
+        if self.settings.prewarm:  # AISP_PREWARM: the node's cache holds them before the first range
+            report = self.runtime.prewarm()
+            if report.failed:
+                log.warning("task worker: prewarm failed for %s", report.failed)
         self.policy = SourcePolicy.from_settings(self.settings)
         self.node_id = _node_id()
         self._cancel: dict[str, threading.Event] = {}
