@@ -127,6 +127,11 @@ def test_cluster_lists_the_three_alive_nodes_with_resources(live: ClusterApp) ->
         assert n["resources"]["CPU"] == 1.0 and n["resources"]["stream_slot"] == 2.0, n
         assert n["address"] and isinstance(n["streams"], list) and isinstance(n["tasks"], list)
     assert body["frames"] == {"path": "serve", "replicas": 3}
+    import ray
+
+    actors = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)]
+    assert "SERVE_CONTROLLER_ACTOR" in actors
+    assert not [a for a in actors if "PROXY" in a]  # no Serve HTTP proxy: the AISP API is the ingress
 
 
 def test_cluster_route_needs_a_key_and_is_documented(live: ClusterApp) -> None:
