@@ -158,6 +158,10 @@ class ServeFrames:
             raise
         except Exception as exc:  # noqa: BLE001 - replica died, queue full, timeout: all a 503
             call.cancel()
+            from ray.exceptions import RayTaskError
+
+            if isinstance(exc, RayTaskError):  # the replica's code failed: a bug, a 500 (logged)
+                raise RuntimeError(f"the frames replica failed: {type(exc).__name__}") from exc
             log.warning("frames: no replica answered: %s: %s", type(exc).__name__, exc)
             raise OverloadedError(
                 f"no frames replica could take the request ({type(exc).__name__}); retry shortly",
