@@ -127,6 +127,11 @@ def test_cluster_lists_the_three_alive_nodes_with_resources(live: ClusterApp) ->
         assert n["resources"]["CPU"] == 1.0 and n["resources"]["stream_slot"] == 2.0, n
         assert n["address"] and isinstance(n["streams"], list) and isinstance(n["tasks"], list)
     assert body["frames"] == {"path": "serve", "replicas": 3}
+    import ray
+
+    actors = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)]
+    assert "SERVE_CONTROLLER_ACTOR" in actors
+    assert not [a for a in actors if "PROXY" in a]  # no Serve HTTP proxy: the AISP API is the ingress
 
 
 def test_cluster_route_needs_a_key_and_is_documented(live: ClusterApp) -> None:
@@ -260,3 +265,38 @@ def test_dashboard_shows_the_nodes_and_their_streams(live: ClusterApp, browser: 
         assert errors == []
     finally:
         context.close()
+
+
+def test_frames_go_on_when_a_replica_node_is_removed(live: ClusterApp, ray_cluster: Any) -> None:
+    """Remove a worker node that runs a replica (``allow_graceful=False``: the node dies): every
+    request meanwhile is answered 200 by another replica or 503 ``OVERLOADED`` (never a 500 or a
+    hang), and within a few seconds every answer comes from the nodes left. Runs last: it leaves
+    a replacement node (and Ray's record of the dead one)."""
+    import time
+
+    from tests.cluster.conftest import NODE_ARGS
+
+    jpeg = _face_jpeg()
+    served: set[str] = set()
+    for _ in range(30):
+        served.add(_post(live, jpeg).headers["x-aisp-replica"].partition("/")[0])
+    victim = next(n for n in ray_cluster.worker_nodes if n.node_id in served)
+    ray_cluster.remove_node(victim, allow_graceful=False)
+    try:
+        statuses: list[int] = []
+        streak, deadline = 0, time.monotonic() + 60
+        while streak < 15 and time.monotonic() < deadline:
+            r = _post(live, jpeg)
+            statuses.append(r.status_code)
+            assert r.status_code in (200, 503), r.text
+            if r.status_code == 503:
+                assert_error(r, 503, "OVERLOADED")
+                assert r.headers.get("retry-after")
+                streak = 0
+                continue
+            node = r.headers["x-aisp-replica"].partition("/")[0]
+            streak = streak + 1 if node != victim.node_id else 0
+        assert streak >= 15, f"no steady answers from the other nodes: {statuses[-20:]}"
+    finally:
+        ray_cluster.add_node(**NODE_ARGS)
+        ray_cluster.wait_for_nodes()

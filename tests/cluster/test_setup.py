@@ -132,3 +132,61 @@ def test_replica_settings_hold_no_secret(tmp_path: Path) -> None:
     assert out.ray_address == "" and out.data_dir.is_absolute()
     dumped = out.model_dump_json()
     assert "s3cret" not in dumped and "hunter2" not in dumped
+
+
+def test_serve_on_a_local_ray_answers_frames_through_serve_and_stops_cleanly(tmp_path: Path) -> None:
+    """``aisp serve`` with ``AISP_RAY_ADDRESS=local``: its own one-node Ray (even beside other Ray
+    instances on this machine), the frames answered by a Serve replica, and SIGTERM a clean exit 0.
+    Guards three failures seen: joining another Ray on the host, the local Ray killed when the
+    start-up thread ended (PR_SET_PDEATHSIG), and SIGABRT mid-shutdown (absl's SIGTERM alarm)."""
+    import signal
+
+    import httpx
+
+    port = int(_env(tmp_path)["AISP_PORT"])
+    env = _env(tmp_path, AISP_RAY_ADDRESS="local", AISP_RAY_FRAMES="serve", AISP_AUTH="off",
+               AISP_PORT=str(port), AISP_PREWARM="face_detection", RAY_AUTH_MODE="disabled")
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "aisp", "serve", "--host", "127.0.0.1"],
+                                env=env, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 150
+        ready = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                ready = httpx.get(f"{base}/ready", timeout=2)
+                if ready.status_code == 200 or ready.json()["components"].get("cluster") == "failed":
+                    break
+            except httpx.HTTPError:
+                pass
+            try:
+                proc.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                pass
+        assert ready is not None and ready.status_code == 200, (ready and ready.text, log.read_text()[-3000:])
+        jpeg = _jpeg()
+        for _ in range(3):
+            r = httpx.post(f"{base}/api/frames/process?models=face_detection", content=jpeg,
+                           headers={"Content-Type": "image/jpeg"}, timeout=60)
+            assert r.status_code == 200 and "x-aisp-replica" in r.headers, r.text
+        described = httpx.get(f"{base}/api/cluster", timeout=10).json()
+        assert described["frames"] == {"path": "serve", "replicas": 1}
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=90) == 0, log.read_text()[-3000:]
+        text = log.read_text()
+        assert "server stopped" in text and "deleted" in text and "Traceback" not in text
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+
+
+def _jpeg() -> bytes:
+    import cv2
+    import numpy as np
+
+    ok, buf = cv2.imencode(".jpg", np.full((240, 320, 3), 128, np.uint8))
+    assert ok
+    return buf.tobytes()

@@ -130,7 +130,8 @@ def test_live_feed_pushes_summaries(auth_on: tuple[Any, str, str], role: str) ->
         first = ws.receive_json()
         second = ws.receive_json()
     assert first["type"] == "summary"
-    assert set(first) == {"type", "time", "system", "alerts", "cache", "streams", "tasks"}
+    assert set(first) == {"type", "time", "system", "alerts", "cache", "streams", "tasks", "cluster"}
+    assert first["cluster"] is None  # one machine: the page hides its Cluster section
     assert second["time"] > first["time"]
     sys_ = first["system"]
     assert sys_["ready"] is True and sys_["uptime_s"] >= 0 and sys_["rss_mb"] > 0

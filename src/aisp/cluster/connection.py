@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -158,16 +159,24 @@ class RayConnection:
     and :meth:`close` leaves it open.
     """
 
-    def __init__(self, settings: Settings, *, owned: bool, connect_s: float) -> None:
+    def __init__(self, settings: Settings, *, owned: bool, connect_s: float,
+                 keeper: _LocalRayKeeper | None = None) -> None:
         self.settings = settings
         self.owned = owned
         self.connect_s = connect_s
+        self._keeper = keeper
 
     @classmethod
     def connect(cls, settings: Settings) -> RayConnection:
         if not settings.ray_address:
             raise ConfigError("AISP_RAY_ADDRESS is empty: there is no cluster to connect to",
                               field="ray_address", value="", expected="local, auto, host:port or ray://host:port")
+        # Ray's driver installs absl's failure signal handler for SIGTERM when ray.init runs off the
+        # main thread (it does here: on the API's start-up thread), and that handler arms a 3 s
+        # alarm that aborts the process: `aisp serve` died with SIGABRT in the middle of its
+        # graceful shutdown (Serve app deletion, stream stops, store flush). Read when ray is
+        # first imported, so set before.
+        os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
         ray = require("ray")
         started = time.perf_counter()
         if ray.is_initialized():
@@ -177,15 +186,18 @@ class RayConnection:
                                       "configure_logging": False}
             if settings.ray_address == "local":
                 cpus = os.cpu_count() or 1
-                # address="local": a new Ray, never one found running on this machine (ray.init()
-                # without an address joins a cluster another process started)
+                # address="local": a new Ray of this process's own, even when another Ray runs on
+                # this machine (ray.init() without an address would join that one, and refuse
+                # num_cpus there)
                 kwargs.update(address="local", num_cpus=cpus, include_dashboard=False,
                               resources={STREAM_SLOT: local_stream_slots(settings, cpus)})
+                keeper: _LocalRayKeeper | None = _LocalRayKeeper.start(kwargs)
             else:
                 kwargs["address"] = settings.ray_address
                 probe_address(settings.ray_address)
-            ray.init(**kwargs)
-            conn = cls(settings, owned=True, connect_s=time.perf_counter() - started)
+                ray.init(**kwargs)
+                keeper = None
+            conn = cls(settings, owned=True, connect_s=time.perf_counter() - started, keeper=keeper)
         check_store(settings, alive_nodes=sum(1 for n in conn.nodes() if n.alive))
         log.info("ray: connected to %s in %.1f s (%d nodes alive)",
                  settings.ray_address, conn.connect_s, sum(1 for n in conn.nodes() if n.alive))
@@ -213,3 +225,47 @@ class RayConnection:
             if ray.is_initialized():
                 ray.shutdown()
             self.owned = False
+        if self._keeper is not None:
+            self._keeper.stop()
+            self._keeper = None
+
+
+class _LocalRayKeeper:
+    """The thread that started a local Ray (``AISP_RAY_ADDRESS=local``), kept alive until close.
+
+    Ray starts its GCS and raylet with ``PR_SET_PDEATHSIG=SIGKILL``, and Linux sends that signal
+    when the *thread* that forked them exits, not the process. The API connects on its short-lived
+    start-up thread: a local Ray started there was killed the moment start-up finished (every later
+    call then waited 60 s for a GCS that was gone and the process aborted). So ``ray.init`` runs on
+    this thread, which then waits until :meth:`stop`.
+    """
+
+    def __init__(self, kwargs: dict[str, Any]) -> None:
+        self._kwargs = kwargs
+        self._ready = threading.Event()
+        self._stopping = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="aisp-ray-local", daemon=True)
+
+    @classmethod
+    def start(cls, kwargs: dict[str, Any]) -> _LocalRayKeeper:
+        keeper = cls(kwargs)
+        keeper._thread.start()
+        keeper._ready.wait()
+        if keeper._error is not None:
+            raise keeper._error
+        return keeper
+
+    def _run(self) -> None:
+        try:
+            require("ray").init(**self._kwargs)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller of start()
+            self._error = exc
+            return
+        finally:
+            self._ready.set()
+        self._stopping.wait()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(5.0)

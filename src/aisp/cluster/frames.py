@@ -93,15 +93,16 @@ def replica_settings(settings: Settings) -> Settings:
                            model_dir=settings.resolved_model_dir)
 
 
-def _serve_running() -> bool:
-    from ray import serve
-    from ray.serve.exceptions import RayServeException
+#: Serve's controller: a detached named actor in Serve's own namespace
+_CONTROLLER = {"name": "SERVE_CONTROLLER_ACTOR", "namespace": "serve"}
 
-    try:
-        serve.status()
-    except RayServeException:
-        return False
-    return True
+
+def _serve_running() -> bool:
+    """Whether a Serve instance already runs on the cluster (``serve.status()`` cannot tell: it
+    answers an empty status when there is none)."""
+    import ray
+
+    return _CONTROLLER in ray.util.list_named_actors(all_namespaces=True)
 
 
 class ServeFrames:
@@ -125,7 +126,7 @@ class ServeFrames:
         t0 = time.perf_counter()
         replicas = settings.ray_frames_replicas or max(1, alive_nodes)
         owns = not _serve_running()
-        if owns:
+        if owns:  # no HTTP proxy: the AISP API is the ingress (serve.run alone would start one per node)
             serve.start(proxy_location="Disabled")
         deployment = serve.deployment(
             FramesReplica,
@@ -157,6 +158,10 @@ class ServeFrames:
             raise
         except Exception as exc:  # noqa: BLE001 - replica died, queue full, timeout: all a 503
             call.cancel()
+            from ray.exceptions import RayTaskError
+
+            if isinstance(exc, RayTaskError):  # the replica's code failed: a bug, a 500 (logged)
+                raise RuntimeError(f"the frames replica failed: {type(exc).__name__}") from exc
             log.warning("frames: no replica answered: %s: %s", type(exc).__name__, exc)
             raise OverloadedError(
                 f"no frames replica could take the request ({type(exc).__name__}); retry shortly",

@@ -118,7 +118,7 @@ class FramesReplica:
         return ReplicaReply(self.node_id, self.pid, answer.body, answer.media_type, dict(answer.headers),
                             inference_ms=_inference_ms(answer.body, answer.media_type))
 
-    def check_health(self) -> None:
+    async def check_health(self) -> None:
         """Serve's periodic health check: a replica whose inference pool is gone is replaced."""
         if self.ctx.inference is None or self.ctx.runtime is None:
             raise RuntimeError("the frames replica has no runtime")
