@@ -45,7 +45,7 @@ def run(quick: bool = False, settings: Any = None) -> dict[str, Any]:
         ("overhead", lambda: cluster_streams.overhead(frames=200 if quick else 600,
                                                       rounds=1 if quick else 3)),
         ("scaling", lambda: cluster_tasks.scaling(_curve(2 if quick else cores),
-                                                  frames=150 if quick else 300)),
+                                                  frames=150 if quick else 600, repeats=1 if quick else 2)),
         ("recovery", lambda: cluster_streams.recovery(tries=1 if quick else 3)),
     )
     for name, fn in plan:
