@@ -135,7 +135,7 @@ class EventRow(Base):
     state: Mapped[str | None] = mapped_column(String(16), nullable=True)
     snapshot: Mapped[str | None] = mapped_column(String(256), nullable=True)
     message: Mapped[str | None] = mapped_column(Text, nullable=True)
-    #: set by the database (an identity on PostgreSQL, the row id by a trigger on SQLite)
+    #: set by the database (an identity on PostgreSQL, a trigger on SQLite)
     seq: Mapped[int] = mapped_column(BigInteger, Identity(), nullable=False)
 
 

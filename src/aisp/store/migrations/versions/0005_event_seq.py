@@ -3,7 +3,7 @@
 ``id`` sorts by the time an event was *made*, on the node that made it; a stream actor commits it
 up to seconds later (checkpoints, retries while the database is away), so following ``id`` or
 ``time`` would miss events committed late. ``seq`` is assigned by the database at insert: an
-identity column on PostgreSQL, the row id (set by a trigger) on SQLite.
+identity column on PostgreSQL, the largest one plus one (set by a trigger) on SQLite.
 
 Revision ID: 0005
 Revises: 0004
@@ -23,15 +23,16 @@ depends_on = None
 _SQLITE_TRIGGER = """
 CREATE TRIGGER events_seq AFTER INSERT ON events FOR EACH ROW
 BEGIN
-    UPDATE events SET seq = NEW.rowid WHERE rowid = NEW.rowid;
+    UPDATE events SET seq = (SELECT IFNULL(MAX(seq), 0) + 1 FROM events) WHERE rowid = NEW.rowid;
 END
 """
 
 
 def upgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
-        # SQLite has no identity on a column that is not the primary key: take the row id, which
-        # grows with each insert (writes are serialised, so it follows commit order)
+        # SQLite has no identity on a column that is not the primary key: the trigger numbers each
+        # new row past the largest (indexed, so O(log n)); writes are serialised, so the numbers
+        # follow commit order. Not the row id: VACUUM may renumber it.
         op.add_column("events", sa.Column("seq", sa.BigInteger(), nullable=False, server_default="0"))
         op.execute("UPDATE events SET seq = rowid")
         op.execute(_SQLITE_TRIGGER)
