@@ -24,7 +24,8 @@ With a Ray cluster (``AISP_RAY_ADDRESS``), per node, labelled ``node`` (Ray's no
 (only ``CLUSTER_RESOURCES``), ``aisp_cluster_node_streams`` and ``aisp_cluster_node_tasks``, and
 ``aisp_cluster_nodes{state}``; with cluster streams, ``aisp_cluster_events_relayed_total`` and
 ``aisp_cluster_events_relay_errors_total`` (the event relay, ``aisp.cluster.event_relay``). The
-label set is bounded: at most ``MAX_CLUSTER_NODES`` nodes (the alive ones first; Ray keeps listing dead nodes, which would otherwise grow without end).
+label set is bounded: at most ``MAX_CLUSTER_NODES`` nodes (the alive ones first; Ray keeps listing
+dead nodes, which would otherwise grow without end).
 """
 
 from __future__ import annotations

@@ -49,13 +49,17 @@ _RETRY_MAX = 5.0
 class EventRelay:
     """Follows ``records`` (the store's ``events`` table) and publishes new rows on ``bus``,
     skipping the subscribers in ``skip``. :meth:`poll` is one pass (tests call it directly);
-    :meth:`start` runs it every ``interval`` seconds on a thread."""
+    :meth:`start` runs it every ``interval`` seconds on a thread, once ``ready()`` holds: the API
+    opens the cluster before MQTT and webhooks subscribe, and the cursor taken at the start must
+    not be spent before they do."""
 
     def __init__(self, records: EventRecordRepository, bus: EventBus, *, interval: float = 0.25,
                  batch_size: int = 500, gap_timeout: float = 30.0, skip: tuple[str, ...] = ("store",),
                  local_ids_max: int = 100_000, max_gaps: int = 10_000,
+                 ready: Callable[[], bool] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._records = records
+        self._ready = ready
         self._bus = bus
         self.interval = interval
         self.batch_size = batch_size
@@ -174,6 +178,9 @@ class EventRelay:
                 self._local.popitem(last=False)
 
     def _run(self) -> None:
+        while self._ready is not None and not self._ready():  # the consumers are not subscribed yet
+            if self._stop.wait(0.05):
+                return
         delay = self.interval
         while not self._stop.is_set():
             try:

@@ -70,8 +70,12 @@ class ClusterService:
         from aisp.cluster.event_relay import EventRelay
 
         assert ctx.store is not None
-        self.relay = EventRelay(ctx.store.event_records, ctx.require_runtime().events,
-                                interval=self.settings.ray_event_poll_seconds).start()
+        self.relay = EventRelay(
+            ctx.store.event_records, ctx.require_runtime().events,
+            interval=self.settings.ray_event_poll_seconds,
+            # MQTT and webhooks subscribe in a later start-up step; hold the events for them
+            ready=lambda: ctx.components.get("delivery", "pending") != "pending" or ctx.stopping.is_set(),
+        ).start()
 
     def _open_frames(self, ctx: AppContext) -> None:
         from aisp.cluster.frames import ServeFrames, frames_path
