@@ -211,6 +211,27 @@ def test_events_wait_for_the_consumers_and_are_not_lost(store, writer, bus):
     assert not relay.running
 
 
+def test_a_table_emptied_by_retention_is_followed_from_its_new_numbers(store, writer, bus):
+    """SQLite numbers a row past the largest one left, so after retention emptied the table the
+    numbers start again low: the relay follows them (PostgreSQL never goes back)."""
+    from aisp.cluster.event_relay import EventRelay
+
+    consumer = Recorder()
+    bus.subscribe("ws", consumer)
+    relay = EventRelay(store.event_records, bus).attach()
+    now = time.time()
+    old = [ev("s", now - 100), ev("s", now - 99)]
+    writer.event_records.insert_many(old)
+    assert relay.poll() == 2
+    assert writer.event_records.delete_older_than(now) == 2
+    assert relay.poll() == 0
+    new = ev("s", now + 1)
+    writer.event_records.insert_many([new])
+    assert relay.poll() == 1
+    drain(bus, "ws")
+    assert consumer.ids() == [*(e.id for e in old), new.id]
+
+
 class FlakyRecords:
     """The store's event records, away while ``down`` is set."""
 
