@@ -427,6 +427,12 @@ class Settings(BaseSettings):
         description="`stream_slot` resources a local Ray (`AISP_RAY_ADDRESS=local`) declares; 0 = from the "
         "CPU plan. On `ray start` nodes declare them with `--resources`.",
     )
+    ray_event_poll_seconds: float = Field(
+        0.25, gt=0, le=10,
+        description="How often the API reads the events that the cluster's stream actors stored, to "
+        "publish them to WebSockets, MQTT and webhooks (each actor commits its events every 0.5 s). "
+        "See docs/cluster.md.",
+    )
     fake_model_cost_ms: float = Field(
         0.0, ge=0, le=10_000,
         description="Time the `fake` test model spends per frame (sleeping, like native inference): a known, "

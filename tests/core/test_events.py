@@ -52,6 +52,19 @@ def test_bus_delivers_in_order_to_every_subscriber():
     assert bus.published == 50
 
 
+def test_publish_can_skip_named_subscribers():
+    """The cluster's relay publishes stored events: not to the store's writer again."""
+    bus = EventBus()
+    store, ws = [], []
+    bus.subscribe("store", store.append)
+    bus.subscribe("ws", ws.append)
+    relayed, local = Event("appeared", "s", 1.0), Event("appeared", "s", 2.0)
+    bus.publish(relayed, skip=("store",))
+    bus.publish(local)
+    bus.close()
+    assert ws == [relayed, local] and store == [local]
+
+
 def test_full_queue_drops_for_that_subscriber_only_and_counts():
     bus = EventBus()
     gate = threading.Event()

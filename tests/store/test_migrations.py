@@ -12,16 +12,16 @@ from aisp.store.tables import Base
 
 
 def test_open_migrates_to_head_and_is_idempotent(db_url, settings):
-    assert head_revision() == "0004"
+    assert head_revision() == "0005"
     db = Database(db_url)
     try:
         assert current_revision(db) is None
-        assert upgrade(db) == (None, "0004")
-        assert upgrade(db) == ("0004", "0004")
+        assert upgrade(db) == (None, "0005")
+        assert upgrade(db) == ("0005", "0005")
     finally:
         db.dispose()
     with Store(db_url, settings=settings) as store:
-        assert store.revision() == "0004"
+        assert store.revision() == "0005"
         assert store.status()["reachable"] is True
 
 
@@ -94,9 +94,9 @@ def test_cli_db_upgrade_and_current(db_url, tmp_path):
     assert "revision none" in res.stdout and "run `aisp db upgrade`" in res.stdout
     res = _aisp("db", "upgrade", env=env)
     assert res.returncode == 0, res.stderr
-    assert "upgraded from an empty database to revision 0004" in res.stdout
+    assert "upgraded from an empty database to revision 0005" in res.stdout
     res = _aisp("db", "current", env=env)
-    assert res.returncode == 0 and "revision 0004 (head 0004; up to date)" in res.stdout
+    assert res.returncode == 0 and "revision 0005 (head 0005; up to date)" in res.stdout
 
 
 def test_cli_db_bad_url_is_one_line_exit_2(tmp_path):

@@ -22,8 +22,10 @@ dropped, failed), ``aisp_delivery_accepted_total``, ``aisp_delivery_retries_tota
 With a Ray cluster (``AISP_RAY_ADDRESS``), per node, labelled ``node`` (Ray's node id, as in
 ``GET /api/cluster``): ``aisp_cluster_node_alive``, ``aisp_cluster_node_resource{node,resource}``
 (only ``CLUSTER_RESOURCES``), ``aisp_cluster_node_streams`` and ``aisp_cluster_node_tasks``, and
-``aisp_cluster_nodes{state}``. The label set is bounded: at most ``MAX_CLUSTER_NODES`` nodes (the
-alive ones first; Ray keeps listing dead nodes, which would otherwise grow without end).
+``aisp_cluster_nodes{state}``; with cluster streams, ``aisp_cluster_events_relayed_total`` and
+``aisp_cluster_events_relay_errors_total`` (the event relay, ``aisp.cluster.event_relay``). The
+label set is bounded: at most ``MAX_CLUSTER_NODES`` nodes (the alive ones first; Ray keeps listing
+dead nodes, which would otherwise grow without end).
 """
 
 from __future__ import annotations
@@ -264,7 +266,18 @@ class _LiveCollector:
         port = getattr(ctx, "cluster", None)
         if port is None or getattr(ctx, "components", {}).get("cluster") != "done":
             return
-        nodes = sorted(port.describe().get("nodes") or [], key=lambda n: not n.get("alive"))
+        body = port.describe()
+        nodes = sorted(body.get("nodes") or [], key=lambda n: not n.get("alive"))
+        relay = body.get("events") or {}
+        for name, doc, key in (
+            ("aisp_cluster_events_relayed", "Stream actors' events published to this API's consumers.",
+             "relayed"),
+            ("aisp_cluster_events_relay_errors", "Failed reads of the store by the event relay.", "errors"),
+        ):
+            if key in relay:
+                counter = CounterMetricFamily(name, doc)
+                counter.add_metric([], float(relay[key]))
+                yield counter
         count = GaugeMetricFamily("aisp_cluster_nodes", "Ray nodes by state.", labels=["state"])
         alive_n = sum(1 for n in nodes if n.get("alive"))
         count.add_metric(["alive"], alive_n)

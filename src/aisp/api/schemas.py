@@ -440,6 +440,18 @@ class ClusterFramesOut(_Open):
     replicas: int = Field(0, description="Replicas of the frames deployment (0 on the local path).")
 
 
+class ClusterEventsOut(_Open):
+    relayed: int = Field(0, description="Events of stream actors published to this API's consumers "
+                         "(WebSockets, MQTT, webhooks) since it started.")
+    local_skipped: int = Field(0, description="Stored events this API published itself (not relayed again).")
+    errors: int = Field(0, description="Reads of the store that failed (retried).")
+    healthy: bool = Field(True, description="False while reading the store fails.")
+    cursor: int | None = Field(None, description="The newest event seq read (null until the store answered).")
+    latency_s: float | None = Field(None, description="Capture to publication of the last relayed event.")
+
+
 class ClusterResponse(BaseModel):
     nodes: list[ClusterNodeOut] = Field(description="Every node Ray knows, the head first, then alive ones.")
     frames: ClusterFramesOut | None = None
+    events: ClusterEventsOut | None = Field(
+        None, description="The relay of stream actors' events to this API (null without cluster streams).")

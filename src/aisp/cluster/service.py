@@ -4,7 +4,9 @@
 then starts the parts: stream actors and their supervisor (``streams``,
 :class:`~aisp.cluster.streams.ClusterStreams`; needs the store, which holds the streams' desired
 state), batch tasks split over the nodes (``tasks``), and the frames deployment on Ray Serve
-(``frames``, :mod:`aisp.cluster.frames`).
+(``frames``, :mod:`aisp.cluster.frames`). With streams on the cluster, an event relay
+(:mod:`aisp.cluster.event_relay`) publishes the events the stream actors stored on the API's
+event bus (WebSockets, MQTT, webhooks).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class ClusterService:
         self.streams: Any = None
         self.tasks: Any = None
         self.frames: Any = None
+        self.relay: Any = None
         #: who answers POST /api/frames/process: "serve" (a replica per node) or "local"
         self.frames_path = "local"
 
@@ -55,11 +58,24 @@ class ClusterService:
 
             self.streams = ClusterStreams(self.settings, ctx.store, keep_on_close=self.keep_streams,
                                           **self.stream_options).start()
+            self._open_relay(ctx)
         from aisp.cluster.tasks import ClusterTasks
 
         self.tasks = ClusterTasks(self.settings, setup=self.task_setup)
         self.tasks.start()  # a worker per node builds its runtime now, not at the first task
         self._open_frames(ctx)
+
+    def _open_relay(self, ctx: AppContext) -> None:
+        """Events of stream actors go to the store only; the relay brings them to this process's bus."""
+        from aisp.cluster.event_relay import EventRelay
+
+        assert ctx.store is not None
+        self.relay = EventRelay(
+            ctx.store.event_records, ctx.require_runtime().events,
+            interval=self.settings.ray_event_poll_seconds,
+            # MQTT and webhooks subscribe in a later start-up step; hold the events for them
+            ready=lambda: ctx.components.get("delivery", "pending") != "pending" or ctx.stopping.is_set(),
+        ).start()
 
     def _open_frames(self, ctx: AppContext) -> None:
         from aisp.cluster.frames import ServeFrames, frames_path
@@ -74,7 +90,7 @@ class ClusterService:
                      self.settings.ray_frames, alive)
 
     def close(self) -> None:
-        for name in ("frames", "tasks", "streams"):
+        for name in ("frames", "tasks", "streams", "relay"):
             part = getattr(self, name)
             if part is not None:
                 try:
@@ -89,8 +105,9 @@ class ClusterService:
     def describe(self) -> dict[str, Any]:
         frames = {"path": self.frames_path,
                   "replicas": self.frames.replicas if self.frames is not None else 0}
+        events = self.relay.stats() if self.relay is not None else None
         if self.connection is None:
-            return {"nodes": [], "frames": frames}
+            return {"nodes": [], "frames": frames, "events": events}
         by_node: dict[str, list[str]] = {}
         if self.streams is not None:
             for sid, node in sorted(self.streams.placements().items()):
@@ -99,4 +116,4 @@ class ClusterService:
         return {"nodes": [{**n.to_dict(), "streams": by_node.get(n.node_id, []),
                            "tasks": tasks.get(n.node_id, [])}
                           for n in self.connection.nodes()],
-                "frames": frames}
+                "frames": frames, "events": events}

@@ -8,6 +8,10 @@ counted (``failed``); the thread goes on with the next event.
 Stages: publisher -> per-subscriber queue (bounded) -> subscriber thread -> callback.
 ``close()`` (or ``Subscription.close()``) puts a sentinel after what is queued, so queued events
 are still delivered, then joins the thread.
+
+``publish(event, skip=("store",))`` leaves out the named subscribers: the cluster's event relay
+(:mod:`aisp.cluster.event_relay`) publishes events it read from the store, which must not be
+written to the store again.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from aisp.errors import ValidationError
@@ -120,10 +124,10 @@ class EventBus:
         if sub is not None:
             sub.close()
 
-    def publish(self, event: Event) -> None:
-        """Offer ``event`` to every subscriber; never blocks."""
+    def publish(self, event: Event, *, skip: Collection[str] = ()) -> None:
+        """Offer ``event`` to every subscriber but those named in ``skip``; never blocks."""
         with self._lock:
-            subs = list(self._subs.values())
+            subs = [s for name, s in self._subs.items() if name not in skip]
             self._published += 1
         for sub in subs:
             sub.offer(event)

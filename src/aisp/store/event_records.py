@@ -8,7 +8,10 @@ stored (:func:`insert_events`), so a retried batch is written once. Reads:
   first, and pages with an opaque cursor (the ``(time, id)`` of the last row returned), so a page
   never repeats or skips a row even while new events arrive;
 - :meth:`EventRecordRepository.get` one event by id;
-- :meth:`EventRecordRepository.delete_older_than` for retention.
+- :meth:`EventRecordRepository.delete_older_than` for retention;
+- :meth:`EventRecordRepository.after_seq`, :meth:`~EventRecordRepository.by_seq` and
+  :meth:`~EventRecordRepository.max_seq` follow new rows in insertion order (``seq``, migration
+  0005), for the cluster's event relay.
 """
 
 from __future__ import annotations
@@ -145,6 +148,27 @@ class EventRecordRepository:
             events = [_event(r) for r in rows[:limit]]
         more = len(rows) > limit
         return EventPage(events, encode_cursor(events[-1].time, events[-1].id) if more and events else None)
+
+    def max_seq(self) -> int:
+        """The newest ``seq`` (0 when the table is empty)."""
+        with self._db.session() as s:
+            return int(s.scalar(select(func.max(EventRow.seq))) or 0)
+
+    def after_seq(self, seq: int, limit: int) -> list[tuple[int, Event]]:
+        """Up to ``limit`` rows with ``seq`` above ``seq``, in ``seq`` order, as ``(seq, event)``."""
+        stmt = select(EventRow).where(EventRow.seq > seq).order_by(EventRow.seq).limit(limit)
+        with self._db.session() as s:
+            return [(r.seq, _event(r)) for r in s.scalars(stmt)]
+
+    def by_seq(self, seqs: Sequence[int]) -> list[tuple[int, Event]]:
+        """The rows among ``seqs`` that exist now, in ``seq`` order (asked 1000 at a time)."""
+        out: list[tuple[int, Event]] = []
+        wanted = sorted(seqs)
+        with self._db.session() as s:
+            for i in range(0, len(wanted), 1000):
+                stmt = select(EventRow).where(EventRow.seq.in_(wanted[i:i + 1000])).order_by(EventRow.seq)
+                out.extend((r.seq, _event(r)) for r in s.scalars(stmt))
+        return out
 
     def count(self, *, stream_id: str | None = None) -> int:
         stmt = select(func.count()).select_from(EventRow)

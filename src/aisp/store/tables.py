@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Identity, Index, Integer, String, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -107,7 +107,9 @@ class EventWindowRow(Base):
 
 class EventRow(Base):
     """One discrete event (:class:`aisp.events.Event`): appeared, gone, enter, exit, dwell, cross,
-    stream. ``id`` sorts by creation time; ``time`` is the wall clock of the frame's capture."""
+    stream. ``id`` sorts by creation time; ``time`` is the wall clock of the frame's capture;
+    ``seq`` (migration 0005) is numbered by the database at insert, so a reader can follow new rows
+    (:mod:`aisp.cluster.event_relay`); it may have gaps (rolled-back or skipped inserts)."""
 
     __tablename__ = "events"
     __table_args__ = (
@@ -115,6 +117,7 @@ class EventRow(Base):
         Index("ix_events_stream_time", "stream_id", "time"),
         Index("ix_events_type_time", "type", "time"),
         Index("ix_events_label_time", "label", "time"),
+        Index("ix_events_seq", "seq"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -132,6 +135,8 @@ class EventRow(Base):
     state: Mapped[str | None] = mapped_column(String(16), nullable=True)
     snapshot: Mapped[str | None] = mapped_column(String(256), nullable=True)
     message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: set by the database (an identity on PostgreSQL, a trigger on SQLite)
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(), nullable=False)
 
 
 class SnapshotRow(Base):
