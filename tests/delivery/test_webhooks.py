@@ -87,6 +87,8 @@ def test_deliveries_are_signed_and_logged(make, store, receiver):
         assert req.headers["content-type"] == "application/json"
         assert req.headers["host"].startswith("127.0.0.1:")
     assert wait_until(lambda: h.dispatcher.ledgers()[0].snapshot().delivered == 3)
+    # the ledger settles first, then the delivery log row is written: wait for the rows
+    assert wait_until(lambda: [d.status for d in store.webhooks.deliveries(hook.id)] == ["delivered"] * 3)
     log = store.webhooks.deliveries(hook.id)
     assert len(log) == 3 and {d.status for d in log} == {"delivered"}
     assert all(d.attempts == 1 and d.response_status == 200 and d.response_excerpt == "ok" for d in log)
@@ -115,9 +117,11 @@ def test_a_failing_receiver_is_retried_with_backoff_then_succeeds(make, store):
         assert wait_until(lambda: h.dispatcher.ledgers()[0].snapshot().delivered == 1)
         snap = h.dispatcher.ledgers()[0].snapshot()
         assert snap.retried == 2 and snap.failed == 0 and snap.balanced
+        # the ledger settles first, then the log row and the webhook's outcome are written
+        assert wait_until(lambda: [d.status for d in store.webhooks.deliveries(hook.id)] == ["delivered"])
         (rec,) = store.webhooks.deliveries(hook.id)
         assert rec.status == "delivered" and rec.attempts == 3 and rec.response_status == 200
-        assert store.webhooks.get(hook.id).consecutive_failures == 0
+        assert wait_until(lambda: store.webhooks.get(hook.id).consecutive_failures == 0)
     finally:
         receiver.close()
 
@@ -291,6 +295,7 @@ def test_same_host_redirects_are_followed(make, store):
         assert [r.path for r in receiver.requests] == ["/old", "/moved"]
         assert receiver.requests[0].body == receiver.requests[1].body  # 307 keeps the method and body
         assert wait_until(lambda: h.dispatcher.ledgers()[0].snapshot().delivered == 1)
+        assert wait_until(lambda: [d.status for d in store.webhooks.deliveries(hook.id)] == ["delivered"])
         (rec,) = store.webhooks.deliveries(hook.id)
         assert rec.status == "delivered" and rec.attempts == 1
     finally:
