@@ -32,7 +32,7 @@ import time
 from typing import Any
 
 from aisp.cluster.checkpoint import CheckpointSink, LedgerBus, StreamLedger
-from aisp.cluster.connection import NAMESPACE, STREAM_SLOT
+from aisp.cluster.connection import NAMESPACE, STREAM_SLOT, worker_settings
 from aisp.errors import NotFoundError
 from aisp.netpolicy import redact_text, redact_url
 from aisp.settings import Settings
@@ -70,8 +70,7 @@ def stream_settings(settings: Settings, node_cpus: float, node_slots: float) -> 
     """The settings a stream actor builds its runtime from: its share of the node's CPUs (``cpu_cores``:
     CPUs over stream slots, at least 1), the plan's workers for that, no event snapshots."""
     share = max(1, int(node_cpus // max(1.0, node_slots)))
-    return settings.model_copy(update={"ray_address": "", "cpu_cores": share, "workers": 0,
-                                       "event_snapshots": False})
+    return worker_settings(settings, cpu_cores=share, workers=0, event_snapshots=False)
 
 
 def _node_share(node_id: str) -> tuple[float, float]:
