@@ -89,9 +89,8 @@ def _schema_url(base: str, schema: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
-@pytest.fixture
-def pg_url(pg_base_url: str | None) -> Iterator[str]:
-    """A PostgreSQL URL whose connections see only a fresh, empty schema."""
+def fresh_schema_url(pg_base_url: str | None) -> Iterator[str]:
+    """A PostgreSQL URL whose connections see only a fresh, empty schema, dropped afterwards."""
     require_service(pg_base_url is not None, "PostgreSQL not available (AISP_TEST_POSTGRES_URL unset, "
                                              ".ci/start-postgres.sh failed)")
     assert pg_base_url is not None
@@ -107,3 +106,15 @@ def pg_url(pg_base_url: str | None) -> Iterator[str]:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     finally:
         admin.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_base_url: str | None) -> Iterator[str]:
+    """A fresh, empty PostgreSQL schema per test."""
+    yield from fresh_schema_url(pg_base_url)
+
+
+@pytest.fixture(scope="module")
+def pg_module_url(pg_base_url: str | None) -> Iterator[str]:
+    """A fresh, empty PostgreSQL schema per module (for a module's one app)."""
+    yield from fresh_schema_url(pg_base_url)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,31 +19,11 @@ import pytest
 
 from tests.api.conftest import assert_error
 from tests.cluster.live import ClusterApp, cluster_app
-from tests.conftest import _schema_url, require_service
 from tests.dashboard.conftest import browser  # noqa: F401 - the Chromium fixture
 
 pytestmark = pytest.mark.timeout(600)
 
 URL = "/api/frames/process"
-
-
-@pytest.fixture(scope="module")
-def pg_module_url(pg_base_url: str | None) -> Iterator[str]:
-    """A fresh PostgreSQL schema for the module's one app (``pg_url`` is per test)."""
-    require_service(pg_base_url is not None, "PostgreSQL not available")
-    assert pg_base_url is not None
-    from sqlalchemy import create_engine, text
-
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(pg_base_url)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        yield _schema_url(pg_base_url, schema)
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    finally:
-        admin.dispose()
 
 
 @pytest.fixture(scope="module")

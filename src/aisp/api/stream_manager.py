@@ -49,8 +49,6 @@ DEMO_STREAM = {"id": "demo", "source": "demo", "models": ["face_detection"], "li
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _SPEC_FIELDS = ("id", "source", "models", "priority", "max_fps", "every", "live", "track", "zones", "lines",
                 "output", "record")
-#: What the pipeline's StreamSpec takes (output and record go to the video outputs).
-_ENGINE_FIELDS = ("id", "source", "models", "priority", "max_fps", "every", "live", "track", "zones", "lines")
 
 
 class StreamManager:
@@ -219,8 +217,9 @@ class StreamManager:
 
     def _add_to_engine(self, engine: Any, spec: dict[str, Any]) -> Any:
         from aisp.pipeline import StreamSpec
+        from aisp.pipeline.stream import DEFINITION_FIELDS
 
-        fields = {k: v for k, v in spec.items() if k in _ENGINE_FIELDS}
+        fields = {k: v for k, v in spec.items() if k in DEFINITION_FIELDS}
         source = api_source(self.ctx, spec["source"], live=spec.get("live"))
         video = VideoOutputs.of(self.ctx)
         sinks = self._sinks(spec["id"]) + [video.sink_for(spec["id"], spec)]
@@ -338,6 +337,7 @@ class StreamManager:
         next frame when the stream already tracks, else by restarting a running stream with
         tracking on. Counts start over."""
         from aisp.pipeline import StreamSpec
+        from aisp.pipeline.stream import DEFINITION_FIELDS
         from aisp.pipeline.zones import ZoneTracker, parse_lines, parse_zones
 
         engine = self.ctx.require_engine()
@@ -348,7 +348,7 @@ class StreamManager:
             spec["zones"], spec["lines"] = zones or None, lines or None
             if spec.get("track") is False and (zones or lines):
                 spec["track"] = None  # zones and lines need tracking
-            check = {k: v for k, v in spec.items() if k in _ENGINE_FIELDS}
+            check = {k: v for k, v in spec.items() if k in DEFINITION_FIELDS}
             StreamSpec(**{**check, "source": "check"})  # names unique across zones and lines, etc.
             self._specs[stream_id] = spec
             if stream_id in self._persisted and self.ctx.store is not None:

@@ -35,6 +35,7 @@ from aisp.cluster.checkpoint import CheckpointSink, LedgerBus, StreamLedger
 from aisp.cluster.connection import NAMESPACE, STREAM_SLOT, worker_settings
 from aisp.errors import NotFoundError
 from aisp.netpolicy import redact_text, redact_url
+from aisp.pipeline.stream import DEFINITION_FIELDS
 from aisp.settings import Settings
 
 __all__ = ["ACTOR_PREFIX", "StreamActor", "actor_name", "stream_actor_options", "stream_settings"]
@@ -42,8 +43,6 @@ __all__ = ["ACTOR_PREFIX", "StreamActor", "actor_name", "stream_actor_options", 
 log = logging.getLogger("aisp.cluster")
 
 ACTOR_PREFIX = "stream:"
-#: the fields of a stream definition the pipeline's ``StreamSpec`` takes
-ENGINE_FIELDS = ("id", "source", "models", "priority", "max_fps", "every", "live", "track", "zones", "lines")
 
 
 def actor_name(stream_id: str) -> str:
@@ -145,7 +144,7 @@ class StreamActor:
 
         policy = SourcePolicy.from_settings(self.settings)  # checked again on every (re)connect
         source = PolicySource(str(spec["source"]), policy, live=spec.get("live"))
-        fields = {k: v for k, v in spec.items() if k in ENGINE_FIELDS and v is not None}
+        fields = {k: v for k, v in spec.items() if k in DEFINITION_FIELDS and v is not None}
         start = 0 if source.live else position
         windows = EventSink(self.ledger, stream_id=self.stream_id,
                             window_seconds=self.settings.event_window_seconds)

@@ -56,6 +56,12 @@ def _model_list(models: Any) -> list[str]:
     return names
 
 
+#: the keys of a stored stream definition that :class:`StreamSpec` takes (``start_frame`` is never
+#: stored: it comes from a resume position)
+DEFINITION_FIELDS = ("id", "source", "models", "priority", "max_fps", "every", "live", "track", "zones",
+                     "lines")
+
+
 @dataclass
 class StreamSpec:
     """What to run: ``source`` (a spec for :func:`open_source` or a :class:`Source`) through ``models``."""
