@@ -130,8 +130,7 @@ class Engine:
         source = spec.source if isinstance(spec.source, Source) else open_source(spec.source, live=spec.live)
         if spec.live is not None and isinstance(spec.source, Source):
             source.live = spec.live
-        if source.decode_threads is None:
-            source.decode_threads = self.plan.decode_threads
+        self.assign_decode_threads(source)
         batchable = self.pool.check_models(spec.models)
         if not source.live:
             source.open()  # SourceError(phase="open") right away for a missing or unreadable file
@@ -163,6 +162,16 @@ class Engine:
         if start:
             self.start_stream(spec.id)
         return stream
+
+    def assign_decode_threads(self, source: Source) -> int:
+        """Give ``source`` the CPU plan's codec threads, unless it has its own; returns its count.
+
+        :meth:`add_stream` calls it. A caller that opens a source before handing it to
+        :meth:`add_stream` (the task runner does, to learn whether a URL is finite) calls it before
+        opening: a codec's thread count is fixed once it is open."""
+        if source.decode_threads is None:
+            source.decode_threads = self.plan.decode_threads
+        return source.decode_threads
 
     def add_sinks(self, stream_id: str, sinks: Iterable[Sink]) -> Stream:
         """Attach more sinks to a stream that has not started yet."""
