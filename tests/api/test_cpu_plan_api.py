@@ -48,3 +48,22 @@ def test_a_task_decodes_with_the_codec_threads_of_the_plan(api: Harness, tmp_pat
     assert body["state"] == "completed" and body["frames_done"] == 8, body
     # 2 cores, no other reader running: (2 + 1) // 1 = 3 codec threads
     assert decoders == [(str(video.resolve()), 3, 3)]
+
+
+def test_a_task_beside_a_running_stream_gets_its_share(api: Harness, tmp_path: Path,
+                                                       decoders: list[tuple[str, int, int]]) -> None:
+    """A live stream runs: a task that starts then is the second reader, (2 + 1) // 2 = 1 thread."""
+    from tests.pipeline.helpers import write_video
+
+    c = api.client
+    r = c.post("/api/streams", json={"id": "cam", "source": "demo:live", "models": ["fake"]})
+    assert r.status_code == 201, r.text
+    try:
+        video = write_video(tmp_path / "clip.mp4", n=5)
+        r = c.post("/api/tasks", json={"source": str(video), "models": ["fake"]})
+        assert r.status_code == 201, r.text
+        assert api.ctx.tasks.wait_idle(60)
+        assert c.get(f"/api/tasks/{r.json()['id']}").json()["state"] == "completed"
+        assert decoders == [(str(video.resolve()), 1, 1)]
+    finally:
+        assert c.delete("/api/streams/cam").status_code == 204
