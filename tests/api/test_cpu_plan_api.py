@@ -1,5 +1,6 @@
-"""The API and the CPU plan: tasks and streams started through the API decode with the codec
-threads the runtime's engine gives them."""
+"""The API and the CPU plan: the app has one plan object, the runtime's, which its inference pool,
+its batcher and ``/api/status`` follow; tasks and streams started through the API decode with the
+codec threads the runtime's engine gives them."""
 
 from __future__ import annotations
 
@@ -67,3 +68,53 @@ def test_a_task_beside_a_running_stream_gets_its_share(api: Harness, tmp_path: P
         assert decoders == [(str(video.resolve()), 1, 1)]
     finally:
         assert c.delete("/api/streams/cam").status_code == 204
+
+
+def test_the_app_has_one_plan_the_runtimes(api: Harness) -> None:
+    ctx = api.ctx
+    runtime = ctx.runtime
+    assert runtime is not None and runtime.cpu is not None
+    plan = runtime.cpu
+    assert ctx.cpu_plan is plan and runtime.engine.plan is plan  # one object, not an equal copy
+    assert plan.cores == 2 and "api_threads" in plan.overrides  # the harness sets inference_threads=2
+    assert ctx.inference.threads == plan.api_threads == 2
+    assert ctx.batcher.policy is plan.api_batching
+    body = api.client.get("/api/status").json()
+    assert body["cpu_plan"] == plan.to_dict()
+
+
+def test_a_context_given_a_runtime_follows_the_runtimes_plan(tmp_path: Path) -> None:
+    """The runtime's plan wins over the settings' (a context handed a runtime built elsewhere)."""
+    from aisp.api.context import AppContext
+    from aisp.cpu_budget import plan_cpu
+    from aisp.runtime import build
+    from aisp.settings import load_settings
+
+    settings = load_settings(environ={}, data_dir=tmp_path / "d", cpu_cores=4)  # its own plan: 4 API threads
+    own = plan_cpu(1, batching="off")  # 2 API threads, no API batching
+    with build(settings, store=False, plan=own) as runtime:
+        assert runtime.cpu is own and runtime.engine.plan is own
+        ctx = AppContext(settings, runtime=runtime)
+        try:
+            assert ctx.cpu_plan is own
+            assert ctx.inference.threads == 2 and ctx.batcher.policy is own.api_batching
+            assert not ctx.batcher.policy.enabled
+        finally:
+            ctx.inference.shutdown()
+
+
+def test_before_the_runtime_the_context_has_the_plan_it_will_be_built_with(tmp_path: Path) -> None:
+    from aisp.api.context import AppContext
+    from aisp.runtime import build
+    from aisp.settings import load_settings
+
+    settings = load_settings(environ={}, data_dir=tmp_path / "d", cpu_cores=3)
+    ctx = AppContext(settings)
+    try:
+        plan = ctx.cpu_plan
+        assert plan.cores == 3 and ctx.inference.threads == plan.api_threads == 4
+        with build(settings, store=False, plan=plan) as runtime:  # what the lifespan does
+            ctx.runtime = runtime
+            assert ctx.cpu_plan is plan is runtime.cpu
+    finally:
+        ctx.inference.shutdown()
