@@ -37,7 +37,8 @@ in every session) gave 2 workers 4+ busy threads on 2 cores, and half the throug
 * dynamic batching: in the API on (concurrent requests batched: 1.87x the requests/s at
   concurrency 8, p99 no worse, a quarter less CPU per request, measured on 2 cores); in the
   pipeline only for GPU providers (on the CPU a batch of 4 costs more per frame than 4 single runs
-  of the benchmark model, and the pipeline's FPS did not gain; docs/PERFORMANCE.md).
+  of the benchmark model, and the pipeline gained 1.02-1.08x on a quiet machine but lost,
+  0.81-0.89x, on a loaded one; docs/cpu.md).
 
 Streams, batch tasks and API requests of one server share this one plan: tasks and streams run on
 the runtime's one engine (its ``workers`` threads), so a second task adds a reader, not a pool.
