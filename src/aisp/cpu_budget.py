@@ -5,7 +5,7 @@
     cores ─┐
     settings (overrides) ─┼─► plan_cpu() ─► CpuPlan
     workload (streams, tasks) ─┘                ├─ workers              pipeline inference threads
-                                                ├─ decode_threads       codec threads per reader
+                                                ├─ decode_threads       codec threads of a reader (workload's)
                                                 ├─ ort_intra_op_threads / ort_inter_op_threads
                                                 ├─ ort_spinning         intra-op pool spin-waits
                                                 ├─ ort_session_per_worker
@@ -27,15 +27,18 @@ in every session) gave 2 workers 4+ busy threads on 2 cores, and half the throug
 * each worker gets its own ONNX session when it has a single intra-op thread (measured a little
   faster than one shared session; a session is small next to the frames in flight);
 * OpenCV's own pool is off (1 thread) when the workers already fill the cores;
-* each reader's codec gets ``cores + 1`` threads shared out over the readers, at least 2: decoding
-  on the reader thread alone held the workers back (the codec threads decode while the reader
-  thread waits, a frame or two ahead; measured 1.5-2x the pipeline's FPS with 3 threads instead of 1
-  on 2 cores, docs/PERFORMANCE.md);
+* each reader's codec gets ``cores + 1`` threads shared out over the readers, at least 1
+  (:func:`reader_decode_threads`): decoding on the reader thread alone held a lone reader back (the
+  codec threads decode while the reader thread waits, a frame or two ahead; measured 1.5-2x the
+  pipeline's FPS with 3 threads instead of 1 on 2 cores, docs/PERFORMANCE.md), and several readers
+  share the cores. The engine applies it to each source it starts, counting the readers running at
+  that moment; a reader keeps the count it opened with (FFmpeg fixes a codec's threads once open);
 * the API's inference pool keeps ``inference_threads`` (cores + 1, at most 4, measured);
 * dynamic batching: in the API on (concurrent requests batched: 1.87x the requests/s at
   concurrency 8, p99 no worse, a quarter less CPU per request, measured on 2 cores); in the
   pipeline only for GPU providers (on the CPU a batch of 4 costs more per frame than 4 single runs
-  of the benchmark model, and the pipeline's FPS did not gain; docs/PERFORMANCE.md).
+  of the benchmark model, and the pipeline gained 1.02-1.08x on a quiet machine but lost,
+  0.81-0.89x, on a loaded one; docs/cpu.md).
 
 Streams, batch tasks and API requests of one server share this one plan: tasks and streams run on
 the runtime's one engine (its ``workers`` threads), so a second task adds a reader, not a pool.
@@ -55,7 +58,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from aisp.settings import Settings
 
-__all__ = ["BatchPolicy", "CpuPlan", "Workload", "detect_cores", "plan_cpu", "plan_from_settings"]
+__all__ = ["BatchPolicy", "CpuPlan", "Workload", "detect_cores", "plan_cpu", "plan_from_settings",
+           "reader_decode_threads"]
 
 #: Providers that run models off the CPU: batching pays there.
 GPU_PROVIDERS = frozenset({"cuda", "tensorrt", "CUDAExecutionProvider", "TensorrtExecutionProvider"})
@@ -151,6 +155,19 @@ class CpuPlan:
         )
 
 
+def reader_decode_threads(cores: int, readers: int, explicit: int = 0) -> int:
+    """Codec threads for a reader that starts while ``readers`` readers run, itself included.
+
+    The ``cores + 1`` codec threads of one reader shared out over the readers, at least 1:
+    ``max(1, (cores + 1) // readers)``. ``explicit`` (the ``decode_threads`` setting; 0: none) is
+    used as given, whatever the readers. Raises ValueError for an impossible value.
+    """
+    for name, value, least in (("cores", cores, 1), ("readers", readers, 1), ("explicit", explicit, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"{name} expected an int >= {least}, got {value!r}")
+    return explicit or max(1, (cores + 1) // readers)
+
+
 def _tri(value: str, auto: bool) -> bool:
     return auto if value == "auto" else value == "on"
 
@@ -210,8 +227,7 @@ def plan_cpu(
     spin = _tri(ort_spinning, intra > 1 and n_workers * intra <= cores and load.tasks == 0)
     per_worker = _tri(ort_session_per_worker, intra == 1 and n_workers > 1)
     cv_threads = opencv_threads or (1 if n_workers >= cores else cores - n_workers + 1)
-    readers = max(1, load.streams + load.tasks)
-    decode = decode_threads or max(2, (cores + 1) // readers)
+    decode = reader_decode_threads(cores, max(1, load.streams + load.tasks), decode_threads)
     api = api_threads or min(4, cores + 1)
     batch = BatchPolicy(_tri(batching, load.gpu), batch_max_size, float(batch_max_delay_ms))
     api_batch = BatchPolicy(_tri(batching, True), batch_max_size, float(batch_max_delay_ms))

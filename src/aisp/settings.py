@@ -270,7 +270,8 @@ class Settings(BaseSettings):
     )
     decode_threads: int = Field(
         0, ge=0, le=64,
-        description="Codec threads per video reader; 0: cores + 1 shared out over the readers, at least 2.",
+        description="Codec threads per video reader; 0: cores + 1 shared out over the readers running when "
+                    "it starts, at least 1.",
     )
     ort_intra_op_threads: int = Field(
         0, ge=0, le=256,

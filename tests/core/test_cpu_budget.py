@@ -6,7 +6,15 @@ import json
 
 import pytest
 
-from aisp.cpu_budget import BatchPolicy, CpuPlan, Workload, detect_cores, plan_cpu, plan_from_settings
+from aisp.cpu_budget import (
+    BatchPolicy,
+    CpuPlan,
+    Workload,
+    detect_cores,
+    plan_cpu,
+    plan_from_settings,
+    reader_decode_threads,
+)
 from aisp.settings import load_settings
 
 
@@ -45,6 +53,37 @@ def test_fewer_workers_than_cores_get_an_intra_op_pool_that_may_spin() -> None:
     # concurrent batch tasks: nobody spins, readers share the codec threads
     busy = plan_cpu(8, workers=2, workload=Workload(streams=2, tasks=2))
     assert busy.ort_spinning is False and busy.decode_threads == 2
+
+
+#: codec threads of a reader that starts while ``readers`` run (itself included): (cores + 1) // readers,
+#: at least 1; written out, not recomputed
+READER_THREADS = {  # cores: readers 1..5
+    1: (2, 1, 1, 1, 1),
+    2: (3, 1, 1, 1, 1),
+    4: (5, 2, 1, 1, 1),
+    8: (9, 4, 3, 2, 1),
+    16: (17, 8, 5, 4, 3),
+}
+
+
+@pytest.mark.parametrize("cores", sorted(READER_THREADS))
+def test_codec_threads_are_shared_out_over_the_readers(cores: int) -> None:
+    for readers, expected in enumerate(READER_THREADS[cores], start=1):
+        assert reader_decode_threads(cores, readers) == expected, (cores, readers)
+        # the decode_threads setting is used as given, whatever the readers and the cores
+        assert reader_decode_threads(cores, readers, explicit=4) == 4
+        assert reader_decode_threads(cores, readers, explicit=1) == 1
+    # the plan's own figure for a workload is the same rule
+    assert plan_cpu(cores, workload=Workload(streams=2, tasks=1)).decode_threads == READER_THREADS[cores][2]
+
+
+@pytest.mark.parametrize("kwargs,field", [({"cores": 0}, "cores"), ({"readers": 0}, "readers"),
+                                          ({"readers": True}, "readers"), ({"explicit": -1}, "explicit"),
+                                          ({"cores": 2.0}, "cores")])
+def test_reader_decode_threads_refuses_impossible_values(kwargs: dict, field: str) -> None:
+    args = {"cores": 2, "readers": 1, **kwargs}
+    with pytest.raises(ValueError, match=field):
+        reader_decode_threads(args["cores"], args["readers"], args.get("explicit", 0))
 
 
 def test_one_core_one_worker() -> None:

@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from aisp.errors import ConflictError, NotFoundError, ValidationError
+from aisp.errors import ConflictError, NotFoundError, SourceError, ValidationError
 from aisp.models.fake import FakeModel
 from aisp.models.results import Detections
 from aisp.pipeline import Engine, ListSink, MemorySource, StreamSpec
@@ -404,3 +404,58 @@ def test_gil_switch_interval_is_lowered_while_running_and_restored(settings, loa
     assert sys.getswitchinterval() == pytest.approx(before)
     with pytest.raises(ValueError, match="switch interval expected > 0"):
         Engine(settings, loader=loader, monitor_interval=None, switch_interval=0)
+
+
+# --- codec threads shared out over the readers -------------------------------------------------
+def test_concurrent_streams_share_the_codec_threads(settings, loader, video_file) -> None:
+    """4 cores: a lone reader gets 5 codec threads; one that starts beside it gets 5 // 2 = 2 (the
+    decoder of a real file is told so); the first keeps its 5 (FFmpeg cannot change them)."""
+    pytest.importorskip("av")
+    from aisp.cpu_budget import plan_cpu
+    from aisp.pipeline.sources import VideoFileSource
+
+    engine = Engine(settings, loader=loader, plan=plan_cpu(4), monitor_interval=None)
+    try:
+        first = MemorySource(make_images(3), live=True)
+        engine.add_stream(StreamSpec("a", first, ["fake"]), start=True)
+        assert first.decode_threads == 5
+        second = VideoFileSource(video_file, decoder="pyav")
+        engine.add_stream(StreamSpec("b", second, ["fake"]))  # a file: opened here, not started
+        assert second.decode_threads == 2 and first.decode_threads == 5
+        assert second._decoder.threads == 2 and second._decoder._container.streams.video[0].thread_count == 2
+        # a source that failed to open is no reader: the next one does not count it
+        gone = VideoFileSource(video_file.with_name("gone.mp4"))  # still referenced: not collected
+        with pytest.raises(SourceError):
+            engine.add_stream(StreamSpec("gone", gone, ["fake"]))
+        # a stopped stream's reader is gone: 2 readers (b, the new one), not 3
+        assert engine.stop_stream("a", TIMEOUT)
+        third = MemorySource(make_images(3), live=True)
+        engine.add_stream(StreamSpec("c", third, ["fake"]))
+        assert third.decode_threads == 2
+        # a source given threads before add_stream (a task opens its own) counts from then on
+        early = MemorySource(make_images(3))
+        assert engine.assign_decode_threads(early) == 1  # b, c and itself: 5 // 3
+        later = MemorySource(make_images(3))
+        assert engine.assign_decode_threads(later) == 1  # 5 // 4
+        engine.add_stream(StreamSpec("early", early, ["fake"]))
+        assert early.decode_threads == 1  # kept
+        # threads its creator chose are kept
+        own = MemorySource(make_images(3))
+        own.decode_threads = 7
+        engine.add_stream(StreamSpec("own", own, ["fake"]))
+        assert own.decode_threads == 7
+    finally:
+        assert engine.shutdown(TIMEOUT)
+
+
+def test_the_decode_threads_setting_is_used_as_given_for_every_reader(settings, loader) -> None:
+    from aisp.cpu_budget import plan_cpu
+
+    engine = Engine(settings, loader=loader, plan=plan_cpu(4, decode_threads=4), monitor_interval=None)
+    try:
+        sources = [MemorySource(make_images(3), live=True) for _ in range(3)]
+        for i, source in enumerate(sources):
+            engine.add_stream(StreamSpec(f"s{i}", source, ["fake"]), start=True)
+        assert [s.decode_threads for s in sources] == [4, 4, 4]
+    finally:
+        assert engine.shutdown(TIMEOUT)

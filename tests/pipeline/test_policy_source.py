@@ -234,3 +234,66 @@ def test_rtsp_plays_under_its_whitelist(tmp_path: Path) -> None:
             src.close()
     finally:
         kill(server)
+
+
+# --- the CPU plan's codec threads reach the decoder -------------------------------------------
+def _engine(tmp_path: Path):
+    from aisp.cpu_budget import plan_cpu
+    from aisp.pipeline import Engine
+    from aisp.settings import load_settings
+    from tests.pipeline.helpers import FakeLoader
+
+    settings = load_settings(environ={}, data_dir=tmp_path / "data")
+    # 2 cores, one reader: 3 codec threads, not FFmpeg's own choice (thread_count 0)
+    return Engine(settings, FakeLoader(), plan=plan_cpu(2), monitor_interval=None)
+
+
+def test_a_file_opened_by_the_engine_decodes_with_the_plans_threads(tmp_path: Path) -> None:
+    from aisp.pipeline import CallbackSink, StreamSpec
+
+    policy = _policy(tmp_path)
+    video = write_video(tmp_path / "media" / "clip.mp4", n=6)
+    src = PolicySource(str(video), policy)
+    engine = _engine(tmp_path)
+    try:
+        seen: list[int] = []
+        stream = engine.add_stream(StreamSpec("file", src, ["fake"]), [CallbackSink(lambda r: seen.append(
+            r.frame.index))])
+        decoder = src._inner._decoder  # type: ignore[union-attr] - opened by add_stream
+        assert src.decode_threads == 3 and decoder.name == "pyav" and decoder.threads == 3
+        assert decoder._container.streams.video[0].thread_count == 3  # what FFmpeg was told
+        engine.start_stream("file")
+        assert stream.wait(30) and stream.state == "stopped" and seen == list(range(6))
+    finally:
+        engine.shutdown(10)
+
+
+def test_a_url_opened_by_the_reader_decodes_with_the_plans_threads(
+        tmp_path: Path, web: tuple[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A live URL is opened on the reader thread, by ``PolicySource.open``: the inner source it
+    builds gets the threads too (spied on PyAV's decoder, as the source is gone once it ends)."""
+    import threading
+
+    from aisp.pipeline import CallbackSink, StreamSpec
+    from aisp.pipeline.decode import PyAVDecoder
+
+    base, root = web
+    write_video(root / "clip.mp4", n=6)
+    opened: list[tuple[int, int]] = []
+    real_open = PyAVDecoder.open
+
+    def spy(self: PyAVDecoder) -> None:
+        real_open(self)
+        opened.append((self.threads, self._container.streams.video[0].thread_count))
+
+    monkeypatch.setattr(PyAVDecoder, "open", spy)
+    src = PolicySource(f"{base}/clip.mp4", _policy(tmp_path))
+    assert src.live
+    engine = _engine(tmp_path)
+    try:
+        got = threading.Event()
+        engine.add_stream(StreamSpec("url", src, ["fake"]), [CallbackSink(lambda r: got.set())], start=True)
+        assert got.wait(30)
+        assert opened and opened[0] == (3, 3)
+    finally:
+        engine.shutdown(10)

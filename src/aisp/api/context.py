@@ -23,7 +23,7 @@ from aisp.api.batcher import FrameBatcher
 from aisp.api.event_fanout import EventFanout
 from aisp.api.metrics import ApiMetrics
 from aisp.api.pixel_budget import PixelBudget
-from aisp.cpu_budget import plan_from_settings
+from aisp.cpu_budget import CpuPlan, plan_from_settings
 from aisp.errors import OverloadedError, StoreError
 from aisp.settings import Settings
 
@@ -131,10 +131,17 @@ class AppContext:
     prewarm_failed: dict[str, str] = field(default_factory=dict)
     stopping: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: the plan the context was set up with (see :attr:`cpu_plan`)
+    _plan: CpuPlan | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.started_at = self.clock()
-        plan = plan_from_settings(self.settings)
+        runtime = self.runtime
+        if runtime is not None and runtime.cpu is not None:
+            plan = runtime.cpu
+        else:  # the usual case: the runtime is built later, with this plan (aisp.api.lifecycle)
+            plan = plan_from_settings(self.settings)
+        self._plan = plan
         if self.inference is None:  # the CPU budget's API pool (inference_threads overrides it)
             self.inference = InferencePool(plan.api_threads)
         if self.batcher is None:
@@ -147,6 +154,18 @@ class AppContext:
         for name in ("runtime", *READY_GATES, "engine", "streams"):
             self.components.setdefault(name, "pending")
         self.metrics.bind(self)
+
+    @property
+    def cpu_plan(self) -> CpuPlan:
+        """The app's one CPU plan: the runtime's (``runtime.cpu``) once there is a runtime; before
+        that, the plan this context sized its inference pool and batcher with, which the lifespan
+        builds the runtime with (the runtime comes later, on the start-up thread, so that
+        ``/health`` answers before numpy and OpenCV are imported)."""
+        runtime = self.runtime
+        if runtime is not None and runtime.cpu is not None:
+            return runtime.cpu
+        assert self._plan is not None  # set by __post_init__
+        return self._plan
 
     # --- lifecycle state -------------------------------------------------------------------
     def set_component(self, name: str, state: str, error: str | None = None) -> None:

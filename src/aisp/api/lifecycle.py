@@ -111,7 +111,8 @@ class Lifecycle:
         # app must answer /health before those are imported. The store comes in its own step.
         from aisp.runtime import build
 
-        runtime = build(self.ctx.settings, store=False)
+        # the plan the context sized its inference pool and batcher with: one plan object for the app
+        runtime = build(self.ctx.settings, store=False, plan=self.ctx.cpu_plan)
         self.ctx.event_fanout.attach(runtime.events)
         self.ctx.runtime = runtime
         ensure_media_dir(self.ctx.settings)  # where the API's file sources live (AISP_MEDIA_DIRS)
@@ -185,8 +186,10 @@ class Lifecycle:
         self.ctx.prewarm_failed.update(failed)
         if failed:
             log.error("prewarm: loaded %s, failed %s", loaded, failed)
-        s = self.ctx.settings
-        extra = prewarm_api_instances(runtime.models, loaded, s.inference_threads, capacity=s.cache_max_size)
+        pool = self.ctx.inference
+        threads = pool.threads if pool is not None else self.ctx.cpu_plan.api_threads
+        extra = prewarm_api_instances(runtime.models, loaded, threads,
+                                      capacity=self.ctx.settings.cache_max_size)
         if extra:
             log.info("prewarm: per-thread instances for the frames route: %s", extra)
         return "done"

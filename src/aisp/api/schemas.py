@@ -91,7 +91,8 @@ class StatusResponse(BaseModel):
     timings_ms: dict[str, float] = Field(default_factory=dict)
     cpu_plan: dict[str, Any] | None = Field(
         None,
-        description="The CPU budget (aisp.cpu_budget.CpuPlan) the runtime was built with; null until built.",
+        description="The CPU budget (aisp.cpu_budget.CpuPlan): the app's one plan, which its runtime, its "
+        "inference pool and its batcher follow.",
     )
     delivery: dict[str, Any] | None = Field(
         default=None, description="Events out: MQTT and webhook accounting (as /api/delivery)."

@@ -339,10 +339,13 @@ class TaskRunner:
         stall = self.ctx.settings.task_stall_timeout_seconds
         source = None
         try:
-            # a URL of finite media is read like a file; opened here so the engine knows which
+            runtime = self.ctx.require_runtime()
+            # a URL of finite media is read like a file; opened here so the engine knows which, with
+            # the codec threads the engine gives a new reader (fixed once the codec is open)
             source = api_source(self.ctx, rec.source, finite_ends=True, read_timeout=min(10.0, stall + 2.0))
+            runtime.engine.assign_decode_threads(source)
             source.open()
-            return self.ctx.require_runtime().run_job(
+            return runtime.run_job(
                 source,
                 list(rec.models),
                 out_video=video_path,

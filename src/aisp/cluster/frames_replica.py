@@ -94,7 +94,7 @@ class FramesReplica:
         # follows the plan (cores + 1, at most 4) unless the driver set inference_threads itself
         own = worker_settings(settings, cpu_cores=cores)
         self.ctx = AppContext(own)
-        self.ctx.runtime = build(own, store=False)
+        self.ctx.runtime = build(own, store=False, plan=self.ctx.cpu_plan)
         loaded, failed = prewarm_models(self.ctx.runtime, list(own.prewarm))
         if failed:
             log.error("frames replica: prewarm failed for %s", sorted(failed))

@@ -27,11 +27,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from aisp.cpu_budget import CpuPlan, plan_from_settings
+from aisp.cpu_budget import CpuPlan, plan_from_settings, reader_decode_threads
 from aisp.errors import ConflictError, NotFoundError
 from aisp.events import Event, EventBus
 from aisp.pipeline import _gil
@@ -62,7 +63,8 @@ class Engine:
 
     ``settings`` gives the defaults (queue size, drop policy, memory budget, stall and
     reconnect timings); ``plan`` (default: the settings' :func:`~aisp.cpu_budget.plan_from_settings`)
-    the threads: ``workers``, the codec threads of each reader, and dynamic batching (a batch of up
+    the threads: ``workers``, the codec threads of each reader (shared out over the readers running
+    when it starts, :meth:`assign_decode_threads`), and dynamic batching (a batch of up
     to ``plan.batching.max_size`` frames, waiting at most ``max_delay_ms`` for it to fill, for models
     that take batches; one frame at a time when batching is off). ``workers`` and ``max_batch``
     override the plan. ``loader(name, instance)`` returns a model; the engine never loads one
@@ -108,6 +110,8 @@ class Engine:
         self.batch_delay = batching.max_delay_ms / 1000.0 if max_batch is None and batching.enabled else 0.0
         self.memory_guard = memory_guard or MemoryGuard(default_budget_bytes(settings.memory_budget_mb))
         self._streams: dict[str, Stream] = {}
+        #: sources given codec threads that are not streams yet (a task's, opened before add_stream)
+        self._assigned: weakref.WeakSet[Source] = weakref.WeakSet()
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._monitor: threading.Thread | None = None
@@ -130,11 +134,15 @@ class Engine:
         source = spec.source if isinstance(spec.source, Source) else open_source(spec.source, live=spec.live)
         if spec.live is not None and isinstance(spec.source, Source):
             source.live = spec.live
-        if source.decode_threads is None:
-            source.decode_threads = self.plan.decode_threads
-        batchable = self.pool.check_models(spec.models)
-        if not source.live:
-            source.open()  # SourceError(phase="open") right away for a missing or unreadable file
+        self.assign_decode_threads(source)
+        try:
+            batchable = self.pool.check_models(spec.models)
+            if not source.live:
+                source.open()  # SourceError(phase="open") right away for a missing or unreadable file
+        except BaseException:
+            with self._lock:
+                self._assigned.discard(source)  # not a reader after all
+            raise
         stats = StreamMeter(self.clock)
         stream = Stream(spec, source, list(sinks), stats,
                         Watchdog(self.settings.stall_timeout_seconds, self.clock), mjpeg=mjpeg,
@@ -159,10 +167,30 @@ class Engine:
                 self.scheduler.remove(spec.id)
                 raise ConflictError(f"stream {spec.id!r} already exists", details={"stream": spec.id})
             self._streams[spec.id] = stream
+            self._assigned.discard(source)  # counted as a stream from now on
             self.pool.set_job(spec.id, self._job(stream))
         if start:
             self.start_stream(spec.id)
         return stream
+
+    def assign_decode_threads(self, source: Source) -> int:
+        """Give ``source`` its codec threads, unless it has its own; returns its count.
+
+        The plan's ``cores + 1`` codec threads shared out over the readers running now, this one
+        included (:func:`~aisp.cpu_budget.reader_decode_threads`); the ``decode_threads`` setting,
+        when set, as given. Readers already running keep theirs: FFmpeg fixes a codec's thread
+        count once it is open. :meth:`add_stream` calls it. A caller that opens a source before
+        handing it to :meth:`add_stream` (the task runner does, to learn whether a URL is finite)
+        calls it before opening; the source counts as a reader from then on."""
+        with self._lock:
+            if source.decode_threads is None:
+                running = sum(1 for s in self._streams.values() if not s.done and s.source is not source)
+                waiting = sum(1 for s in self._assigned if s is not source)
+                explicit = self.plan.decode_threads if "decode_threads" in self.plan.overrides else 0
+                readers = running + waiting + 1
+                source.decode_threads = reader_decode_threads(self.plan.cores, readers, explicit)
+                self._assigned.add(source)
+            return source.decode_threads
 
     def add_sinks(self, stream_id: str, sinks: Iterable[Sink]) -> Stream:
         """Attach more sinks to a stream that has not started yet."""

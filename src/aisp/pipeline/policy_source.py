@@ -17,7 +17,9 @@ It builds a :class:`PolicySource`, which:
   can read a stream's ``last_error`` or a task's error learns whether a path exists or a port is
   open; the detailed reason goes to the server log (URL passwords hidden);
 - with ``finite_ends=True`` (tasks), a URL whose container announces a duration or a frame
-  count is finite media: it is read once to its end, every frame, like a file; other URLs are live.
+  count is finite media: it is read once to its end, every frame, like a file; other URLs are live;
+- hands its ``decode_threads`` (set by the engine from the CPU plan) on to the source it opens, so
+  the codec decodes with the plan's threads.
 
 The CLI (``aisp run``) does not use it: it runs as the local user and may open anything.
 """
@@ -106,6 +108,7 @@ class PolicySource(Source):
         target = self._policy.check_source(self.spec)
         try:
             inner = self._build(target)
+            inner.decode_threads = self.decode_threads  # the engine sets the plan's on this object
             inner.open()
         except Exception as exc:  # noqa: BLE001 - the caller sees one text, the log the reason
             log.warning("source %s: cannot open: %s", self.name, describe(exc))

@@ -176,17 +176,20 @@ def build(
     store_factory: StoreFactory | None = None,
     clock: Callable[[], float] = time.monotonic,
     events: EventBus | None = None,
+    plan: CpuPlan | None = None,
 ) -> Runtime:
     """Build every service from ``settings`` (default: ``load_settings()``, the environment).
 
     ``store=False`` builds no store (``runtime.store`` is None); ``store_factory(url)`` replaces
     :class:`aisp.store.Store`; ``events`` replaces the runtime's :class:`EventBus` (a stream actor
-    on a cluster hands in one that also records each event for its checkpoint). The store is built,
+    on a cluster hands in one that also records each event for its checkpoint); ``plan`` is the CPU
+plan to build with (default: ``plan_from_settings(settings)``; the API hands in the one its
+inference pool was sized with, so that the app has one plan object). The store is built,
     not opened: ``runtime.store.open()`` connects and migrates, so the caller decides when (the
     server does it on its start-up thread).
     """
     settings = settings if settings is not None else load_settings()
-    plan = plan_from_settings(settings)
+    plan = plan if plan is not None else plan_from_settings(settings)
     apply_opencv_threads(plan.opencv_threads)
     cache = ModelCache.from_settings(settings)
     models = ModelRegistry(cache, ModelConfig.from_settings(settings, plan))

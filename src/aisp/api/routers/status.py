@@ -89,7 +89,7 @@ async def status(request: Request) -> StatusResponse:
         prewarm=list(ctx.settings.prewarm),
         streams=len(ctx.streams()),
         timings_ms=dict(ctx.timings_ms),
-        cpu_plan=runtime.cpu.to_dict() if runtime is not None and runtime.cpu is not None else None,
+        cpu_plan=ctx.cpu_plan.to_dict(),
         delivery=ctx.delivery.stats() if ctx.delivery is not None else None,
     )
 
