@@ -1,6 +1,7 @@
 """Events through the whole server: a stream over a generated video of three crossing squares,
 with tracking, a zone and a line; its events stored, queried, paged, with snapshots; the live
-``WS /ws/events``; zone updates; the counts in stream stats and ``/metrics``."""
+``WS /ws/events``; zone updates; the counts in stream stats and ``/metrics`` (line crossings,
+events, and the objects inside a zone now on a live stream)."""
 
 from __future__ import annotations
 
@@ -153,6 +154,36 @@ def test_stream_stats_and_metrics_show_the_counts(api: Harness, played: dict[str
     assert 'aisp_line_crossings_total{direction="in",label="shape",line="mid",stream="shapes"} 1.0' in metrics
     assert 'aisp_stream_events_total{stream="shapes",type="cross"} 1.0' in metrics
     assert 'aisp_event_deliveries_total{outcome="delivered",subscriber="store"}' in metrics
+
+
+def _zone_samples(text: str) -> dict[tuple[str, str, str], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {(s.labels["stream"], s.labels["zone"], s.labels["label"]): s.value
+            for f in text_string_to_metric_families(text) if f.name == "aisp_zone_objects" for s in f.samples}
+
+
+def test_zone_gauge_counts_the_objects_inside_now(api: Harness) -> None:
+    """``aisp_zone_objects{stream, zone, label}``: the fake model's one box (label ``fake``, its
+    anchor at the frame's bottom-centre quarter) sits inside ``hall``; ``corner`` is elsewhere and
+    ``people`` covers it but keeps only ``person``, so neither has a series."""
+    c = api.client
+    zones = [{"name": "hall", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]], "relative": True},
+             {"name": "corner", "polygon": [[0, 0], [0.1, 0], [0.1, 0.1]], "relative": True},
+             {"name": "people", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]], "relative": True,
+              "labels": ["person"]}]
+    r = c.post("/api/streams", json={"id": "zlive", "source": "demo:live", "models": ["fake"],
+                                     "max_fps": 10, "zones": zones})
+    assert r.status_code == 201, r.text
+    try:
+        got = _poll(lambda: {k: v for k, v in _zone_samples(c.get("/metrics").text).items()
+                             if k[0] == "zlive"}, "the zone gauge")
+        assert got == {("zlive", "hall", "fake"): 1.0}
+        stats = c.get("/api/streams/zlive").json()["stats"]
+        assert stats["zones"]["hall"] == {"count": 1, "labels": {"fake": 1}}
+        assert stats["zones"]["corner"]["count"] == 0 and stats["zones"]["people"]["count"] == 0
+    finally:
+        c.delete("/api/streams/zlive")
 
 
 def test_websocket_pushes_live_events_with_filters(api: Harness) -> None:

@@ -1,17 +1,19 @@
 """Event clips on a real running stream: an event published on the bus writes an MP4 that PyAV
 reads back with the right duration, frame count and pre-roll frames; overlapping events merge;
-retention by age and by size."""
+post-roll runs from the last matching detection (an object that stays in view); retention by
+age and by size."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from aisp.errors import ValidationError
 from aisp.events import Event, EventBus
-from aisp.pipeline import Engine, StreamSpec
+from aisp.pipeline import CallbackSink, Engine, StreamSpec
 from aisp.pipeline.clip_index import ClipLibrary
 from aisp.pipeline.clips import ClipRule
 from aisp.pipeline.video_out import StreamVideo
@@ -150,3 +152,90 @@ def test_retention_by_age_and_total_size(tmp_path: Path) -> None:
     assert [c.id[0] for c in reopened.list()] == ["c", "d"] and not stray.exists()
     now[0] += 2 * 86400
     assert reopened.prune() == 2 and reopened.list() == []
+
+
+# -- post-roll follows detections ---------------------------------------------------------------
+APPEAR, LEAVE_ZONE, VANISH = 90, 180, 240  # frame indices: 3 s in, 3 s inside the zone, 2 s beside it
+INSIDE = (100.0, 80.0, 200.0, 220.0)  # anchor (150, 220): inside "door" (x < 160)
+BESIDE = (120.0, 80.0, 220.0, 220.0)  # anchor (170, 220): outside it; IoU 0.67, so the same track
+DOOR = {"name": "door", "polygon": [[0, 0], [160, 0], [160, 240], [0, 240]]}
+
+
+def _person(frame):
+    from aisp.models.results import Detections
+
+    index = read_barcode(frame)
+    if APPEAR <= index < VANISH:
+        box = INSIDE if index < LEAVE_ZONE else BESIDE
+        return Detections([box], [0.9], [0], None, ("person",))
+    return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int32), None, ())
+
+
+@pytest.mark.parametrize("record, last_frame", [
+    # an `appeared` event once; the person stays in view 5 s more: the clip runs to 2 s after it vanished
+    ({"types": ["appeared"], "labels": ["person"]}, VANISH - 1),
+    # an `enter` event once; the person stays in the zone 3 s, then beside it: 2 s after it left the zone
+    ({"types": ["enter"], "labels": ["person"], "zones": ["door"]}, LEAVE_ZONE - 1),
+], ids=["labels", "zone"])
+def test_post_roll_runs_from_the_last_matching_detection(tmp_path: Path, record: dict,
+                                                         last_frame: int) -> None:
+    settings = load_settings(environ={}, data_dir=tmp_path)
+    bus = EventBus()
+    engine = Engine(settings, FakeLoader(boxes=_person), events=bus)
+    library = ClipLibrary(tmp_path / "clips")
+    rule = ClipRule.parse({**record, "pre_seconds": 1, "post_seconds": 2})
+    video = StreamVideo("cam", settings, record=rule, library=library, clock=engine.clock)
+    events: list[Event] = []
+    captured: dict[int, float] = {}
+    bus.subscribe("clips", video.on_event)
+    bus.subscribe("test", events.append)
+    sinks = [CallbackSink(lambda r: captured.__setitem__(r.frame.index, r.frame.captured_at)), video.sink()]
+    spec = StreamSpec("cam", CounterSource(fps=FPS), ["fake"], zones=[DOOR])
+    engine.add_stream(spec, sinks=sinks, start=True)
+    try:
+        def selected() -> list[Event]:
+            return [e for e in list(events) if rule.matches(e)]
+
+        wait_until(selected, 30, message="the object's event")
+        wait_until(lambda: _ready(library, selected()[0].id), 40, message="the clip to be written")
+        assert len(selected()) == 1  # one event: only detections can have kept the clip going
+        event = selected()[0]
+        rec = library.for_event(event.id)
+        duration, frames = _read(library.path(rec))
+        wait_until(lambda: last_frame in captured, 20, message="the last matching frame")
+    finally:
+        bus.close()
+        engine.shutdown(5)
+        video.close()
+    assert rec.events == [event.id]
+    assert APPEAR <= event.frame_index <= APPEAR + 3
+    expected = (captured[last_frame] + 2.0) - (event.captured_at - 1.0)  # pre-roll .. post-roll
+    assert abs(duration - expected) <= 0.5, (duration, expected)
+    assert abs(frames[-1] - (last_frame + 2 * FPS)) <= 15, (frames[-1], last_frame)  # 2 s after it
+    assert abs(frames[0] - (event.frame_index - FPS)) <= 8, (frames[0], event.frame_index)
+
+
+def test_detections_are_watched_only_while_a_clip_is_open_or_requested(tmp_path: Path) -> None:
+    from aisp.models import ModelResult
+    from aisp.models.results import Detections
+    from aisp.pipeline.clips import ClipRecorder
+    from aisp.pipeline.frame_types import Frame, FrameResult
+
+    rule = ClipRule.parse({"labels": ["person"], "zones": ["door"]})
+    recorder = ClipRecorder("cam", rule, ClipLibrary(tmp_path / "clips"))
+    person = Detections([INSIDE], [0.9], [0], None, ("person",))
+
+    def result(t: float, zones) -> FrameResult:
+        frame = Frame("cam", int(t * FPS), None, t, np.zeros((240, 320, 3), np.uint8))
+        return FrameResult(frame, {"fake": ModelResult("fake", 1.0, detections=person)}, zones=zones)
+
+    recorder.on_frame(result(1.0, {"door": {"person": 1}}))
+    assert recorder._seen == float("-inf")  # noqa: SLF001 - no clip: the frame is not even looked at
+    recorder.on_event(Event(type="enter", stream_id="cam", time=0.0, captured_at=1.0, label="person",
+                            zone="door"))
+    recorder.on_frame(result(2.0, {"door": {"person": 1}}))
+    recorder.on_frame(result(3.0, {"porch": {"person": 1}}))  # another zone: not selected
+    recorder.on_frame(result(4.0, {"door": {"car": 2}}))  # another label: not selected
+    recorder.on_frame(result(5.0, None))  # nobody inside a zone
+    assert recorder._seen == 2.0  # noqa: SLF001
+    assert not ClipRule.parse({"types": ["stream"]}).follows_detections

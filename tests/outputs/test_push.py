@@ -1,9 +1,11 @@
 """Push to a real receiver on loopback (FFmpeg listening for RTSP or RTMP): frames arrive; the
-receiver is killed and restarted, and the push reconnects and frames arrive again."""
+receiver is killed: while it is away packets are dropped and counted and the stream keeps its
+frame rate; it is restarted, and the push reconnects and frames arrive again."""
 
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,8 @@ from tests.pipeline.helpers import FakeLoader
 from tests.ports import free_port
 
 av = pytest.importorskip("av")
+
+FPS = 30
 
 
 def _frames(path: Path) -> list[int]:
@@ -42,7 +46,7 @@ def test_push_reaches_a_receiver_and_reconnects_after_it_restarts(
     video = StreamVideo("cam", settings, push=url, push_display=redact_url(url), clock=engine.clock)
     try:
         wait_until(first.listening, 10, message="the receiver to listen")
-        spec = StreamSpec("cam", CounterSource(fps=30), ["fake"])
+        spec = StreamSpec("cam", CounterSource(fps=FPS), ["fake"])
         engine.add_stream(spec, sinks=[video.sink()], start=True)
         push = video.push
         assert push is not None
@@ -51,7 +55,22 @@ def test_push_reaches_a_receiver_and_reconnects_after_it_restarts(
         first.kill()  # the server goes away mid-stream
         wait_until(lambda: push.stats().failures >= 1, 20, message="the push to notice")
         assert not push.stats().connected
-        sent_before = push.stats().sent
+        # the outage: the push thread backs off and retries; what the encoder hands it meanwhile
+        # is dropped and counted, and the frame path keeps the source's rate (it never waits)
+        stream = engine.get_stream("cam")
+        away = push.stats()
+        sent_before, dropped_before = away.sent, away.dropped
+        frames0, sink0 = stream.stats.snapshot().frames_out, video.output.stats().frames_in
+        t0 = time.monotonic()
+        wait_until(lambda: push.stats().dropped >= dropped_before + 45, 20,
+                   message="1.5 s of packets dropped while the receiver is away")
+        elapsed = time.monotonic() - t0
+        frames1, sink1 = stream.stats.snapshot().frames_out, video.output.stats().frames_in
+        during = push.stats()
+        assert not during.connected and during.sent == sent_before  # nothing got through
+        assert during.failures >= 2  # the reconnect attempts fail too, with backoff between them
+        assert (frames1 - frames0) / elapsed >= 0.8 * FPS, (frames1 - frames0, elapsed)
+        assert (sink1 - sink0) / elapsed >= 0.8 * FPS, (sink1 - sink0, elapsed)  # the encode sink too
         second = Receiver(scheme, port, tmp_path / "second.ts")
         wait_until(lambda: push.stats().connects >= 2 and push.stats().sent >= sent_before + 60, 30,
                    message="the push to reconnect and send again")
@@ -62,7 +81,7 @@ def test_push_reaches_a_receiver_and_reconnects_after_it_restarts(
         # what arrived after the reconnect is the live stream, in order
         assert frames == sorted(frames) and frames[-1] - frames[0] >= len(frames) - 1
         stats = push.stats()
-        assert stats.failures >= 1 and stats.dropped >= 0
+        assert stats.dropped >= during.dropped > 0 and stats.sent > sent_before
         if scheme == "rtsp":
             assert stats.url == f"rtsp://pusher:***@127.0.0.1:{port}/live/cam"
             assert "s3cret" not in caplog.text  # the password never reaches a log line

@@ -1,5 +1,6 @@
 """Tracking on a generated video of three squares whose paths cross: identity switches stay
-<= 1 per crossing, through the tracker alone and through the whole engine (real threads)."""
+<= 1 per crossing, through the tracker alone and through the whole engine (real threads); the
+stream's state changes (running, reconnecting, failed, stopped) as events."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ import pytest
 from aisp.errors import ValidationError
 from aisp.events import Event, EventBus
 from aisp.models.results import Detections
-from aisp.pipeline import Engine, ListSink, StreamSpec, VideoFileSource
+from aisp.pipeline import Engine, ListSink, MemorySource, StreamSpec, VideoFileSource
 from aisp.pipeline.tracking import ObjectTracker
+from aisp.settings import load_settings
 from tests.pipeline import shapes
-from tests.pipeline.helpers import FakeLoader
+from tests.pipeline.helpers import FakeLoader, make_images
 
 TIMEOUT = 60
 
@@ -161,9 +163,6 @@ def test_engine_tracks_a_generated_video_and_publishes_events(settings, tmp_path
 
 
 def test_stream_state_changes_are_events(settings) -> None:
-    from aisp.pipeline import MemorySource
-    from tests.pipeline.helpers import make_images
-
     bus = EventBus()
     got = _Collector()
     bus.subscribe("test", got)
@@ -177,3 +176,56 @@ def test_stream_state_changes_are_events(settings) -> None:
     states = [(e.type, e.stream_id, e.state) for e in got.events]
     assert states == [("stream", "bad", "running"), ("stream", "bad", "failed")]
     assert got.events[-1].message and got.events[-1].time > 0
+
+
+class _FailsOnce(MemorySource):
+    """Live: the first connection gives 3 frames, then a read fails (the link dropped); the next
+    connection gives a frame every 10 ms (the camera's clock) until it is closed."""
+
+    def __init__(self) -> None:
+        super().__init__(make_images(1), live=True, name="flaky")
+        self.connections = 0
+        self._closed = threading.Event()
+
+    def open(self) -> None:
+        self.connections += 1
+        self._closed.clear()
+
+    def read(self):
+        if self.connections == 1 and self.frames_read >= 3:
+            raise OSError("connection reset by peer")
+        if self.connections > 1 and self._closed.wait(0.01):
+            return None
+        return super().read()
+
+    def interrupt(self) -> None:
+        self._closed.set()
+
+    def close(self) -> None:
+        self._closed.set()
+
+
+def test_a_source_that_drops_and_comes_back_publishes_reconnecting_then_running() -> None:
+    settings = load_settings(environ={}, reconnect_initial_delay_seconds=0.01,
+                             reconnect_max_delay_seconds=0.05, reconnect_max_attempts=3)
+    bus = EventBus()
+    got = _Collector()
+    bus.subscribe("test", got)
+    engine = Engine(settings, loader=FakeLoader(), workers=1, monitor_interval=None, events=bus)
+    source = _FailsOnce()
+    try:
+        stream = engine.add_stream(StreamSpec("flaky", source, ["fake"]), [ListSink()], start=True)
+        assert got.wait(lambda evs: [e.state for e in evs][:3] == ["running", "reconnecting", "running"]), \
+            [(e.type, e.state) for e in got.events]
+        assert stream.state == "running" and stream.reconnects == 1 and source.connections == 2
+        assert engine.stop_stream("flaky", TIMEOUT)
+        assert got.wait(lambda evs: evs[-1].state == "stopped")
+    finally:
+        engine.shutdown(TIMEOUT)
+        bus.close()
+    events = got.events
+    assert [(e.type, e.stream_id, e.state) for e in events] == [
+        ("stream", "flaky", "running"), ("stream", "flaky", "reconnecting"), ("stream", "flaky", "running"),
+        ("stream", "flaky", "stopped")]
+    assert "connection reset by peer" in events[1].message  # why it reconnects
+    assert events[0].time <= events[1].time <= events[2].time

@@ -1,5 +1,6 @@
-"""Zones and lines: validation naming the field, enter/exit/dwell, crossing direction, the
-segment (not its extension), label filters, relative coordinates, bounded label keys."""
+"""Zones and lines: validation naming the field, enter/exit/dwell, who is inside on each frame,
+crossing direction, the segment (not its extension), label filters, relative coordinates,
+bounded label keys."""
 
 from __future__ import annotations
 
@@ -59,8 +60,11 @@ def test_enter_exit_and_counts() -> None:
     got = zt.update([obj(1, 60, 50), obj(2, 100, 50, "car")], 1.0, SHAPE)
     assert [(h.type, h.zone, h.obj.track_id) for h in got] == [("enter", "sq", 1), ("enter", "sq", 2)]
     assert zt.counts()["zones"]["sq"] == {"count": 2, "labels": {"person": 1, "car": 1}}
+    assert zt.present == {"sq": {"person": 1, "car": 1}}
     assert zt.update([obj(1, 70, 50)], 2.0, SHAPE) == []  # track 2 not seen: still inside (coasting)
+    assert zt.present == {"sq": {"person": 1}}  # only the objects seen on this frame
     out = zt.update([obj(1, 170, 50)], 3.5, SHAPE)
+    assert zt.present == {}
     assert [(h.type, h.seconds) for h in out] == [("exit", 2.5)]
     ended = zt.track_ended(2, 4.0)
     assert [(h.type, h.obj.track_id, h.seconds) for h in ended] == [("exit", 2, 3.0)]

@@ -7,7 +7,9 @@ same run (``rounds`` times each, medians reported), each for ``seconds``:
 * ``off``: the stream with its encode sink attached but no consumer (what every stream pays);
 * ``hls_push``: HLS being watched (requests keep it alive) and a push to a local FFmpeg RTMP
   receiver (``ffmpeg -listen 1 ... -f null``; skipped without ffmpeg);
-* ``clips``: the clip recorder's pre-roll ring, with an event every 3 s writing clips.
+* ``clips``: the clip recorder's pre-roll ring, with an event every 3 s writing clips (its rule
+  selects every label, so faces in view keep a clip going: the recorder's per-frame detection
+  check is in the measure).
 
 ``encoder_options`` first encodes the same 640x480 demo frames with x264 presets and thread
 counts side by side (wall and CPU ms per frame, size), the measurement behind the defaults.

@@ -10,15 +10,25 @@ the event bus's thread) asks for a clip from ``pre_seconds`` before the event to
 after it. On the encoder thread, the clip's file starts at the ring's last keyframe at or before
 ``event - pre_seconds`` (H.264 can only start at a keyframe) and an MP4 edit list starts playback
 exactly at ``event - pre_seconds``; it takes every packet until ``post_seconds`` after the last
-matching event: an event
-that arrives while a clip is still being written extends it (overlapping events merge into one
-clip). A clip is at most ``max_seconds`` long. Clips are muxed straight to ``.mp4.part`` files
-(no re-encoding) and indexed in a :class:`~aisp.pipeline.clip_index.ClipLibrary`.
+matching event or the last matching detection, whichever is later:
+
+- an event that arrives while a clip is still being written extends it (overlapping events
+  merge into one clip);
+- :meth:`ClipRecorder.on_frame` (the stream's sink thread, every frame) notes the capture time
+  of each frame that holds a detection the rule selects (its ``labels``, and with ``zones`` an
+  object of this frame inside one of those zones), so an object that stays in view without
+  new events keeps the clip open. It does this only while a clip is open or requested; otherwise
+  it returns after two attribute reads. A rule that selects only ``stream`` events has no
+  detections to follow.
+
+A clip is at most ``max_seconds`` long. Clips are muxed straight to ``.mp4.part`` files (no
+re-encoding) and indexed in a :class:`~aisp.pipeline.clip_index.ClipLibrary`.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -31,6 +41,7 @@ from aisp.events import EVENT_TYPES, Event
 from aisp.events.model import new_event_id
 from aisp.pipeline.clip_index import ClipLibrary
 from aisp.pipeline.encode import TIME_BASE, EncodedPacket, VideoFormat
+from aisp.pipeline.frame_types import FrameResult
 
 __all__ = ["ClipRule", "ClipRecorder", "DEFAULT_CLIP_TYPES"]
 
@@ -97,6 +108,38 @@ class ClipRule:
         return (event.type in self.types and (not self.labels or event.label in self.labels)
                 and (not self.zones or event.zone in self.zones))
 
+    @property
+    def follows_detections(self) -> bool:
+        """Whether detections extend a clip: the rule selects some event about objects."""
+        return any(t != "stream" for t in self.types)
+
+    def matches_frame(self, result: FrameResult) -> bool:
+        """Whether ``result`` holds a detection this rule selects: one of ``labels`` (any label
+        when none are given) and, when ``zones`` are given, inside one of them on this frame
+        (``result.zones``; names of lines have no inside and never match)."""
+        labels = self.labels
+        if self.zones:
+            inside = result.zones
+            if not inside:
+                return False
+            for name in self.zones:
+                per = inside.get(name)
+                if per and (not labels or any(per.get(label) for label in labels)):
+                    return True
+            return False
+        for res in result.results.values():
+            dets = res.detections
+            if dets is None or not len(dets):
+                continue
+            if not labels:
+                return True
+            names = dets.labels
+            if names is None:  # unnamed classes: events carry the class id as the label
+                names = [str(c) for c in dets.class_id.tolist()]
+            if any(name in labels for name in names):
+                return True
+        return False
+
     def to_dict(self) -> dict[str, Any]:
         return {"types": list(self.types), "labels": list(self.labels), "zones": list(self.zones),
                 "pre_seconds": self.pre_seconds, "post_seconds": self.post_seconds}
@@ -135,6 +178,10 @@ class ClipRecorder:
         self._lock = threading.Lock()
         self._pending: list[tuple[float, str]] = []
         self._clip: _Clip | None = None
+        self._follow = rule.follows_detections
+        #: capture time of the last frame with a matching detection (written by the sink thread
+        #: while a clip is open or requested, read by the encoder thread: one float, no lock)
+        self._seen = -math.inf
         self.clips_written = self.clips_failed = self.events_matched = self.ring_trimmed = 0
 
     # -- events (the event bus thread) ----------------------------------------------------------
@@ -151,6 +198,16 @@ class ClipRecorder:
             self.events_matched += 1
         return True
 
+    # -- detections (the stream's sink thread) ---------------------------------------------------
+    def on_frame(self, result: FrameResult) -> None:
+        """Every frame, in order: while a clip is open or requested, note the frame's capture time
+        when it holds a detection that the rule selects (the clip then runs until ``post_seconds``
+        after it). Nothing else happens when no clip is open."""
+        if not self._follow or (self._clip is None and not self._pending):
+            return
+        if self.rule.matches_frame(result):
+            self._seen = result.frame.captured_at
+
     # -- PacketConsumer (the encoder thread) -----------------------------------------------------
     def on_start(self, fmt: VideoFormat) -> None:
         self._fmt = fmt
@@ -159,7 +216,11 @@ class ClipRecorder:
         self._ring.append(packet)
         self._ring_bytes += len(packet.data)
         self._trim(packet.captured_at)
+        post = self.rule.post_seconds
+        seen = self._seen
         clip = self._clip
+        if clip is not None and seen + post > clip.end:
+            clip.end = seen + post  # a matching detection was seen while the clip was open
         if clip is not None and (packet.captured_at > clip.end
                                  or (packet.keyframe and packet.captured_at - clip.first_captured
                                      >= self.max_seconds)):
@@ -170,7 +231,8 @@ class ClipRecorder:
         wrote_ring = False
         for at, event_id in sorted(pending):
             clip = self._clip
-            end = at + self.rule.post_seconds
+            # detections since the event (seen while it was pending) count for its clip too
+            end = max(at, seen) + post
             if clip is not None and at <= clip.end:
                 clip.end = max(clip.end, end)
                 clip.events.append(event_id)

@@ -390,14 +390,19 @@ class VideoOutput:
 
 class EncodeSink(Sink):
     """The pipeline's side of a :class:`VideoOutput`: hands each annotated frame over, never
-    blocking (the hand-off is bounded; the encoder drops the oldest frames when it lags)."""
+    blocking (the hand-off is bounded; the encoder drops the oldest frames when it lags).
+    ``on_frame`` (optional) sees every result first, on the sink thread (the clip recorder's
+    detection watch); it must return at once."""
 
     needs_image = True
 
-    def __init__(self, output: VideoOutput) -> None:
+    def __init__(self, output: VideoOutput, on_frame: Callable[[FrameResult], None] | None = None) -> None:
         self.output = output
+        self._on_frame = on_frame
 
     def write(self, result: FrameResult) -> None:
+        if self._on_frame is not None:
+            self._on_frame(result)
         image = result.annotated if result.annotated is not None else result.frame.image
         self.output.submit(image, result.frame.captured_at, result.frame.index)
 

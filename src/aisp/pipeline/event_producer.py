@@ -7,6 +7,7 @@ sequential)::
                      │  tracker_id set on each Detections (sinks and the WebSocket see it)
                      ├─► appeared (a track is confirmed) / gone (a track ends)
                      └─► ZoneTracker.update ─► enter / exit / dwell / cross
+                                                 (and result.zones: who is inside on this frame)
                  ─► emit(events, frame image)   (the runtime's SnapshotWriter or the bus: never blocks)
 
 Event times: ``time`` is the wall clock of the frame's capture (the engine clock reading
@@ -110,6 +111,8 @@ class StreamAnalytics:
         if self.zones:
             for h in self.zones.update(objects, media_t, frame.shape):
                 events.append(self._happening(h, frame.index, wall, frame.captured_at))
+            if self.zones.zones:
+                result.zones = self.zones.present  # for the sinks (the clip recorder's post-roll)
         for info in ended:
             for h in self.zones.track_ended(info.track_id, media_t):
                 events.append(self._happening(h, frame.index, wall, frame.captured_at))

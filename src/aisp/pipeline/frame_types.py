@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,12 +53,15 @@ class FrameResult:
     """What the sinks receive: the frame, one result per model, the annotated image if wanted.
 
     ``error`` is set (and ``results`` may be partial) when a model failed on this frame.
+    ``zones`` is set by the stream's analytics when the stream has zones: per zone with a tracked
+    object of this frame inside it, label -> how many (read-only; zones with none are absent).
     """
 
     frame: Frame
     results: dict[str, ModelResult] = field(default_factory=dict)  # model name -> result
     annotated: np.ndarray | None = None
     error: str | None = None
+    zones: Mapping[str, Mapping[str, int]] | None = None
 
     @property
     def num_detections(self) -> int:

@@ -7,7 +7,8 @@ that may hang on it:
   ``hls_enabled`` says whether viewers may start it;
 - push (:class:`~aisp.pipeline.push.PushOutput`): attached for as long as the stream exists;
 - clips (:class:`~aisp.pipeline.clips.ClipRecorder`): attached for as long as the stream exists,
-  its pre-roll ring filled continuously.
+  its pre-roll ring filled continuously; the sink shows it every frame's detections
+  (:meth:`~aisp.pipeline.clips.ClipRecorder.on_frame`), which keep an open clip going.
 
 It outlives the engine's stream objects: a stopped and restarted stream gets a new
 :meth:`sink` each time and keeps its HLS ring, push connection state and clip counters.
@@ -66,7 +67,7 @@ class StreamVideo:
 
     def sink(self) -> EncodeSink:
         """A new sink for the engine's stream (one per start of the stream)."""
-        return EncodeSink(self.output)
+        return EncodeSink(self.output, self.recorder.on_frame if self.recorder is not None else None)
 
     def set_hls(self, enabled: bool) -> None:
         with self._lock:

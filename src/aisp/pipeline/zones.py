@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -242,6 +243,7 @@ class _Counters:
 
 
 Edges = list[tuple[float, float, float, float]]
+_NONE_PRESENT: Mapping[str, Mapping[str, int]] = MappingProxyType({})
 
 
 def _edges(poly: np.ndarray) -> Edges:
@@ -285,6 +287,10 @@ class ZoneTracker:
         self._lock = threading.Lock()
         self._zone_counts: dict[str, dict[str, int]] = {z.name: {} for z in self.zones}
         self._line_counts: list[_Counters] = [_Counters() for _ in self.lines]
+        #: the last :meth:`update`'s objects inside each zone (per zone, label -> count; zones with
+        #: none are absent). Unlike :meth:`counts`, a track that was not matched on that frame
+        #: (lost for a few frames) is not in it. Replaced on each update, never changed in place.
+        self.present: Mapping[str, Mapping[str, int]] = _NONE_PRESENT
 
     def __bool__(self) -> bool:
         return bool(self.zones or self.lines)
@@ -309,6 +315,7 @@ class ZoneTracker:
         (seconds), ``shape`` its (height, width)."""
         self._resolve(shape)
         out: list[Happening] = []
+        present: dict[str, dict[str, int]] | None = None  # made only when someone is inside
         for zi, zone in enumerate(self.zones):
             members, poly = self._members[zi], self._polys[zi]
             for obj in objects:
@@ -316,6 +323,10 @@ class ZoneTracker:
                     continue
                 member = members.get(obj.track_id)
                 if _inside(poly, *obj.anchor):
+                    if present is None:
+                        present = {}
+                    per = present.setdefault(zone.name, {})
+                    per[obj.label] = per.get(obj.label, 0) + 1
                     if member is None:
                         members[obj.track_id] = _Member(now, obj=obj)
                         out.append(Happening("enter", zone.name, obj))
@@ -329,6 +340,7 @@ class ZoneTracker:
                     out.append(Happening("exit", zone.name, obj, seconds=round(now - member.since, 3)))
         if self.lines:
             out.extend(self._cross(objects))
+        self.present = present if present is not None else _NONE_PRESENT
         self._publish_zone_counts()
         return out
 
