@@ -1,32 +1,40 @@
 """A lean keep-alive channel for the client's hot call, ``POST /api/frames/process``.
 
 httpx spends about 1 ms of CPU per request on a 2-core machine (URL and header models, h11's
-validation, the pool's bookkeeping); a client streaming frames pays that on every frame, and on
-a machine shared with the server every millisecond is taken from inference (``aisp bench api``,
-section ``frames_process_client``, has the figures). This channel sends the call through the
-standard library's :mod:`http.client` instead: the same HTTP/1.1 parsing CPython ships (status
-line, headers, ``Content-Length``, chunked and read-to-close bodies, interim ``1xx`` answers),
-over pooled keep-alive connections with ``TCP_NODELAY``. Everything else the client sends goes
-through httpx.
+validation, the pool's bookkeeping), and the standard library's :mod:`http.client` about 0.15 ms
+more than a bare socket (a separate ``send`` for the body, a buffered reader per answer, and
+:mod:`email`'s header parser). A client streaming frames pays that on every frame, and on a
+machine shared with the server every millisecond is taken from inference (``aisp bench api``,
+section ``frames_process_client``, has the figures). This channel therefore writes each request
+in one ``sendall`` over pooled keep-alive connections with ``TCP_NODELAY``, and reads the answer
+with `httptools <https://github.com/MagicStack/httptools>`_, the llhttp parser that uvicorn
+itself uses (status line, headers, ``Content-Length``, chunked bodies with extensions and
+trailers, interim ``1xx`` answers, bodies framed by the end of the connection). Everything else
+the client sends goes through httpx.
 
-Header values are the client's own (checked when the client is configured: no CR/LF), so the
-request cannot be split. An answer :mod:`http.client` cannot parse raises :class:`WireError`,
-and the call is retried like any broken connection (the frames call is idempotent).
+Header values are the client's own (checked when the client is configured: no CR/LF, and checked
+again here), so the request cannot be split. An answer the parser refuses raises
+:class:`WireError`, and the call is retried like any broken connection (the frames call is
+idempotent).
 """
 
 from __future__ import annotations
 
-import http.client
 import socket
 import ssl
 import threading
 from collections.abc import Mapping
 from urllib.parse import urlencode, urlsplit
 
+import httptools
+
 __all__ = ["WireChannel", "WireError", "WireReply"]
 
 _MAX_IDLE = 32
 _MAX_BODY = 512 * 1024 * 1024
+_MAX_HEAD = 64 * 1024
+_RECV = 256 * 1024
+_UNSAFE = frozenset("\r\n\0")
 
 
 class WireError(OSError):
@@ -45,6 +53,62 @@ class WireReply:
         self.status, self.headers, self.body = status, headers, body
 
 
+class _Answer:
+    """httptools' callbacks for one answer; interim ``1xx`` answers are skipped."""
+
+    __slots__ = ("parser", "status", "headers", "body", "size", "head_size", "headers_done", "keep_alive",
+                 "done")
+
+    def __init__(self) -> None:
+        self.parser: httptools.HttpResponseParser | None = None
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.body: list[bytes] = []
+        self.size = 0
+        self.head_size = 0
+        self.headers_done = False
+        self.keep_alive = False
+        self.done = False
+
+    def on_message_begin(self) -> None:
+        self.headers, self.body, self.size, self.head_size, self.headers_done = {}, [], 0, 0, False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.head_size += len(name) + len(value)
+        if self.head_size > _MAX_HEAD:
+            raise WireError("answer headers over 64 KiB", connected=True)
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        self.headers[key] = f"{self.headers[key]}, {text}" if key in self.headers else text
+
+    def on_headers_complete(self) -> None:
+        assert self.parser is not None
+        self.status = self.parser.get_status_code()
+        self.keep_alive = self.parser.should_keep_alive()  # read here: the parser resets at the end
+        self.headers_done = True
+        length = self.headers.get("content-length")
+        if length is not None and length.strip().isdigit() and int(length) > _MAX_BODY:
+            raise WireError(f"answer body of {int(length)} bytes is over the limit", connected=True)
+
+    def on_body(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > _MAX_BODY:
+            raise WireError("answer body over the limit", connected=True)
+        self.body.append(data)
+
+    def on_message_complete(self) -> None:
+        if 100 <= self.status < 200:  # interim (100 Continue, 103 Early Hints): the answer follows
+            return
+        self.done = True
+
+    @property
+    def ends_at_close(self) -> bool:
+        """Headers read, and the body is framed by the end of the connection (no length, not
+        chunked)."""
+        return (self.headers_done and "content-length" not in self.headers
+                and "chunked" not in self.headers.get("transfer-encoding", "").lower())
+
+
 class WireChannel:
     """Pooled keep-alive connections to one server (thread-safe: one connection per call)."""
 
@@ -56,31 +120,30 @@ class WireChannel:
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port or (443 if self._tls else 80)
         self._prefix = parts.path.rstrip("/")
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        self._authority = host if parts.port is None else f"{host}:{self._port}"
         self._fixed = {k: v for k, v in headers.items() if k.lower() != "host"}
         self._timeout = timeout
         self._connect_timeout = connect_timeout
-        self._idle: list[http.client.HTTPConnection] = []
+        self._idle: list[socket.socket] = []
         self._lock = threading.Lock()
         self._ssl = ssl.create_default_context() if self._tls else None
         self._closed = False
 
-    def _connect(self) -> http.client.HTTPConnection:
-        conn: http.client.HTTPConnection
-        if self._ssl is not None:
-            conn = http.client.HTTPSConnection(
-                self._host, self._port, timeout=self._connect_timeout, context=self._ssl
-            )
-        else:
-            conn = http.client.HTTPConnection(self._host, self._port, timeout=self._connect_timeout)
+    def _connect(self) -> socket.socket:
         try:
-            conn.connect()
-            assert conn.sock is not None
-            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn.sock.settimeout(self._timeout)
+            sock = socket.create_connection((self._host, self._port), timeout=self._connect_timeout)
         except OSError as exc:
-            conn.close()
             raise WireError(f"{type(exc).__name__}: {exc}", connected=False) from None
-        return conn
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._ssl is not None:
+                sock = self._ssl.wrap_socket(sock, server_hostname=self._host)
+            sock.settimeout(self._timeout)
+        except OSError as exc:
+            sock.close()
+            raise WireError(f"{type(exc).__name__}: {exc}", connected=False) from None
+        return sock
 
     def request(
         self,
@@ -91,44 +154,57 @@ class WireChannel:
         headers: Mapping[str, str],
     ) -> WireReply:
         target = self._prefix + path + ("?" + urlencode(params) if params else "")
-        all_headers = {**self._fixed, **headers, "Content-Length": str(len(body))}
+        lines = [f"{method} {target} HTTP/1.1", f"Host: {self._authority}"]
+        for name, value in {**self._fixed, **headers}.items():
+            if name.lower() != "content-length":
+                lines.append(f"{name}: {value}")
+        lines.append(f"Content-Length: {len(body)}")
+        if any(_UNSAFE.intersection(line) for line in lines):  # a request must never be split
+            raise ValueError("a request line or header value carries CR, LF or NUL")
+        message = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
         with self._lock:
-            conn = self._idle.pop() if self._idle else None
-        if conn is not None:
+            sock = self._idle.pop() if self._idle else None
+        if sock is not None:
             try:
-                return self._exchange(conn, method, target, body, all_headers)
+                return self._exchange(sock, message)
             except WireError:
                 pass  # a kept-alive connection the server had closed: once more, on a new one
-        return self._exchange(self._connect(), method, target, body, all_headers)
+        return self._exchange(self._connect(), message)
 
-    def _exchange(
-        self, conn: http.client.HTTPConnection, method: str, target: str, body: bytes, headers: dict[str, str]
-    ) -> WireReply:
+    def _exchange(self, sock: socket.socket, message: bytes) -> WireReply:
+        answer = _Answer()
+        parser = httptools.HttpResponseParser(answer)
+        answer.parser = parser
         try:
-            conn.request(method, target, body=body, headers=headers)
-            resp = conn.getresponse()
-            length = resp.getheader("content-length")
-            if length is not None and (not length.strip().isdigit() or int(length) > _MAX_BODY):
-                raise http.client.HTTPException(f"bad Content-Length {length[:20]!r}")
-            data = resp.read()
-        except (http.client.HTTPException, OSError) as exc:
-            conn.close()
+            sock.sendall(message)
+            while not answer.done:
+                data = sock.recv(_RECV)
+                if not data:
+                    if answer.ends_at_close:
+                        answer.done = True
+                        sock.close()
+                        return WireReply(answer.status, answer.headers, b"".join(answer.body))
+                    raise WireError("the server closed the connection before its answer ended",
+                                    connected=True)
+                parser.feed_data(data)
+            keep = answer.keep_alive
+        except (httptools.HttpParserError, OSError) as exc:
+            sock.close()
+            if isinstance(exc, WireError):
+                raise
             raise WireError(f"{type(exc).__name__}: {exc}", connected=True) from None
-        reply = WireReply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
-        if resp.will_close or self._closed:
-            conn.close()
-        else:
+        reply = WireReply(answer.status, answer.headers, b"".join(answer.body))
+        if keep and not self._closed:
             with self._lock:
                 if len(self._idle) < _MAX_IDLE:
-                    self._idle.append(conn)
-                    conn = None  # type: ignore[assignment]
-            if conn is not None:
-                conn.close()
+                    self._idle.append(sock)
+                    return reply
+        sock.close()
         return reply
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
+        for sock in idle:
+            sock.close()
