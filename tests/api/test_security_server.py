@@ -264,16 +264,19 @@ def _stream(srv: ServerProc, stream_id: str) -> None:
 
 
 def test_revoking_a_key_ends_its_mjpeg_views_and_websockets(srv: ServerProc) -> None:
+    """Every long-lived view of a revoked key ends (docs/api.md, "Revocation"): MJPEG (header
+    and ticket), ``/ws/streams/{id}`` and ``/ws/events`` (each with a header and a ticket)."""
     from websockets.exceptions import ConnectionClosed
     from websockets.sync.client import connect
 
-    _stream(srv, "revocable")
+    stream_id = "revocable"
+    _stream(srv, stream_id)
     made = httpx.post(srv.url("/api/auth/keys"), json={"role": "viewer", "name": "to-revoke"},
                       headers=srv.auth, timeout=10).json()
     viewer = made["key"]
     ended: dict[str, float] = {}
     frames = {"mjpeg_header": 0, "mjpeg_ticket": 0}
-    got_frames = threading.Barrier(5, timeout=60)  # 4 viewers and this thread
+    got_frames = threading.Barrier(7, timeout=60)  # 6 viewers and this thread
 
     def watch_mjpeg(name: str, url: str, headers: dict[str, str]) -> None:
         with httpx.stream("GET", srv.url(url), headers=headers, timeout=30) as resp:
@@ -299,15 +302,37 @@ def test_revoking_a_key_ends_its_mjpeg_views_and_websockets(srv: ServerProc) -> 
                 assert exc.rcvd is not None and exc.rcvd.code == 4401, exc
         ended[name] = time.monotonic()
 
-    path = "/api/streams/revocable/mjpeg"
-    ws_path = "/ws/streams/revocable"
+    def watch_events(name: str, url: str, headers: dict[str, str]) -> None:
+        # the handshake completes once the key is checked; events may or may not come
+        with connect(srv.ws_base + url, additional_headers=headers, open_timeout=10) as ws:
+            got_frames.wait()
+            refused = False
+            try:
+                while True:
+                    msg = json.loads(ws.recv(timeout=30))
+                    if msg.get("status") == "error":
+                        assert msg["error"]["name"] == "UNAUTHORIZED"
+                        refused = True
+                    else:
+                        assert msg["type"] in ("event", "dropped"), msg
+            except ConnectionClosed as exc:
+                assert exc.rcvd is not None and exc.rcvd.code == 4401, exc
+            assert refused, "no error body before the 4401 close"
+        ended[name] = time.monotonic()
+
+    path = f"/api/streams/{stream_id}/mjpeg"
+    ws_path = f"/ws/streams/{stream_id}"
+    ev_path = "/ws/events"
     threads = [
         threading.Thread(target=watch_mjpeg, args=("mjpeg_header", path, {"X-API-Key": viewer})),
         threading.Thread(target=watch_mjpeg, args=(
             "mjpeg_ticket", f"{path}?ticket={_ticket(srv, viewer, path)}", {})),
         threading.Thread(target=watch_ws, args=(
             "ws_ticket", f"{ws_path}?ticket={_ticket(srv, viewer, ws_path)}", {})),
-        threading.Thread(target=watch_ws, args=("ws_header", "/ws/streams/revocable", {"X-API-Key": viewer})),
+        threading.Thread(target=watch_ws, args=("ws_header", ws_path, {"X-API-Key": viewer})),
+        threading.Thread(target=watch_events, args=(
+            "events_ticket", f"{ev_path}?ticket={_ticket(srv, viewer, ev_path)}", {})),
+        threading.Thread(target=watch_events, args=("events_header", ev_path, {"X-API-Key": viewer})),
     ]
     errors: list[BaseException] = []
     for t in threads:
@@ -321,9 +346,10 @@ def test_revoking_a_key_ends_its_mjpeg_views_and_websockets(srv: ServerProc) -> 
     for t in threads:
         t.join(20)  # the auth cache TTL is 5 s; a view re-checks about once a second
     assert not errors, errors
-    assert set(ended) == {"mjpeg_header", "mjpeg_ticket", "ws_ticket", "ws_header"}, ended
+    assert set(ended) == {"mjpeg_header", "mjpeg_ticket", "ws_ticket", "ws_header",
+                          "events_ticket", "events_header"}, ended
     assert max(ended.values()) - revoked_at < 15
-    assert httpx.delete(srv.url("/api/streams/revocable"), headers=srv.auth, timeout=30).status_code == 204
+    assert httpx.delete(srv.url(f"/api/streams/{stream_id}"), headers=srv.auth, timeout=30).status_code == 204
 
 
 def _catching(run: Any, errors: list[BaseException]) -> Any:
