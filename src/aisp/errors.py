@@ -164,13 +164,15 @@ class ForbiddenError(AISPError):
 
 class SourceNotAllowedError(ForbiddenError):
     """A source, path or outbound URL that the source policy refuses; ``setting`` names the
-    ``AISP_*`` setting that would allow it. The message never says whether a path exists."""
+    ``AISP_*`` setting that would allow it, or is None when no setting does (demuxer options in a
+    URL). The message never says whether a path exists."""
 
     name = "SOURCE_NOT_ALLOWED"
 
-    def __init__(self, message: str, *, setting: str, details: dict[str, Any] | None = None) -> None:
+    def __init__(self, message: str, *, setting: str | None, details: dict[str, Any] | None = None) -> None:
         merged = dict(details or {})
-        merged.setdefault("setting", setting)
+        if setting is not None:
+            merged.setdefault("setting", setting)
         super().__init__(message, details=merged)
         self.setting = setting
 

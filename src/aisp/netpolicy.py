@@ -15,7 +15,8 @@ prewarm inputs), or an outbound URL AISP calls on a user's behalf (webhooks), is
   must pass. URLs with spaces or backslashes are refused (parsers disagree on them).
 
 A refusal raises :class:`~aisp.errors.SourceNotAllowedError` (403 ``SOURCE_NOT_ALLOWED``) naming
-the setting to change. Messages never say whether a path exists or a port is open.
+the setting to change; demuxer options are refused by name, and no setting allows them. Messages
+never say whether a path exists or a port is open.
 
 The CLI does not use the policy: it runs as the local user, who may open anything.
 
@@ -299,12 +300,18 @@ _DEMUXER_OPTIONS = frozenset({
 
 
 def _refuse_demuxer_options(query: str) -> None:
+    """Refuse a query that names a demuxer or protocol option. No setting allows one: the decoder's
+    options are AISP's own (protocol whitelist, transport, timeouts), never the caller's."""
     keys = {pair.split("=", 1)[0].strip().lower() for pair in query.replace(";", "&").split("&") if pair}
     bad = sorted(keys & _DEMUXER_OPTIONS)
     if bad:
+        names = ", ".join(repr(k) for k in bad)
         raise SourceNotAllowedError(
-            f"source: URL options are not passed to the decoder ({', '.join(bad)})",
-            setting="AISP_SOURCE_SCHEMES",
+            f"source: the URL's query sets the decoder option{'s' if len(bad) > 1 else ''} {names}; "
+            "demuxer and protocol options from the caller are never accepted, whatever the settings: "
+            "remove them from the URL",
+            setting=None,
+            details={"options": bad},
         )
 
 

@@ -6,7 +6,10 @@ the production CLI plus a fake model with a cost per frame), is killed with SIGK
 progress passes 35%, the server is started again, the task is retried, and the final video is
 read back frame by frame: it must hold at least N - fps frames, each block number greater than
 the one before (in order, no repeat). Waits poll HTTP with deadlines; nothing sleeps to
-synchronise. The figures are printed (``-s`` shows them) for the closing note.
+synchronise. The figures are printed (``-s`` shows them) for docs/api.md and the closing note:
+the progress the API showed before the kill, the frames whose events were saved at the kill (the
+retry resumes after them), the frames readable in ``annotated.mp4`` right after the kill (and the
+last frame number among them), and the final video's frames, order and events.
 """
 
 from __future__ import annotations
@@ -51,6 +54,11 @@ def write_counter_video(path: Path) -> Path:
         for packet in stream.encode(None):
             container.mux(packet)
     return path
+
+
+def complete_lines(paths: list[Path]) -> int:
+    """Lines ended by a newline in ``paths`` (a line cut by the kill does not count)."""
+    return sum(p.read_bytes().count(b"\n") for p in paths)
 
 
 def read_counters(path: Path) -> list[int]:
@@ -101,6 +109,8 @@ def test_sigkill_at_35_percent_then_retry_keeps_the_video_in_order(tmp_path: Pat
         assert server.stop() == -signal.SIGKILL
         task_dir = data_dir / "tasks" / task_id
         after_kill = count_frames(task_dir / "annotated.mp4")  # readable as the kill left it
+        kill_counters = read_counters(task_dir / "annotated.mp4")  # the frame numbers in it
+        events_at_kill = complete_lines(sorted(task_dir.glob("events*.jsonl")))
 
         server = Server(data_dir, _free_port(), log_path)
         server.wait_ready(client)
@@ -126,10 +136,17 @@ def test_sigkill_at_35_percent_then_retry_keeps_the_video_in_order(tmp_path: Pat
         client.close()
     elapsed = time.monotonic() - t0
     counters = read_counters(video)
-    print(f"\ncrash video: killed at frame {seen['frames_done']}/{N}; readable after the kill: {after_kill} "
-          f"frames; final video {len(counters)}/{N} frames; events {len(events)}; {elapsed:.1f} s in all")
+    in_order = all(b > a for a, b in zip(counters, counters[1:], strict=False))
+    print(f"\ncrash video: SIGKILL after the API showed {seen['frames_done']}/{N} frames done; at the kill "
+          f"{events_at_kill} frames had their events saved; readable right after the kill: {after_kill} "
+          f"frames (decoded {len(kill_counters)}, frame numbers "
+          f"{kill_counters[0] if kill_counters else None}..{kill_counters[-1] if kill_counters else None}); "
+          f"after the retry: {len(counters)}/{N} frames, in order: {in_order} "
+          f"({counters[0] if counters else None}..{counters[-1] if counters else None}); "
+          f"events {len(events)}/{N}; {elapsed:.1f} s in all")
+    assert kill_counters == list(range(len(kill_counters)))  # what the kill left is a prefix, in order
     assert len(events) == N
     assert after_kill >= seen["frames_done"] - FPS  # the kill cost at most about a second of video
     assert len(counters) >= N - FPS, len(counters)
-    assert all(b > a for a, b in zip(counters, counters[1:], strict=False)), "frames out of order or repeated"
+    assert in_order, "frames out of order or repeated"
     assert counters[0] == 0 and counters[-1] == N - 1

@@ -168,10 +168,13 @@ def test_schemes_and_hosts_are_refused_and_nothing_is_contacted(served) -> None:
             body = {"source": source, "models": ["fake"]}
             _refused(client.post("/api/streams", json=body), "AISP_SOURCE_HOSTS")
             _refused(client.post("/api/tasks", json=body), "AISP_SOURCE_HOSTS")
-        # demuxer options in an allowed URL are refused too (no setting allows them)
+        # demuxer options in an allowed URL are refused too, by name (no setting allows them)
         body = {"source": f"rtsp://127.0.0.2:{port}/x?listen=1", "models": ["fake"]}
         r = client.post("/api/streams", json=body)
-        assert r.status_code == 403 and "listen" in r.json()["error"]["message"], r.text
+        err = r.json()["error"]
+        assert r.status_code == 403 and err["name"] == "SOURCE_NOT_ALLOWED", r.text
+        assert "'listen'" in err["message"] and "never accepted" in err["message"], err
+        assert err["details"]["options"] == ["listen"] and "setting" not in err["details"], err
         with pytest.raises(BlockingIOError):
             internal.accept()  # no connection ever reached the internal service
         with socket.socket() as probe:  # and the server listens on no port the caller chose

@@ -73,9 +73,26 @@ def test_lan_cameras_are_allowed_by_default(tmp_path, url):
     assert policy(tmp_path).check_source(url) == url
 
 
-def test_demuxer_options_in_the_query_are_refused(tmp_path):
-    with pytest.raises(SourceNotAllowedError, match="listen"):
-        policy(tmp_path).check_source("rtsp://cam.lan/s?listen=1")
+@pytest.mark.parametrize(
+    ("url", "options"),
+    [
+        ("rtsp://cam.lan/s?listen=1", ["listen"]),
+        ("http://cam.lan/v?a=1&Timeout=5;listen=1", ["listen", "timeout"]),
+        ("tcp://cam.lan:9?listen=1", ["listen"]),  # an allowed scheme list would not change it
+    ],
+)
+def test_demuxer_options_in_the_query_are_refused_by_name_and_no_setting_allows_them(tmp_path, url, options):
+    p = policy(tmp_path, schemes=("rtsp", "http", "tcp"), hosts=["cam.lan"])
+    with pytest.raises(SourceNotAllowedError) as info:
+        p.check_source(url)
+    err = info.value
+    assert err.status_code == 403 and err.name == "SOURCE_NOT_ALLOWED"
+    assert err.setting is None and "setting" not in err.details and err.details["options"] == options
+    for name in options:
+        assert repr(name) in err.message
+    assert "never accepted" in err.message
+    assert "AISP_" not in err.message  # no setting to change would help
+    assert p.check_source(url.split("?")[0]) == url.split("?")[0]  # the same URL without them passes
 
 
 def test_an_explicit_host_list_allows_only_those(tmp_path):

@@ -20,8 +20,9 @@ Keys are stored hashed by the store (:mod:`aisp.store`); a verified key is remem
 :data:`VERIFY_TTL_S` seconds (by its SHA-256, never in plain text) so the frame path does not query
 the database on every request. Revoking through the API forgets it at once; revoking with
 ``aisp keys revoke`` in another process takes effect within that TTL. Long-lived responses
-(``/ws/live``, ``/ws/streams/{id}``, MJPEG) re-check their key with :meth:`Authenticator.ensure_active`
-about once a second and end within that TTL of a revocation.
+(``/ws/live``, ``/ws/streams/{id}``, ``/ws/events``, MJPEG) re-check their key with
+:meth:`Authenticator.ensure_active` about once a second and end within that TTL (plus that
+second) of a revocation.
 
 Roles: ``admin`` may do everything; ``viewer`` may only read (``GET``/``HEAD``/``OPTIONS``, and
 minting a ticket); a few routes (key management) need ``admin`` even to read. With

@@ -23,6 +23,7 @@ from aisp.api.batcher import FrameBatcher
 from aisp.api.event_fanout import EventFanout
 from aisp.api.metrics import ApiMetrics
 from aisp.api.pixel_budget import PixelBudget
+from aisp.api.reasons import public_reason
 from aisp.cpu_budget import CpuPlan, plan_from_settings
 from aisp.errors import OverloadedError, StoreError
 from aisp.settings import Settings
@@ -190,7 +191,10 @@ class AppContext:
     def require_store(self) -> Store:
         if self.store is None:
             state = self.components.get("store", "pending")
-            reason = self.errors.get("store", "still opening")
+            # any caller may read this (even one whose key is still to be verified): the reason's
+            # type only, never a text that may hold the database host (aisp.api.reasons)
+            error = self.errors.get("store")
+            reason = public_reason(error) if error else "still opening"
             raise StoreError(
                 f"the store is not available ({state}: {reason}); retry shortly",
                 details={"component": "store", "state": state, "retry_after": 1},
@@ -216,8 +220,10 @@ class AppContext:
     def require_runtime(self) -> Runtime:
         if self.runtime is None:
             state = self.components.get("runtime", "pending")
+            error = self.errors.get("runtime")
+            why = public_reason(error) if error else "starting"
             raise OverloadedError(
-                f"the models are not available yet ({state}: {self.errors.get('runtime', 'starting')}); "
+                f"the models are not available yet ({state}: {why}); "
                 "retry shortly",
                 retry_after=1,
                 details={"component": "runtime", "state": state},

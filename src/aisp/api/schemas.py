@@ -83,7 +83,10 @@ class StatusResponse(BaseModel):
     ready: bool
     auth: Literal["on", "off"]
     components: dict[str, str]
-    errors: dict[str, str] = Field(default_factory=dict)
+    errors: dict[str, str] = Field(
+        default_factory=dict,
+        description="component -> why it failed: the error type for a viewer, the text (passwords as ***) "
+        "for an admin.")
     warm: bool = Field(description="True when every prewarm model is loaded.")
     warmed_models: list[str] = Field(default_factory=list)
     prewarm: list[str] = Field(default_factory=list)

@@ -18,6 +18,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Request
 
 from aisp.api.context import AppContext
+from aisp.api.reasons import public_reason
 from aisp.api.schemas import ClusterResponse, error_responses
 from aisp.errors import ClusterError, NotFoundError
 
@@ -43,8 +44,10 @@ async def cluster(request: Request) -> Any:
         )
     state = ctx.components.get("cluster", "pending")
     if state != "done":
+        error = ctx.errors.get("cluster")  # its type only: the text may hold the Ray address
+        why = public_reason(error) if error else "still connecting"
         raise ClusterError(
-            f"the cluster is not available ({state}: {ctx.errors.get('cluster', 'still connecting')}); "
+            f"the cluster is not available ({state}: {why}); "
             "retry shortly",
             details={"component": "cluster", "state": state, "retry_after": 1},
         )

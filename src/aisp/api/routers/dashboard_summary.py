@@ -34,6 +34,7 @@ from typing import Any
 
 from aisp import __version__
 from aisp.api.context import AppContext
+from aisp.api.reasons import public_reason
 from aisp.api.stream_manager import StreamManager
 from aisp.api.task_runner import task_view
 from aisp.cache import CacheReport, ModelStats
@@ -186,8 +187,10 @@ def _cluster(ctx: AppContext) -> dict[str, Any] | None:
 
 def build_summary(ctx: AppContext) -> dict[str, Any]:
     alerts: list[dict[str, Any]] = []
+    # one summary is shared by every open page, viewers' too: a failed component's type only, never
+    # its text (a database host, a URL); an admin reads the text in /api/status (aisp.api.reasons)
     for name, error in dict(ctx.errors).items():
-        alerts.append({"level": "error", "source": name, "message": error})
+        alerts.append({"level": "error", "source": name, "message": public_reason(error)})
     for name, error in dict(ctx.prewarm_failed).items():
         alerts.append({"level": "error", "source": f"prewarm {name}", "message": error})
     if ctx.runtime is not None:
@@ -200,13 +203,15 @@ def build_summary(ctx: AppContext) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - the store may be briefly away; say so, keep going
         log.debug("task list failed", exc_info=True)
         tasks = []
-        alerts.append({"level": "warning", "source": "store", "message": f"task list unavailable: {exc}"})
+        alerts.append({"level": "warning", "source": "store",
+                       "message": f"task list unavailable: {type(exc).__name__}"})
     try:
         cluster = _cluster(ctx)
     except Exception as exc:  # noqa: BLE001 - Ray may be briefly away; say so, keep going
         log.debug("cluster description failed", exc_info=True)
         cluster = {"state": "failed", "nodes": [], "frames": None}
-        alerts.append({"level": "warning", "source": "cluster", "message": f"node list unavailable: {exc}"})
+        alerts.append({"level": "warning", "source": "cluster",
+                       "message": f"node list unavailable: {type(exc).__name__}"})
     return {
         "type": "summary",
         "time": time.time(),

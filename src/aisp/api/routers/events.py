@@ -9,7 +9,9 @@ and live.
 - ``WS /ws/events?stream=&label=&type=``: each event as ``{"type": "event", "event": {...}}``
   (filters as for the list), authorised as ``/ws/streams/{id}`` is (header or ticket).
 
-Reads need a viewer key; the WebSocket checks the key before it does anything else.
+Reads need a viewer key; the WebSocket checks the key before it does anything else, and again
+about once a second while it is open (:meth:`aisp.api.auth.Authenticator.ensure_active`): a
+revoked key gets the error body and a 4401 close, as on ``/ws/streams/{id}``.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from aisp.api.context import AppContext
 from aisp.api.event_fanout import EventFilter, parse_types
 from aisp.api.routers.history import parse_since
 from aisp.api.schemas import EventRecordList, EventRecordOut, error_responses
-from aisp.errors import AISPError, NotFoundError, ValidationError
+from aisp.errors import AISPError, NotFoundError, UnauthorizedError, ValidationError
 
 if TYPE_CHECKING:
     from aisp.events import Event
@@ -45,6 +47,8 @@ _LABEL = Query(None, description="Only this label.", max_length=128)
 _TYPE = Query(None, description="Only these types, comma separated (appeared, gone, enter, exit, dwell, "
               "cross, stream).", max_length=200)
 _JPEG = {200: {"content": {"image/jpeg": {}}, "description": "JPEG image."}}
+#: how often an open ``/ws/events`` waits for an event before it checks the key and shutdown
+_WAIT_S = 1.0
 
 
 def _out(event: Event) -> EventRecordOut:
@@ -135,7 +139,7 @@ async def ws_events(websocket: WebSocket) -> None:
     the socket is closed with code ``4000 + HTTP status``."""
     ctx: AppContext = websocket.app.state.ctx
     try:
-        await authorize_websocket(websocket)
+        principal = await authorize_websocket(websocket)
         flt = _ws_filter(websocket)
     except AISPError as exc:
         await websocket.accept()
@@ -144,12 +148,24 @@ async def ws_events(websocket: WebSocket) -> None:
         return
     await websocket.accept()
     listener = ctx.event_fanout.listen(flt)
+    revoked: UnauthorizedError | None = None
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_until_disconnect, websocket, tg.cancel_scope)
+            checked = time.monotonic()
             while not ctx.stopping.is_set():
+                if time.monotonic() - checked >= _WAIT_S:  # a revoked key ends the feed
+                    checked = time.monotonic()
+                    try:
+                        await ctx.auth.ensure_active(principal)
+                    except UnauthorizedError as exc:
+                        revoked = exc
+                        break
+                    except AISPError:  # the store is briefly away: keep serving what is known
+                        pass
                 got = None
-                with anyio.move_on_after(1.0):  # notice a shutdown within a second
+                # wait at most until the next key check: notice a shutdown or a revocation within a second
+                with anyio.move_on_after(max(0.05, _WAIT_S - (time.monotonic() - checked))):
                     got = await listener.next()
                 if got is None:
                     continue
@@ -159,7 +175,11 @@ async def ws_events(websocket: WebSocket) -> None:
                 payload: dict[str, Any] = {"type": "event", "event": event.to_dict()}
                 await websocket.send_text(json.dumps(payload))
             tg.cancel_scope.cancel()
-        await websocket.close()
+        if revoked is not None:  # the key was revoked: say so, then close with 4401
+            await websocket.send_text(json.dumps(revoked.to_body(path=websocket.url.path, method="GET")))
+            await websocket.close(code=4401)
+        else:
+            await websocket.close()
     except (WebSocketDisconnect, RuntimeError):
         return
     finally:

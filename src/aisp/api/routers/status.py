@@ -1,9 +1,11 @@
 """Liveness (``/health``), readiness (``/ready``), ``/api/status``, ``/api/status/performance``
-and ``/metrics``. ``/health`` and ``/ready`` are open (no key) and never touch a heavy module."""
+and ``/metrics``. ``/health`` and ``/ready`` are open (no key) and never touch a heavy module.
+
+A failed component's reason (:mod:`aisp.api.reasons`): ``/ready`` and viewer keys get its type
+only; an admin key gets the full text in ``/api/status``, passwords hidden."""
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -14,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from aisp import __version__
 from aisp.api.context import AppContext
 from aisp.api.metrics import CONTENT_TYPE_LATEST
+from aisp.api.reasons import public_reason, reasons_for
 from aisp.api.schemas import (
     HealthResponse,
     PerformanceResponse,
@@ -35,20 +38,7 @@ async def health(request: Request) -> HealthResponse:
     return HealthResponse(uptime_s=round(_ctx(request).uptime_s(), 3))
 
 
-#: the lifecycle's own texts (aisp.api.lifecycle); everything else is shown as an exception type
-_PHRASES = frozenset({"shutting down", "the runtime could not be built", "still opening"})
-
-
-def public_reason(error: str) -> str:
-    """What the open ``/ready`` may say about a failed component: the exception's type
-    (``OperationalError``) or one of the lifecycle's own phrases (``shutting down``), never the
-    exception's message, which may hold the database host, a URL or a path. The full text is in
-    ``/api/status`` (with a key) and in the server log."""
-    head, _, rest = error.partition(":")
-    head = head.strip()
-    if head in _PHRASES or (re.fullmatch(r"[A-Z][A-Za-z0-9_]{0,79}", head) and not rest.startswith("//")):
-        return head
-    return "failed"  # anything else may be a host, a URL or a path
+__all__ = ["open_router", "public_reason", "router"]
 
 
 @open_router.get(
@@ -71,9 +61,11 @@ async def ready(request: Request) -> Any:
     return JSONResponse(body.model_dump(), status_code=503, headers={"Retry-After": "1"})
 
 
-@router.get("/api/status", response_model=StatusResponse, summary="Version, uptime, components, warm state.")
+@router.get("/api/status", response_model=StatusResponse, summary="Version, uptime, components, warm state "
+            "(a failed component's reason: its type for a viewer, the text without passwords for an admin).")
 async def status(request: Request) -> StatusResponse:
     ctx = _ctx(request)
+    principal = getattr(request.state, "principal", None)  # set by the security gate
     runtime = ctx.runtime
     warm = runtime.system.warm() if runtime is not None else None
     return StatusResponse(
@@ -83,7 +75,7 @@ async def status(request: Request) -> StatusResponse:
         ready=ctx.is_ready(),
         auth=ctx.settings.auth,
         components=dict(ctx.components),
-        errors=dict(ctx.errors),
+        errors=reasons_for(dict(ctx.errors), principal.role if principal is not None else None),
         warm=warm.warm if warm is not None else not ctx.settings.prewarm,
         warmed_models=list(warm.warmed_models) if warm is not None else [],
         prewarm=list(ctx.settings.prewarm),
