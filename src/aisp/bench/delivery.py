@@ -15,10 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
-import shutil
-import socket
-import subprocess
 import tempfile
 import threading
 import time
@@ -28,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from aisp.bench._mosquitto import mosquitto
 from aisp.delivery import MqttConfig, MqttPublisher, WebhookDispatcher
 from aisp.events import Event, EventBus
 from aisp.settings import load_settings
@@ -47,42 +44,14 @@ def _summary(ms: list[float]) -> dict[str, Any]:
             "max_ms": round(max(ms), 2)}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def _mosquitto() -> Iterator[str | None]:
     url = os.environ.get("AISP_BENCH_MQTT_URL")
     if url:
         yield url
         return
-    binary = shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
-    if binary is None:
-        yield None
-        return
-    tmp = Path(tempfile.mkdtemp(prefix="aisp-bench-mqtt-"))
-    port = _free_port()
-    conf = tmp / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                    f"user {pwd.getpwuid(os.getuid()).pw_name}\nlog_dest none\n")
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield f"mqtt://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        shutil.rmtree(tmp, ignore_errors=True)
+    with mosquitto() as broker:
+        yield broker.url if broker is not None else None
 
 
 class _Arrivals:
