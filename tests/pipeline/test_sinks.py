@@ -166,3 +166,39 @@ def test_mjpeg_encodes_lazily_once_per_frame() -> None:
 def test_sink_arguments_are_checked(cls, kwargs, match) -> None:
     with pytest.raises(ValueError, match=match):
         cls(**kwargs)
+
+
+def test_mjpeg_draws_the_results_itself_and_never_asks_the_workers_to() -> None:
+    """A stream nobody watches costs nothing: the MJPEG sink does not make the workers annotate
+    every frame; the first viewer to ask draws the frame's results, the same drawing as theirs."""
+    from aisp.models.annotate import annotate
+
+    assert MJPEGSink.needs_image is False
+    image = np.full((120, 160, 3), 40, np.uint8)
+    frame = Frame("s", 0, 0.0, 100.0, image, seq=0)
+    fake = FakeModel("fake").infer(image)
+    assert fake.detections is not None and len(fake.detections) > 0
+    sink = MJPEGSink(quality=95)
+    sink.write(FrameResult(frame, {"fake": fake}, None))  # what a worker delivers when no sink needs images
+    drawn = cv2.imdecode(np.frombuffer(sink.latest_jpeg(), np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
+    expected = annotate(image, [fake])
+    assert not np.array_equal(expected, image)  # the fake model's box is drawn
+    to_drawing = np.abs(drawn.astype(int) - expected.astype(int)).mean()  # JPEG noise only
+    to_raw = np.abs(drawn.astype(int) - image.astype(int)).mean()  # the drawing itself
+    assert to_drawing < to_raw / 2, (to_drawing, to_raw)
+    sink.close()
+
+
+def test_a_stream_with_only_its_built_in_sinks_does_not_annotate() -> None:
+    from aisp.pipeline.sources import MemorySource
+    from aisp.pipeline.stats import StreamMeter
+    from aisp.pipeline.stream import Stream, StreamSpec
+    from aisp.pipeline.watchdog import Watchdog
+
+    frames = [np.zeros((8, 8, 3), np.uint8)]
+    plain = Stream(StreamSpec("a", MemorySource(frames), ["fake"]), MemorySource(frames), [], StreamMeter(),
+                   Watchdog(10.0))
+    video = Stream(StreamSpec("b", MemorySource(frames), ["fake"]), MemorySource(frames),
+                   [ListSink(needs_image=True)], StreamMeter(), Watchdog(10.0))
+    assert plain.mjpeg is not None and plain.needs_image is False
+    assert video.needs_image is True

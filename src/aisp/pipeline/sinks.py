@@ -156,11 +156,13 @@ class LatestResultSink(Sink):
 class MJPEGSink(Sink):
     """The latest annotated frame as JPEG bytes, for MJPEG over HTTP.
 
-    ``write`` only keeps a reference to the image; the JPEG is encoded on demand, once per
-    frame, by the first subscriber that asks for it, so a stream nobody watches costs nothing.
+    ``write`` only keeps a reference to the result; the frame is annotated and encoded on
+    demand, once per frame, by the first subscriber that asks for it, so a stream nobody watches
+    costs nothing: it does not ask the workers for annotated frames (``needs_image`` is False),
+    and uses ``result.annotated`` when another sink made the workers draw it anyway.
     """
 
-    needs_image = True
+    needs_image = False
 
     def __init__(self, *, quality: int = 80) -> None:
         if not 1 <= quality <= 100:
@@ -175,14 +177,19 @@ class MJPEGSink(Sink):
         self._latest.reopen()
 
     def write(self, result: FrameResult) -> None:
-        self._latest.set(result.annotated if result.annotated is not None else result.frame.image)
+        self._latest.set(result)
 
-    def _jpeg(self, seq: int, image: Any) -> bytes:
-        import cv2
+    def _jpeg(self, seq: int, result: FrameResult) -> bytes:
+        import cv2  # lazy, as everywhere in this module: sinks import without OpenCV
+
+        from aisp.models.annotate import annotate
 
         with self._encode_lock:
             if self._encoded is not None and self._encoded[0] == seq:
                 return self._encoded[1]
+            image = result.annotated
+            if image is None:
+                image = annotate(result.frame.image, list(result.results.values()))
             ok, buf = cv2.imencode(
                 ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, self.quality]
             )
@@ -193,8 +200,8 @@ class MJPEGSink(Sink):
             return self._encoded[1]
 
     def latest_jpeg(self) -> bytes | None:
-        seq, image = self._latest.snapshot()
-        return None if image is None else self._jpeg(seq, image)
+        seq, result = self._latest.snapshot()
+        return None if result is None else self._jpeg(seq, result)
 
     @property
     def seq(self) -> int:
@@ -204,8 +211,8 @@ class MJPEGSink(Sink):
         got = self._latest.wait_next(after_seq, timeout)
         if got is None:
             return None
-        seq, image = got
-        return seq, self._jpeg(seq, image)
+        seq, result = got
+        return seq, self._jpeg(seq, result)
 
     def close(self) -> None:
         self._latest.close()
