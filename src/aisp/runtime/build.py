@@ -183,8 +183,8 @@ def build(
     ``store=False`` builds no store (``runtime.store`` is None); ``store_factory(url)`` replaces
     :class:`aisp.store.Store`; ``events`` replaces the runtime's :class:`EventBus` (a stream actor
     on a cluster hands in one that also records each event for its checkpoint); ``plan`` is the CPU
-plan to build with (default: ``plan_from_settings(settings)``; the API hands in the one its
-inference pool was sized with, so that the app has one plan object). The store is built,
+    plan to build with (default: ``plan_from_settings(settings)``; the API hands in the one its
+    inference pool was sized with, so that the app has one plan object). The store is built,
     not opened: ``runtime.store.open()`` connects and migrates, so the caller decides when (the
     server does it on its start-up thread).
     """
