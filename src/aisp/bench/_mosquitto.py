@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["Mosquitto", "find_mosquitto", "mosquitto"]
+__all__ = ["Mosquitto", "find_mosquitto", "mosquitto", "port_open"]
 
 log = logging.getLogger("aisp.bench")
 
@@ -41,7 +41,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _port_open(port: int) -> bool:
+def port_open(port: int) -> bool:
+    """Whether something accepts connections on ``127.0.0.1:port`` (the tests' brokers use it too)."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.2):
             return True
@@ -77,7 +78,7 @@ class Mosquitto:
             self.proc = subprocess.Popen([self.binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
                                          stderr=subprocess.PIPE)
             deadline = time.monotonic() + timeout
-            while not _port_open(self.port):
+            while not port_open(self.port):
                 if self.proc.poll() is not None:
                     err = self.proc.stderr.read().decode(errors="replace").strip() if self.proc.stderr else ""
                     code = self.proc.returncode
