@@ -73,6 +73,12 @@ class Detections:
                 raise _fail("Detections", "tracker_id", f"shape ({n},)", tuple(tid.shape))
             object.__setattr__(self, "tracker_id", tid)
 
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        """A label per box: ``labels``, or each class id as text when the model names none (what
+        tracks, events and clip rules go by)."""
+        return self.labels if self.labels is not None else tuple(str(c) for c in self.class_id.tolist())
+
     # --- constructors ---------------------------------------------------------------------
     @classmethod
     def empty(cls, num_keypoints: int | None = None, *, with_labels: bool = False) -> Detections:

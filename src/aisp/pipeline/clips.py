@@ -133,10 +133,7 @@ class ClipRule:
                 continue
             if not labels:
                 return True
-            names = dets.labels
-            if names is None:  # unnamed classes: events carry the class id as the label
-                names = [str(c) for c in dets.class_id.tolist()]
-            if any(name in labels for name in names):
+            if any(name in labels for name in dets.label_names):  # as events name them
                 return True
         return False
 

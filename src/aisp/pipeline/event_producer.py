@@ -99,7 +99,7 @@ class StreamAnalytics:
                 tracker = self._trackers[name] = self._tracker_factory()
             update = tracker.update(dets)
             result.results[name] = replace(res, detections=dets.with_tracker_id(update.tracker_id))
-            labels = dets.labels or tuple(str(c) for c in dets.class_id.tolist())
+            labels = dets.label_names
             for i, tid in enumerate(update.tracker_id.tolist()):
                 if tid >= 0:
                     x1, y1, x2, y2 = (float(v) for v in dets.xyxy[i])

@@ -182,14 +182,14 @@ class MJPEGSink(Sink):
     def _jpeg(self, seq: int, result: FrameResult) -> bytes:
         import cv2  # lazy, as everywhere in this module: sinks import without OpenCV
 
-        from aisp.models.annotate import annotate
+        from aisp.pipeline.workers import annotate_frame  # the drawing the workers make for sinks
 
         with self._encode_lock:
             if self._encoded is not None and self._encoded[0] == seq:
                 return self._encoded[1]
             image = result.annotated
             if image is None:
-                image = annotate(result.frame.image, list(result.results.values()))
+                image = annotate_frame(result.frame.image, result.results.values())
             ok, buf = cv2.imencode(
                 ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, self.quality]
             )

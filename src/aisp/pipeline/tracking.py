@@ -103,7 +103,7 @@ class ObjectTracker:
         """Match this frame's ``detections`` to the tracks; see :class:`TrackUpdate`."""
         self.frames += 1
         n = len(detections)
-        labels = detections.labels or tuple(str(c) for c in detections.class_id.tolist())
+        labels = detections.label_names
         boxes = detections.xyxy.astype(np.float64)
         conf = detections.confidence
         frame_dets = []

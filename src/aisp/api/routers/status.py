@@ -10,10 +10,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from aisp import __version__
+from aisp.api.auth import Principal, authorize
 from aisp.api.context import AppContext
 from aisp.api.metrics import CONTENT_TYPE_LATEST
 from aisp.api.reasons import public_reason, reasons_for
@@ -63,9 +64,8 @@ async def ready(request: Request) -> Any:
 
 @router.get("/api/status", response_model=StatusResponse, summary="Version, uptime, components, warm state "
             "(a failed component's reason: its type for a viewer, the text without passwords for an admin).")
-async def status(request: Request) -> StatusResponse:
+async def status(request: Request, principal: Principal = Depends(authorize)) -> StatusResponse:
     ctx = _ctx(request)
-    principal = getattr(request.state, "principal", None)  # set by the security gate
     runtime = ctx.runtime
     warm = runtime.system.warm() if runtime is not None else None
     return StatusResponse(
@@ -75,7 +75,7 @@ async def status(request: Request) -> StatusResponse:
         ready=ctx.is_ready(),
         auth=ctx.settings.auth,
         components=dict(ctx.components),
-        errors=reasons_for(dict(ctx.errors), principal.role if principal is not None else None),
+        errors=reasons_for(dict(ctx.errors), principal.role),
         warm=warm.warm if warm is not None else not ctx.settings.prewarm,
         warmed_models=list(warm.warmed_models) if warm is not None else [],
         prewarm=list(ctx.settings.prewarm),
